@@ -1,0 +1,80 @@
+"""One root error class, so callers (CLI, notebooks) can catch everything the runbook raises.
+
+Errors carry what a user needs to act: the field and value for bad input, the host and command
+for remote failures. The CLI prints `str(error)` and never a traceback for these.
+"""
+
+from __future__ import annotations
+
+
+class RunbookError(Exception):
+    """Root of every error the runbook raises on purpose."""
+
+    exit_code = 1
+
+
+class ClusterFileError(RunbookError):
+    """The cluster file (or papermill parameters) is unusable: names the field and value."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str] | str, source: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        where = f"{source}: " if source else ""
+        if len(self.problems) == 1:
+            message = f"{where}{self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"{where}{len(self.problems)} problems:\n{lines}"
+        super().__init__(message)
+
+
+class ConfigParseError(RunbookError):
+    """An existing corosync.conf cannot be parsed: names the file and line."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, source: str = "corosync.conf", line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = f"{source}:{line}" if line is not None else source
+        super().__init__(f"{where}: {message}")
+
+
+class HostError(RunbookError):
+    """Something failed on (or on the way to) one node: names the host and what was attempted."""
+
+    def __init__(self, host: str, message: str, command: str | None = None) -> None:
+        self.host = host
+        self.command = command
+        text = f"{host}: {message}"
+        if command:
+            text += f"\n  command: {command}"
+        super().__init__(text)
+
+
+class ConnectionFailed(HostError):
+    """The node cannot be reached or refuses to log us in."""
+
+
+class HostKeyError(HostError):
+    """The node's SSH host key is unknown or changed: never auto-accepted."""
+
+
+class CommandFailed(HostError):
+    """A remote command exited non-zero: carries exit code and the tail of stderr."""
+
+    def __init__(self, host: str, command: str, exit_status: int, stderr: str = "", stdout: str = "") -> None:
+        self.exit_status = exit_status
+        self.stderr = stderr
+        self.stdout = stdout
+        tail = "\n".join(stderr.strip().splitlines()[-10:])
+        message = f"command exited {exit_status}"
+        if tail:
+            message += "\n  stderr (tail):\n" + "\n".join(f"    {line}" for line in tail.splitlines())
+        super().__init__(host, message, command=command)
+
+
+class LabError(RunbookError):
+    """The local test hosts cannot be made, used or removed."""

@@ -1,0 +1,567 @@
+"""Local test hosts: real sshd hosts on this machine, one per cluster node, with nothing outside it.
+
+Each host is a network namespace (its own address on a lab bridge) plus private mount, UTS and PID
+namespaces, with an overlay of `/` as its root filesystem (writes land in the host's upper dir) and
+an sshd on its address with its own host key. Mounts live in the host's private mount namespace, so
+they vanish with its processes: tearing down is killing by namespace, then removing links and dirs.
+
+The lab records what it is about to make *before* making it, so `down` can clean up after a crash or a
+half-made lab. Traffic only ever goes to lab hosts: `guard_address` checks the bridge and namespace
+before any connection, and with RUNBOOK_LAB_ONLY set it refuses every address that is not a lab host.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from runbook.errors import LabError
+from runbook.local import run_local
+
+DEFAULT_LAB = "lab"
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
+GENERATED_SUBNET = ipaddress.ip_network("10.0.77.0/24")
+SSHD_WAIT_SECONDS = 15.0
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def labs_root() -> Path:
+    """Where every lab keeps its state; RUNBOOK_LAB_ROOT moves it (must not be under /tmp, /run or /dev)."""
+    return Path(os.environ.get("RUNBOOK_LAB_ROOT", "/var/lib/corosync-runbook/labs"))
+
+
+@dataclass
+class LabHost:
+    """One test host: a node name, its address, and the kernel objects that make it."""
+
+    name: str
+    address: str
+    netns: str
+    veth: str
+
+
+@dataclass
+class LabState:
+    """What a lab is made of, written to disk before anything is made."""
+
+    name: str
+    bridge: str
+    subnet: str
+    bridge_address: str
+    hosts: list[LabHost] = field(default_factory=list)
+    created: float = 0.0
+
+    @property
+    def dir(self) -> Path:
+        return labs_root() / self.name
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def identity(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def cluster_file(self) -> Path:
+        return self.dir / "cluster.yaml"
+
+    def host_dir(self, host: LabHost) -> Path:
+        return self.dir / "hosts" / host.name
+
+    def host(self, name_or_address: str) -> LabHost:
+        for host in self.hosts:
+            if name_or_address in (host.name, host.address):
+                return host
+        known = ", ".join(h.name for h in self.hosts)
+        raise LabError(f"lab '{self.name}' has no host '{name_or_address}' (hosts: {known})")
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "state.json.tmp"
+        data = asdict(self)
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, self.dir / "state.json")
+
+    @classmethod
+    def load(cls, name: str) -> LabState | None:
+        path = labs_root() / name / "state.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"{path}: cannot read lab state ({exc}); `runbook lab down --lab {name}` removes it") from exc
+        hosts = [LabHost(**h) for h in data.pop("hosts", [])]
+        return cls(hosts=hosts, **data)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What `lab status` shows for one host."""
+
+    name: str
+    address: str
+    netns: bool
+    sshd: bool
+    corosync: bool
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (pure): names and addresses, so tests need no root
+
+
+def check_lab_name(name: str) -> str:
+    if not LAB_NAME_RE.match(name):
+        raise LabError(f"lab name {name!r}: use 1-8 lower-case letters and digits, starting with a letter")
+    return name
+
+
+def plan_lab(name: str, nodes: Sequence[tuple[str, str]]) -> LabState:
+    """Decide every kernel object's name and the bridge address for hosts at the given addresses."""
+    check_lab_name(name)
+    if len(nodes) < 1:
+        raise LabError("a lab needs at least one host")
+    addresses = []
+    for node_name, address in nodes:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError as exc:
+            raise LabError(f"node {node_name}: {address!r} is not an IP address") from exc
+        if ip.version != 4:
+            raise LabError(f"node {node_name}: {address} is IPv6; the lab makes IPv4 hosts only")
+        addresses.append(ip)
+    subnet = ipaddress.ip_network(f"{addresses[0]}/24", strict=False)
+    for (node_name, _), ip in zip(nodes, addresses):
+        if ip not in subnet:
+            raise LabError(f"node {node_name}: {ip} is not in {subnet}; lab hosts must share one /24")
+        if ip in (subnet.network_address, subnet.broadcast_address):
+            raise LabError(f"node {node_name}: {ip} is the network or broadcast address of {subnet}")
+    free = [ip for ip in reversed(list(subnet.hosts())) if ip not in addresses]
+    hosts = [
+        LabHost(name=node_name, address=str(ip), netns=f"rb-{name}-{node_name}", veth=f"rb{name}v{i}")
+        for i, ((node_name, _), ip) in enumerate(zip(nodes, addresses))
+    ]
+    return LabState(
+        name=name,
+        bridge=f"rb-{name}"[:15],
+        subnet=str(subnet),
+        bridge_address=str(free[0]),
+        hosts=hosts,
+    )
+
+
+def generated_nodes(count: int) -> list[tuple[str, str]]:
+    """Names and addresses for `lab up --nodes N`."""
+    if not 1 <= count <= 200:
+        raise LabError(f"--nodes: {count} is out of range (1..200)")
+    base = int(GENERATED_SUBNET.network_address)
+    return [(f"node{i}", str(ipaddress.ip_address(base + 10 + i))) for i in range(1, count + 1)]
+
+
+def ssh_config_text(state: LabState) -> str:
+    """A standard OpenSSH client config: `ssh -F` it, or let the runbook read it."""
+    lines = [f"# Written by `runbook lab up` for lab '{state.name}'. Host keys are checked for real.", ""]
+    for host in state.hosts:
+        lines += [
+            f"Host {host.name} {host.address}",
+            f"    HostName {host.address}",
+            "    User root",
+            "    Port 22",
+            f"    IdentityFile {state.identity}",
+            "    IdentitiesOnly yes",
+            f"    UserKnownHostsFile {state.known_hosts}",
+            "    StrictHostKeyChecking yes",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def cluster_yaml_text(state: LabState) -> str:
+    """A cluster file for a generated lab, so `runbook run` has something to run against."""
+    lines = [
+        f"# Written by `runbook lab up` for lab '{state.name}'.",
+        f"cluster_name: {state.name}",
+        "nodes:",
+    ]
+    for i, host in enumerate(state.hosts):
+        lines += [f"  - name: {host.name}", f"    address: {host.address}"]
+        if i == 0:
+            lines.append("    role: primary")
+    return "\n".join(lines) + "\n"
+
+
+def boot_script(state: LabState, host: LabHost) -> str:
+    """The script run inside the new namespaces: mount the host's root, then start init and sshd.
+
+    PID 1 is a small bash loop rather than sshd itself: it reaps orphans (daemonized Corosync) and it
+    keeps the host alive when sshd is stopped, so a test can take sshd away and bring it back.
+    """
+    d = state.host_dir(host)
+    root = d / "root"
+    sshd = (
+        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={d}/ssh_host_ed25519_key"
+        f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
+        f" -o UsePAM=no -o PidFile=/run/sshd.pid"
+    )
+    init = (
+        f"echo {host.name} > /etc/hostname; mkdir -p /run/sshd /var/log; "
+        f"{sshd} >>/var/log/lab-sshd.log 2>&1 & "
+        "trap 'exit 0' TERM; while :; do wait; sleep 1; done"
+    )
+    return "\n".join(
+        [
+            "set -e",
+            f"mount -t overlay overlay -o lowerdir=/,upperdir={d}/upper,workdir={d}/work {root}",
+            f"mount -t proc proc {root}/proc",
+            f"mount -t sysfs sysfs {root}/sys",
+            f"mount --rbind /dev {root}/dev",
+            f"mount -t tmpfs tmpfs {root}/dev/shm",
+            f"mount -t tmpfs tmpfs {root}/run",
+            f"mount -t tmpfs tmpfs {root}/tmp",
+            f"hostname {host.name}",
+            f"exec chroot {root} /bin/bash -c {_sh_quote(init)}",
+            "",
+        ]
+    )
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\"'\"'") + "'"
+
+
+# ---------------------------------------------------------------------------------------------
+# Facts about this machine
+
+
+def require_lab_support() -> None:
+    """Say in one line why the lab cannot work here, before making anything."""
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts); run as root")
+    for tool in ("ip", "unshare", "ssh-keygen", "chroot"):
+        if shutil.which(tool) is None:
+            raise LabError(f"the lab needs `{tool}`; install iproute2, util-linux and openssh-client")
+    if not Path("/usr/sbin/sshd").exists():
+        raise LabError("the lab needs /usr/sbin/sshd; install openssh-server (apt-get install openssh-server)")
+    if run_local(["ip", "netns", "list"], check=False).returncode != 0:
+        raise LabError("`ip netns` does not work on this machine; the lab needs network namespaces")
+    root = str(labs_root().resolve())
+    for tmpfs in ("/tmp", "/run", "/dev", "/proc", "/sys"):
+        if root == tmpfs or root.startswith(tmpfs + "/"):
+            raise LabError(f"RUNBOOK_LAB_ROOT={root} is under {tmpfs}, which lab hosts do not share")
+
+
+def _netns_list() -> set[str]:
+    out = run_local(["ip", "netns", "list"], check=False).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def _link_exists(name: str) -> bool:
+    return run_local(["ip", "link", "show", "dev", name], check=False).returncode == 0
+
+
+def _netns_pids(netns: str) -> list[int]:
+    out = run_local(["ip", "netns", "pids", netns], check=False).stdout
+    return [int(p) for p in out.split() if p.isdigit()]
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _check_subnet_free(state: LabState) -> None:
+    """Refuse a subnet the machine already routes: lab traffic must never leave the lab."""
+    subnet = ipaddress.ip_network(state.subnet)
+    routes = json.loads(run_local(["ip", "-4", "-j", "route", "show"]).stdout or "[]")
+    for route in routes:
+        dst = route.get("dst", "")
+        if dst in ("default", "") or route.get("dev") == state.bridge:
+            continue
+        try:
+            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        if net.overlaps(subnet):
+            owner = _lab_owning_link(route.get("dev", ""))
+            hint = f" (lab '{owner}'; `runbook lab down --lab {owner}`)" if owner else ""
+            raise LabError(f"{subnet} is already routed on this machine via {route.get('dev')}{hint}; refusing to make lab hosts there")
+
+
+def _lab_owning_link(dev: str) -> str | None:
+    for state in all_labs():
+        if state.bridge == dev:
+            return state.name
+    return None
+
+
+def all_labs() -> list[LabState]:
+    root = labs_root()
+    if not root.is_dir():
+        return []
+    labs = []
+    for entry in sorted(root.iterdir()):
+        if (entry / "state.json").exists():
+            state = LabState.load(entry.name)
+            if state:
+                labs.append(state)
+    return labs
+
+
+# ---------------------------------------------------------------------------------------------
+# Safety: traffic only to lab hosts
+
+
+def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
+    for state in all_labs():
+        for host in state.hosts:
+            if host.address == address:
+                return state, host
+    return None
+
+
+def guard_address(address: str) -> None:
+    """Call before connecting to `address`: a lab address must have its bridge and namespace up.
+
+    With RUNBOOK_LAB_ONLY set (tests, CI, `make demo`), an address that is no lab host is refused, so a
+    typo in a cluster file can never send traffic to a real network.
+    """
+    found = lab_for_address(address)
+    if found is None:
+        if os.environ.get(LAB_ONLY_ENV):
+            raise LabError(f"{address} is not a lab host and {LAB_ONLY_ENV} is set; refusing to connect")
+        return
+    state, host = found
+    if not _link_exists(state.bridge):
+        raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but the lab's bridge {state.bridge} is gone; run `runbook lab up` again")
+    if host.netns not in _netns_list():
+        raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but its namespace {host.netns} is gone; run `runbook lab up` again")
+
+
+# ---------------------------------------------------------------------------------------------
+# Making and removing
+
+
+def prepare_packages(progress: Progress = _quiet) -> None:
+    """Fill the machine's apt cache so `apt-get install corosync` inside a host needs no network."""
+    installed = run_local(["dpkg-query", "-W", "-f=${Status}", "corosync"], check=False).stdout
+    if "install ok installed" in installed:
+        progress("corosync is installed on this machine itself; lab hosts inherit it")
+        return
+    progress("downloading corosync packages into the apt cache (for offline installs in hosts)")
+    result = run_local(
+        ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"],
+        check=False,
+        timeout=600,
+    )
+    if result.returncode != 0:
+        progress("apt lists may be missing; running apt-get update once")
+        run_local(["apt-get", "update", "-q"], timeout=600)
+        run_local(
+            ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"],
+            timeout=600,
+        )
+
+
+def up(name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet, packages: bool = True) -> LabState:
+    """Make one host per (name, address). Idempotent for the same hosts; anything half-made is removed."""
+    require_lab_support()
+    planned = plan_lab(name, nodes)
+    existing = LabState.load(name)
+    if existing is not None:
+        same = [(h.name, h.address) for h in existing.hosts] == [(h.name, h.address) for h in planned.hosts]
+        if same and all(s.sshd for s in status(existing)):
+            progress(f"lab '{name}' is already up with these hosts")
+            return existing
+        progress(f"lab '{name}' exists but differs or is not healthy; removing it first")
+        down(name, progress)
+    _check_subnet_free(planned)
+    if packages:
+        prepare_packages(progress)
+    planned.created = time.time()
+    planned.save()  # intent first: `down` can undo whatever follows
+    try:
+        _make_keys(planned)
+        _make_bridge(planned)
+        for host in planned.hosts:
+            progress(f"starting host {host.name} at {host.address}")
+            _make_host(planned, host)
+        _wait_for_sshd(planned, progress)
+    except BaseException:
+        progress("lab up failed; removing what was made")
+        down(name, _quiet)
+        raise
+    planned.ssh_config.write_text(ssh_config_text(planned))
+    planned.cluster_file.write_text(cluster_yaml_text(planned))
+    progress(f"lab '{name}' is up: {len(planned.hosts)} hosts; ssh config {planned.ssh_config}")
+    return planned
+
+
+def _make_keys(state: LabState) -> None:
+    state.dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state.dir, 0o700)
+    if not state.identity.exists():
+        run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"runbook-lab-{state.name}", "-f", str(state.identity)])
+    (state.dir / "authorized_keys").write_text(state.identity.with_suffix(".pub").read_text())
+    known = []
+    for host in state.hosts:
+        d = state.host_dir(host)
+        for sub in ("upper", "work", "root"):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+        key = d / "ssh_host_ed25519_key"
+        if not key.exists():
+            run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{host.name}", "-f", str(key)])
+        kind, blob = key.with_suffix(".pub").read_text().split()[:2]
+        known.append(f"{host.name},{host.address} {kind} {blob}")
+    state.known_hosts.write_text("\n".join(known) + "\n")
+
+
+def _make_bridge(state: LabState) -> None:
+    prefix = ipaddress.ip_network(state.subnet).prefixlen
+    if not _link_exists(state.bridge):
+        run_local(["ip", "link", "add", state.bridge, "type", "bridge"])
+    run_local(["ip", "addr", "replace", f"{state.bridge_address}/{prefix}", "dev", state.bridge])
+    run_local(["ip", "link", "set", state.bridge, "up"])
+
+
+def _make_host(state: LabState, host: LabHost) -> None:
+    prefix = ipaddress.ip_network(state.subnet).prefixlen
+    if host.netns not in _netns_list():
+        run_local(["ip", "netns", "add", host.netns])
+    if not _link_exists(host.veth):
+        run_local(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
+    run_local(["ip", "link", "set", host.veth, "master", state.bridge, "up"])
+    run_local(["ip", "-n", host.netns, "addr", "replace", f"{host.address}/{prefix}", "dev", "eth0"])
+    run_local(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+    run_local(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+    d = state.host_dir(host)
+    (d / "boot.sh").write_text(boot_script(state, host))
+    log = open(d / "boot.log", "ab")
+    try:
+        subprocess.Popen(
+            ["ip", "netns", "exec", host.netns, "unshare", "-m", "-u", "-p", "-f", "--propagation", "private", "bash", str(d / "boot.sh")],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _sshd_listening(address: str, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((address, 22), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def _wait_for_sshd(state: LabState, progress: Progress) -> None:
+    deadline = time.monotonic() + SSHD_WAIT_SECONDS
+    waiting = list(state.hosts)
+    while waiting:
+        waiting = [h for h in waiting if not _sshd_listening(h.address)]
+        if not waiting:
+            return
+        if time.monotonic() > deadline:
+            names = ", ".join(f"{h.name} (see {state.host_dir(h) / 'boot.log'})" for h in waiting)
+            raise LabError(f"sshd did not come up within {SSHD_WAIT_SECONDS:g}s on: {names}")
+        time.sleep(0.1)
+
+
+def status(state: LabState) -> list[HostStatus]:
+    netns = _netns_list()
+    result = []
+    for host in state.hosts:
+        alive = host.netns in netns
+        pids = _netns_pids(host.netns) if alive else []
+        result.append(
+            HostStatus(
+                name=host.name,
+                address=host.address,
+                netns=alive,
+                sshd=alive and _sshd_listening(host.address),
+                corosync=any(_comm(p) == "corosync" for p in pids),
+            )
+        )
+    return result
+
+
+def _kill_netns(netns: str) -> None:
+    """Stop every process in the namespace (PID 1 first takes its PID namespace with it)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = _netns_pids(netns)
+        for pid in pids:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 3
+        while _netns_pids(netns) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _netns_pids(netns):
+            return
+    raise LabError(f"processes in {netns} survive SIGKILL: {_netns_pids(netns)}")
+
+
+def down(name: str, progress: Progress = _quiet) -> bool:
+    """Remove everything lab `name` made, from its state file and from the kernel's own lists.
+
+    Safe to run twice and after a crash: names are found both in the state and by prefix.
+    Returns whether there was anything to remove.
+    """
+    check_lab_name(name)
+    state = LabState.load(name)
+    prefix = f"rb-{name}-"
+    namespaces = {ns for ns in _netns_list() if ns.startswith(prefix)}
+    veths: set[str] = set()
+    bridge = f"rb-{name}"[:15]
+    if state:
+        namespaces |= {h.netns for h in state.hosts if h.netns in _netns_list()}
+        veths = {h.veth for h in state.hosts}
+        bridge = state.bridge
+    lab_dir = labs_root() / name
+    found = bool(namespaces) or _link_exists(bridge) or lab_dir.exists()
+    for netns in sorted(namespaces):
+        progress(f"stopping {netns}")
+        _kill_netns(netns)
+        run_local(["ip", "netns", "del", netns], check=False)
+    for link in sorted(veths) + [bridge]:
+        if _link_exists(link):
+            run_local(["ip", "link", "del", link], check=False)
+    if lab_dir.exists():
+        shutil.rmtree(lab_dir)
+    if found:
+        progress(f"lab '{name}' removed")
+    return found
+
+
+def lab_exec_argv(state: LabState, host_name: str, command: Iterable[str] = ()) -> list[str]:
+    """The `ssh` command line that opens a shell (or runs a command) on a lab host."""
+    host = state.host(host_name)
+    return ["ssh", "-F", str(state.ssh_config), host.name, *command]
