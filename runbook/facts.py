@@ -1,0 +1,205 @@
+"""What a node is, read before anything changes: OS, Corosync, init system, addresses, the chapter's files.
+
+All facts come from one remote script per node (one round trip), whose output is split into named
+sections. The authkey is described by its size, mode, owner and SHA-256 digest only: its bytes never
+leave the node here, so facts can be shown in a notebook safely.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from runbook.hosts import Host
+
+CONF_PATH = "/etc/corosync/corosync.conf"
+AUTHKEY_PATH = "/etc/corosync/authkey"
+RC_LOCAL_PATH = "/etc/rc.local"
+DEFAULTS_PATH = "/etc/default/corosync"
+TEXT_FILES = (CONF_PATH, RC_LOCAL_PATH, DEFAULTS_PATH)
+
+_SECTION = "@@runbook-section "
+
+# Each section prints one fact; file contents are base64 so any bytes survive (and no terminal escapes).
+FACTS_SCRIPT = f"""
+s() {{ echo "{_SECTION}$1"; }}
+s uid; id -u
+s os_release; cat /etc/os-release 2>/dev/null || cat /etc/lsb-release 2>/dev/null
+s corosync_version; (corosync -v 2>/dev/null || /usr/sbin/corosync -v 2>/dev/null) | head -n 1
+s corosync_candidate; if ! command -v corosync >/dev/null 2>&1; then if command -v apt-cache >/dev/null 2>&1; then apt-cache policy corosync 2>/dev/null | awk '/Candidate:/{{print $2}}'; elif command -v dnf >/dev/null 2>&1; then dnf -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; elif command -v yum >/dev/null 2>&1; then yum -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; fi; fi
+s package_manager; for pm in apt-get dnf yum zypper; do command -v $pm >/dev/null 2>&1 && {{ echo $pm; break; }}; done
+s init; if [ -d /run/systemd/system ]; then echo systemd; elif /sbin/initctl version 2>/dev/null | grep -q upstart; then echo upstart; elif [ -d /etc/init.d ]; then echo sysv; else echo none; fi
+s update_rc; for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done
+s addresses; (ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{{print $2}}' | sed 's/^addr://'
+s corosync_pids; pidof corosync 2>/dev/null || true
+s authkey; if [ -e {AUTHKEY_PATH} ]; then stat -c '%s %a %U %G' {AUTHKEY_PATH}; sha256sum {AUTHKEY_PATH} | cut -d' ' -f1; fi
+""" + "".join(
+    f"s file:{path}; if [ -e {path} ]; then stat -c '%a %U %G' {path}; base64 < {path} | tr -d '\\n'; echo; fi\n"
+    for path in TEXT_FILES
+)
+
+
+@dataclass(frozen=True)
+class FileFact:
+    """A text file as it is on the node: content (bytes), mode and owner."""
+
+    path: str
+    content: bytes
+    mode: int
+    owner: str
+    group: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class AuthkeyFact:
+    """The authkey without its bytes: enough to compare nodes and check mode, never to leak it."""
+
+    size: int
+    mode: int
+    owner: str
+    group: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class NodeFacts:
+    node: str
+    uid: int
+    os_id: str
+    os_version: str
+    os_name: str
+    corosync_version: str | None
+    candidate_version: str | None
+    package_manager: str | None
+    init_system: str
+    boot_tools: tuple[str, ...]
+    addresses: tuple[str, ...]
+    corosync_pids: tuple[int, ...]
+    authkey: AuthkeyFact | None
+    files: dict[str, FileFact] = field(default_factory=dict)
+
+    @property
+    def generation(self) -> int | None:
+        """Corosync's major version (1, 2, 3) or None when it is not installed."""
+        if not self.corosync_version:
+            return None
+        return int(self.corosync_version.split(".")[0])
+
+    @property
+    def candidate_generation(self) -> int | None:
+        """The generation the package manager would install (for planning before step 01)."""
+        return int(self.candidate_version.split(".")[0]) if self.candidate_version else None
+
+    @property
+    def corosync_running(self) -> bool:
+        return bool(self.corosync_pids)
+
+    def has_address(self, address: str) -> bool:
+        want = ipaddress.ip_address(address)
+        return any(ipaddress.ip_address(a) == want for a in self.addresses if _is_ip(a))
+
+    def file(self, path: str) -> FileFact | None:
+        return self.files.get(path)
+
+    def summary(self) -> str:
+        corosync = f"corosync {self.corosync_version}" if self.corosync_version else "corosync not installed"
+        state = "running" if self.corosync_running else "stopped"
+        return (
+            f"{self.node}: {self.os_name or self.os_id} | {corosync} ({state}) | init {self.init_system}"
+            f" | uid {self.uid} | addresses {', '.join(a for a in self.addresses if not a.startswith(('127.', '::1', 'fe80')))}"
+        )
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return False
+
+
+def split_sections(output: str) -> dict[str, str]:
+    """Split the facts script's output into {section: text}."""
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line.startswith(_SECTION):
+            current = line[len(_SECTION):].strip()
+            sections[current] = []
+        elif current is not None:
+            sections[current].append(line)
+    return {k: "\n".join(v).strip() for k, v in sections.items()}
+
+
+def parse_os_release(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip().strip('"')
+    return values
+
+
+_VERSION = re.compile(r"version '?(\d+(?:\.\d+)*)")
+
+
+def parse_facts(node: str, output: str) -> NodeFacts:
+    """Pure: turn the facts script's output into NodeFacts (tests feed it text, no SSH needed)."""
+    sec = split_sections(output)
+    release = parse_os_release(sec.get("os_release", ""))
+    version_match = _VERSION.search(sec.get("corosync_version", ""))
+    authkey = None
+    key_lines = sec.get("authkey", "").split()
+    if len(key_lines) == 5:
+        authkey = AuthkeyFact(int(key_lines[0]), int(key_lines[1], 8), key_lines[2], key_lines[3], key_lines[4])
+    files = {}
+    for path in TEXT_FILES:
+        body = sec.get(f"file:{path}", "")
+        if not body:
+            continue
+        header, _, encoded = body.partition("\n")
+        mode, owner, group = header.split()
+        files[path] = FileFact(path, base64.b64decode(encoded.strip() or b""), int(mode, 8), owner, group)
+    uid_text = sec.get("uid", "").strip()
+    return NodeFacts(
+        node=node,
+        uid=int(uid_text) if uid_text.isdigit() else -1,
+        os_id=release.get("ID", release.get("DISTRIB_ID", "unknown")).lower(),
+        os_version=release.get("VERSION_ID", release.get("DISTRIB_RELEASE", "")),
+        os_name=release.get("PRETTY_NAME", release.get("DISTRIB_DESCRIPTION", "")),
+        corosync_version=version_match.group(1) if version_match else None,
+        candidate_version=_candidate(sec.get("corosync_candidate", "")),
+        package_manager=sec.get("package_manager") or None,
+        init_system=sec.get("init", "none") or "none",
+        boot_tools=tuple(sec.get("update_rc", "").split()),
+        addresses=tuple(a for a in sec.get("addresses", "").split() if _is_ip(a)),
+        corosync_pids=tuple(int(p) for p in sec.get("corosync_pids", "").split() if p.isdigit()),
+        authkey=authkey,
+        files=files,
+    )
+
+
+def _candidate(text: str) -> str | None:
+    """apt's "1:3.1.7-1" or dnf's "3.1.8" -> "3.1.7"; None for "(none)" or nothing."""
+    match = re.search(r"(?:\d+:)?(\d+(?:\.\d+)+)", text.strip())
+    return match.group(1) if match and not text.strip().startswith("(none)") else None
+
+
+def gather(host: Host) -> NodeFacts:
+    result = host.run(FACTS_SCRIPT, display="gather facts (os-release, corosync -v, ip addr, files)")
+    return parse_facts(host.name, result.text)
+
+
+def gather_all(hosts: Iterable[Host] | object) -> list[NodeFacts]:
+    """Facts for every node at once (in parallel), in cluster order."""
+    items = list(hosts.values()) if hasattr(hosts, "values") else list(hosts)  # type: ignore[union-attr]
+    with ThreadPoolExecutor(max_workers=max(1, min(32, len(items)))) as pool:
+        return list(pool.map(gather, items))

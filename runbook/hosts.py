@@ -1,0 +1,476 @@
+"""SSH to the nodes with paramiko: run commands as root (directly or through sudo), read and write files.
+
+Host keys are always verified: an unknown key or a changed key stops with a message that names the
+host, shows the fingerprints, and says how to trust it. Only a node named in the cluster file's
+`ssh.trust_unknown_hosts` may be accepted on first sight, and only for this process.
+
+Files travel over the command channel's stdin/stdout as bytes (binary-safe, no SFTP needed, works
+through sudo), and every write is atomic: temp file in the same directory, owner and mode set, fsync,
+backup of what it replaces, then rename. File contents never appear in a command line or an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import os
+import select
+import shlex
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import paramiko
+
+from runbook import lab
+from runbook.errors import CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError
+
+if TYPE_CHECKING:
+    from runbook.cluster import Cluster, Node, SshSettings
+
+SUDO_PASSWORD_ENV = "RUNBOOK_SUDO_PASSWORD"
+SSH_CONFIG_ENV = "RUNBOOK_SSH_CONFIG"
+MISSING_FILE_STATUS = 44
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a remote command gave back. stdout/stderr are bytes: file contents may be binary."""
+
+    host: str
+    command: str
+    exit_status: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Outcome of an atomic write: whether bytes changed, and where the old file was kept."""
+
+    path: str
+    changed: bool
+    backup: str | None
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """OpenSSH's SHA256 fingerprint, the form `ssh-keygen -lf` and `ssh` itself show."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to log in to one node, after the cluster file and ssh_config are combined."""
+
+    node: str
+    hostname: str
+    port: int
+    user: str
+    identity_files: tuple[str, ...]
+    known_hosts_files: tuple[str, ...]
+    identities_only: bool
+    proxy_jump: str | None
+    connect_timeout: float
+    sudo: bool
+    trust_unknown: bool
+
+    @property
+    def known_hosts_name(self) -> str:
+        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
+
+
+def _ssh_config_path(settings: SshSettings, address: str) -> Path | None:
+    """The ssh_config to read: the cluster file's, $RUNBOOK_SSH_CONFIG, a lab's for lab hosts, ~/.ssh/config."""
+    candidates: list[str | None] = [settings.config, os.environ.get(SSH_CONFIG_ENV)]
+    found = lab.lab_for_address(address)
+    if found:
+        candidates.append(str(found[0].ssh_config))
+    candidates.append(str(Path.home() / ".ssh" / "config"))
+    for candidate in candidates:
+        if candidate and Path(candidate).expanduser().is_file():
+            return Path(candidate).expanduser()
+    if settings.config:
+        raise RunbookError(f"ssh.config: {settings.config!r} does not exist or is not a file")
+    return None
+
+
+def resolve_endpoint(node: Node, settings: SshSettings) -> Endpoint:
+    """Combine the cluster file's `ssh` settings with ssh_config (cluster file wins where it says something)."""
+    config_path = _ssh_config_path(settings, node.address)
+    options: dict[str, object] = {}
+    if config_path is not None:
+        try:
+            config = paramiko.SSHConfig.from_path(str(config_path))
+        except Exception as exc:  # paramiko raises several types for a bad file
+            raise RunbookError(f"ssh.config: cannot read {config_path}: {exc}") from exc
+        options = config.lookup(node.name)
+        if options.get("hostname") == node.name:
+            by_address = config.lookup(node.address)
+            options = {**options, **by_address} if by_address.get("hostname") != node.address or len(by_address) > 1 else options
+            if options.get("hostname") == node.name:
+                options["hostname"] = node.address
+    hostname = str(options.get("hostname") or node.address)
+    identity = [settings.identity_file] if settings.identity_file else list(options.get("identityfile", []))  # type: ignore[arg-type]
+    known = [settings.known_hosts] if settings.known_hosts else []
+    known += str(options.get("userknownhostsfile", "")).split()
+    known.append(str(Path.home() / ".ssh" / "known_hosts"))
+    user = settings.user or str(options.get("user") or "root")
+    port = settings.port or int(str(options.get("port") or 22))
+    return Endpoint(
+        node=node.name,
+        hostname=hostname,
+        port=port,
+        user=user,
+        identity_files=tuple(str(Path(p).expanduser()) for p in identity if p),
+        known_hosts_files=tuple(dict.fromkeys(str(Path(p).expanduser()) for p in known if p)),
+        identities_only=str(options.get("identitiesonly", "no")).lower() == "yes",
+        proxy_jump=str(options["proxyjump"]) if options.get("proxyjump") else None,
+        connect_timeout=float(settings.connect_timeout),
+        sudo=bool(settings.sudo),
+        trust_unknown=node.name in settings.trust_unknown_hosts,
+    )
+
+
+class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
+    """Refuse unknown host keys, unless this node was named in ssh.trust_unknown_hosts."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.accepted: str | None = None
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        if self.endpoint.trust_unknown:
+            self.accepted = fingerprint(key)
+            return
+        files = ", ".join(self.endpoint.known_hosts_files) or "(none)"
+        raise HostKeyError(
+            self.endpoint.node,
+            f"unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
+            f"  To trust it, check that fingerprint out of band (on the node: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
+            f"  then add it: `ssh-keyscan -p {self.endpoint.port} {self.endpoint.hostname} >> ~/.ssh/known_hosts`,\n"
+            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run.",
+        )
+
+
+def _key_type(key: paramiko.PKey) -> str:
+    name = key.get_name()
+    return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(name, "ecdsa" if "ecdsa" in name else name)
+
+
+def _guard(hostname: str, node: str) -> None:
+    """Lab safety: never send a packet to an address the lab does not own when RUNBOOK_LAB_ONLY is set."""
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        if os.environ.get(lab.LAB_ONLY_ENV):
+            raise ConnectionFailed(node, f"{hostname!r} is a name, not a lab address, and {lab.LAB_ONLY_ENV} is set; refusing to connect") from None
+        return
+    try:
+        lab.guard_address(hostname)
+    except RunbookError as exc:
+        raise ConnectionFailed(node, str(exc)) from exc
+
+
+class Host:
+    """One node over SSH. The connection opens on first use, is reused, and closes with `close()`."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.node
+        self._client: paramiko.SSHClient | None = None
+        self._jump: Host | None = None
+        self._lock = threading.Lock()
+        self.is_root: bool | None = None
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _connect(self) -> paramiko.SSHClient:
+        ep = self.endpoint
+        _guard(ep.hostname, ep.node)
+        client = paramiko.SSHClient()
+        for path in ep.known_hosts_files:
+            if Path(path).is_file():
+                try:
+                    client.get_host_keys().load(path)
+                except (OSError, paramiko.SSHException) as exc:
+                    raise HostKeyError(ep.node, f"cannot read known_hosts file {path}: {exc}") from exc
+        policy = _VerifyHostKey(ep)
+        client.set_missing_host_key_policy(policy)
+        sock = self._proxy_socket() if ep.proxy_jump else None
+        password = None
+        try:
+            client.connect(
+                ep.hostname,
+                port=ep.port,
+                username=ep.user,
+                key_filename=list(ep.identity_files) or None,
+                look_for_keys=not ep.identities_only,
+                allow_agent=not ep.identities_only,
+                timeout=ep.connect_timeout,
+                banner_timeout=ep.connect_timeout,
+                auth_timeout=ep.connect_timeout,
+                sock=sock,
+                password=password,
+            )
+        except HostKeyError:
+            client.close()
+            raise
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise HostKeyError(
+                ep.node,
+                f"the SSH host key of {ep.hostname} has CHANGED since it was recorded: this may be a different machine\n"
+                f"  or someone intercepting the connection. No login was attempted.\n"
+                f"  expected: {exc.expected_key.get_name()} {fingerprint(exc.expected_key)}\n"
+                f"  received: {exc.key.get_name()} {fingerprint(exc.key)}\n"
+                f"  If the node was really reinstalled, check the new fingerprint on its console, then\n"
+                f"  `ssh-keygen -R {ep.known_hosts_name}` and add the new key (ssh-keyscan) to known_hosts.",
+            ) from None
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            raise ConnectionFailed(ep.node, f"login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; check ssh.user and the key (identity_file or agent)") from None
+        except (socket.timeout, TimeoutError) as exc:
+            client.close()
+            raise ConnectionFailed(ep.node, f"no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is the node up and sshd running?)") from exc
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            client.close()
+            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
+        if policy.accepted:
+            print(f"warning: {ep.node}: accepted unknown host key {policy.accepted} (ssh.trust_unknown_hosts)")
+        transport = client.get_transport()
+        if transport is not None:
+            transport.set_keepalive(15)
+        return client
+
+    def _proxy_socket(self) -> paramiko.Channel:
+        """ProxyJump: reach the node through another SSH host (its own host key checked too)."""
+        ep = self.endpoint
+        spec = str(ep.proxy_jump).split(",")[0]
+        user, _, hostport = spec.rpartition("@")
+        host, _, port = hostport.partition(":")
+        jump_ep = Endpoint(
+            node=f"{ep.node} (via jump host {host})",
+            hostname=host,
+            port=int(port or 22),
+            user=user or ep.user,
+            identity_files=ep.identity_files,
+            known_hosts_files=ep.known_hosts_files,
+            identities_only=ep.identities_only,
+            proxy_jump=None,
+            connect_timeout=ep.connect_timeout,
+            sudo=False,
+            trust_unknown=False,
+        )
+        self._jump = Host(jump_ep)
+        transport = self._jump.client.get_transport()
+        assert transport is not None
+        try:
+            return transport.open_channel("direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0))
+        except paramiko.SSHException as exc:
+            raise ConnectionFailed(ep.node, f"jump host {host} cannot reach {ep.hostname}:{ep.port}: {exc}") from exc
+
+    @property
+    def client(self) -> paramiko.SSHClient:
+        with self._lock:
+            if self._client is None or not (self._client.get_transport() and self._client.get_transport().is_active()):  # type: ignore[union-attr]
+                self._client = self._connect()
+            return self._client
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._jump is not None:
+                self._jump.close()
+                self._jump = None
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _wrap(self, command: str) -> tuple[str, bytes]:
+        """Run as root: directly when we log in as root, else through sudo (password only from env)."""
+        if self.endpoint.user == "root" or not self.endpoint.sudo:
+            return command, b""
+        password = os.environ.get(SUDO_PASSWORD_ENV)
+        if password is None:
+            return f"sudo -n -- sh -c {shlex.quote(command)}", b""
+        # -k: always ask, so the password line is always consumed and never reaches the command.
+        return f"sudo -S -k -p '' -- sh -c {shlex.quote(command)}", (password + "\n").encode()
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        check: bool = True,
+        input: bytes | None = None,
+        timeout: float = 300,
+        display: str | None = None,
+    ) -> Result:
+        """Run a shell command as root. `display` replaces the command in errors when it is long or private."""
+        text = command if isinstance(command, str) else shlex.join(command)
+        shown = display or text
+        wrapped, prefix = self._wrap(text)
+        try:
+            transport = self.client.get_transport()
+            assert transport is not None
+            channel = transport.open_session(timeout=self.endpoint.connect_timeout)
+            channel.settimeout(timeout)
+            channel.exec_command(wrapped)
+            data = prefix + (input or b"")
+            if data:
+                channel.sendall(data)
+            channel.shutdown_write()
+            stdout, stderr = _drain(channel, timeout)
+            status = channel.recv_exit_status()
+            channel.close()
+        except HostError:
+            raise
+        except (socket.timeout, TimeoutError) as exc:
+            raise HostError(self.name, f"no result within {timeout:g}s", command=shown) from exc
+        except (OSError, paramiko.SSHException, EOFError) as exc:
+            self.close()
+            raise ConnectionFailed(self.name, f"connection lost: {exc or type(exc).__name__}", command=shown) from exc
+        result = Result(self.name, shown, status, stdout, stderr)
+        if check and status != 0:
+            raise CommandFailed(self.name, shown, status, stderr.decode("utf-8", "replace"), result.text)
+        return result
+
+    # -- files -------------------------------------------------------------------------------
+
+    def read_file(self, path: str) -> bytes | None:
+        """A file's bytes, or None when it does not exist."""
+        q = shlex.quote(path)
+        result = self.run(f"if [ -e {q} ]; then cat -- {q}; else exit {MISSING_FILE_STATUS}; fi", check=False)
+        if result.exit_status == MISSING_FILE_STATUS:
+            return None
+        if result.exit_status != 0:
+            raise CommandFailed(self.name, f"cat {path}", result.exit_status, result.stderr.decode("utf-8", "replace"))
+        return result.stdout
+
+    def write_file(
+        self,
+        path: str,
+        data: bytes,
+        *,
+        mode: int = 0o644,
+        owner: str = "root",
+        group: str = "root",
+        backup: bool = True,
+        timestamp: str | None = None,
+    ) -> WriteResult:
+        """Atomically replace `path` with `data` (mode and owner set before the rename), keeping a backup.
+
+        The backup is a copy named PATH.runbook-YYYYmmddTHHMMSS, made only when the file existed.
+        """
+        stamp = timestamp or time.strftime("%Y%m%dT%H%M%S")
+        q = shlex.quote(path)
+        backup_path = f"{path}.runbook-{stamp}"
+        script = "\n".join(
+            [
+                "set -e",
+                f"dir=$(dirname -- {q})",
+                'mkdir -p -- "$dir"',
+                f'tmp=$(mktemp "$dir/.$(basename -- {q}).runbook-XXXXXX")',
+                "trap 'rm -f -- \"$tmp\"' EXIT",
+                'cat > "$tmp"',
+                f'chown {shlex.quote(owner)}:{shlex.quote(group)} "$tmp"',
+                f'chmod {mode:o} "$tmp"',
+                'sync -- "$tmp" 2>/dev/null || sync',
+                f"if [ -e {q} ]; then cp -p -- {q} {shlex.quote(backup_path)}; echo backup; fi" if backup else ":",
+                f'mv -f -- "$tmp" {q}',
+                "trap - EXIT",
+                'sync -- "$dir" 2>/dev/null || sync',
+            ]
+        )
+        result = self.run(script, input=data, display=f"atomic write of {path} (mode {mode:o}, {owner}:{group})")
+        made_backup = b"backup" in result.stdout
+        return WriteResult(path=path, changed=True, backup=backup_path if made_backup else None)
+
+    def ensure_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> WriteResult:
+        """Write only if content, mode or owner differ: the idempotent form every step uses."""
+        current = self.read_file(path)
+        if current == data and self.file_mode(path) == (mode, owner, group):
+            return WriteResult(path=path, changed=False, backup=None)
+        return self.write_file(path, data, mode=mode, owner=owner, group=group, backup=current is not None)
+
+    def file_mode(self, path: str) -> tuple[int, str, str] | None:
+        """(mode, owner, group) of a file, or None when it does not exist."""
+        result = self.run(f"stat -c '%a %U %G' -- {shlex.quote(path)}", check=False)
+        if result.exit_status != 0:
+            return None
+        mode, owner, group = result.text.split()
+        return int(mode, 8), owner, group
+
+
+def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
+    """Read stdout and stderr together so neither pipe can fill and stall the remote command."""
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if channel.exit_status_ready() and (channel.eof_received or channel.closed):
+            if not (channel.recv_ready() or channel.recv_stderr_ready()):
+                return bytes(out), bytes(err)
+            continue
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        select.select([channel], [], [], min(remaining, 0.1))
+
+
+class Hosts(Mapping[str, Host]):
+    """All nodes of a cluster by name, in cluster order; closes every connection on exit."""
+
+    def __init__(self, hosts: Sequence[Host]) -> None:
+        self._hosts = {h.name: h for h in hosts}
+
+    def __getitem__(self, name: str) -> Host:
+        return self._hosts[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._hosts)
+
+    def __len__(self) -> int:
+        return len(self._hosts)
+
+    def close(self) -> None:
+        for host in self._hosts.values():
+            host.close()
+
+    def __enter__(self) -> Hosts:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def hosts_for(cluster: Cluster) -> Hosts:
+    """A lazily connecting Host per node; nothing is sent until a host is used."""
+    return Hosts([Host(resolve_endpoint(node, cluster.ssh)) for node in cluster.nodes])
+
+
+@contextmanager
+def connect_cluster(cluster: Cluster) -> Iterator[Hosts]:
+    hosts = hosts_for(cluster)
+    try:
+        yield hosts
+    finally:
+        hosts.close()

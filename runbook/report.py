@@ -1,0 +1,129 @@
+"""How a step's outcome shows: a rich table in a notebook, a plain table in a terminal, JSON in a run record.
+
+Text that comes from nodes (diffs, command output) is cleaned of terminal escape sequences and
+control characters before it is shown, and HTML-escaped in notebooks: a hostile file on a node must
+not be able to restyle the guide or the operator's terminal.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Status = Literal["ok", "changed", "unchanged", "skipped", "would change", "failed"]
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+_BADGE = {
+    "ok": ("#1f7a1f", "ok"),
+    "changed": ("#1f7a1f", "changed"),
+    "unchanged": ("#555", "unchanged"),
+    "skipped": ("#8a6d00", "skipped"),
+    "would change": ("#0b5cad", "would change"),
+    "failed": ("#b00020", "FAILED"),
+}
+
+
+def clean(text: str) -> str:
+    """Drop terminal escape sequences and control characters (keeps newlines and tabs)."""
+    return _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n")))
+
+
+def unified_diff(old: str, new: str, path: str) -> str:
+    """A unified diff of a file's current and wanted text ('' when they are the same)."""
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), fromfile=f"{path} (current)", tofile=f"{path} (runbook)"
+    )
+    return clean("".join(line if line.endswith("\n") else line + "\n" for line in lines))
+
+
+@dataclass
+class NodeOutcome:
+    """What one step did (or would do) on one node."""
+
+    node: str
+    status: Status
+    summary: str
+    diff: str = ""
+    detail: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "status": self.status, "summary": self.summary}
+
+
+@dataclass
+class StepReport:
+    """A step's outcome on every node, plus notes that apply to the whole cluster."""
+
+    step: str
+    title: str
+    check: bool
+    outcomes: list[NodeOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    extra_html: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return any(o.status in ("changed", "would change") for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[NodeOutcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    def outcome(self, node: str) -> NodeOutcome:
+        return next(o for o in self.outcomes if o.node == node)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "title": self.title,
+            "check": self.check,
+            "changed": self.changed,
+            "outcomes": [o.to_dict() for o in self.outcomes],
+            "notes": list(self.notes),
+        }
+
+    def __str__(self) -> str:
+        mode = " (check: nothing changed)" if self.check else ""
+        width = max([4] + [len(o.node) for o in self.outcomes])
+        lines = [f"{self.title}{mode}"]
+        for o in self.outcomes:
+            lines.append(f"  {o.node:<{width}}  {o.status:<12}  {clean(o.summary)}")
+            if o.diff:
+                lines += ["    " + line for line in o.diff.rstrip("\n").splitlines()]
+        lines += [f"  note: {clean(n)}" for n in self.notes]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        mode = ' <span style="color:#0b5cad">(check mode: nothing was changed)</span>' if self.check else ""
+        rows = []
+        for o in self.outcomes:
+            color, label = _BADGE[o.status]
+            body = esc(clean(o.summary))
+            for title, text in (("diff", o.diff), ("output", o.detail)):
+                if text:
+                    body += (
+                        f"<details><summary>{title}</summary><pre style=\"font-size:85%\">{esc(clean(text))}</pre></details>"
+                    )
+            rows.append(
+                f"<tr><td><code>{esc(o.node)}</code></td>"
+                f'<td><strong style="color:{color}">{label}</strong></td><td style="text-align:left">{body}</td></tr>'
+            )
+        notes = "".join(f"<li>{esc(clean(n))}</li>" for n in self.notes)
+        return (
+            f'<div class="runbook-report" data-step="{esc(self.step)}">'
+            f"<p><strong>{esc(self.title)}</strong>{mode}</p>"
+            '<table><thead><tr><th>node</th><th>result</th><th style="text-align:left">what</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            + (f"<ul>{notes}</ul>" if notes else "")
+            + self.extra_html
+            + "</div>"
+        )

@@ -1,0 +1,230 @@
+"""Step 6: (re)start Corosync where needed, then wait until every node sees every member, quorate.
+
+A restart happens only when Corosync is not running or did not load the current files. The runbook
+knows what the daemon loaded from a stamp it writes after each start (the daemon's pid and the
+SHA-256 of corosync.conf and authkey); for a daemon it did not start (package scripts, a reboot, an
+operator), it compares the files' modification times with the daemon's start time. So a second run
+on a healthy cluster restarts nothing and the ring ID stays the same.
+
+Init scripts are not trusted: Debian's prints "failed!" and still exits 0 when Corosync does not
+start, so the step checks the process itself, and waits for an old daemon to be gone before starting
+a new one (a new corosync started while the old one shuts down exits at once).
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Callable
+
+from runbook.cluster import Cluster, Node
+from runbook.errors import HostError
+from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts
+from runbook.hosts import Host, Hosts
+from runbook.membership import View, parse_objctl, parse_quorumtool
+from runbook.report import NodeOutcome, StepReport, clean
+from runbook.steps._common import StepFailed, gather_facts, generation_of, parallel, run_per_node
+
+STEP = "06-start-and-verify"
+TITLE = "Start Corosync and verify the membership"
+STAMP = "/var/lib/corosync-runbook/corosync.started"
+STOP_WAIT = 30
+START_WAIT = 10
+
+STATE_SCRIPT = f"""
+pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)
+echo "pid=$pid"
+if [ -n "$pid" ]; then
+  hz=$(getconf CLK_TCK); bt=$(awk '/^btime/{{print $2}}' /proc/stat)
+  echo "start=$(awk -v hz=$hz -v bt=$bt '{{printf "%.2f", bt + $22/hz}}' /proc/$pid/stat)"
+fi
+for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "mtime:$f=$(date -r $f +%s.%N)" && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done
+[ -e {STAMP} ] && sed 's/^/stamp:/' {STAMP}
+command -v corosync-cmapctl >/dev/null && [ -n "$pid" ] && echo "loaded_cluster_name=$(corosync-cmapctl -g totem.cluster_name 2>/dev/null | sed 's/.*= //')"
+true
+"""
+
+
+def parse_state(text: str) -> dict[str, str]:
+    values = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def restart_reason(state: dict[str, str], cluster_name: str, generation: int) -> str | None:
+    """Pure: why Corosync must be (re)started on this node, or None when it runs the current files."""
+    pid = state.get("pid", "")
+    if not pid:
+        return "Corosync is not running"
+    if state.get("stamp:pid") == pid:
+        for path, label in ((CONF_PATH, "corosync.conf"), (AUTHKEY_PATH, "authkey")):
+            if state.get(f"sha:{path}") != state.get(f"stamp:sha:{path}"):
+                return f"{label} changed since the runbook started Corosync"
+        return None
+    # A daemon the runbook did not start: judge by time, and by the cluster it says it is in.
+    started = float(state.get("start", "0") or 0)
+    for path, label in ((CONF_PATH, "corosync.conf"), (AUTHKEY_PATH, "authkey")):
+        mtime = float(state.get(f"mtime:{path}", "0") or 0)
+        if mtime > started + 1:
+            return f"{label} is newer than the running daemon"
+    loaded = state.get("loaded_cluster_name")
+    if generation >= 2 and loaded is not None and loaded != cluster_name:
+        return f"the running daemon is in cluster {loaded!r}, not {cluster_name!r} (started with another config)"
+    return None
+
+
+def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str, str, str]:
+    """Pure: (stop, start, how) for this node's init system."""
+    if init_system == "systemd":
+        return "systemctl stop corosync", "systemctl start corosync", "systemctl"
+    if init_system in ("sysv", "upstart"):
+        return (
+            "/etc/init.d/corosync stop >/dev/null 2>&1 || true",
+            "/etc/init.d/corosync start >/dev/null 2>&1 || true",
+            "the sysv init script /etc/init.d/corosync",
+        )
+    return "kill $(pidof corosync) 2>/dev/null || true", "corosync", "the corosync daemon directly (no init system)"
+
+
+def restart_script(init_system: str, boot_tools: tuple[str, ...]) -> str:
+    stop, start, _ = control_commands(init_system, boot_tools)
+    return f"""
+set -e
+if pidof corosync >/dev/null; then
+  {stop}
+  i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+fi
+{start}
+i=0; until pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {START_WAIT * 10} ] && {{ echo "corosync did not start" >&2; exit 4; }}; sleep 0.1; done
+sleep 1
+pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)
+[ -n "$pid" ] || {{ echo "corosync started, then exited" >&2; exit 4; }}
+mkdir -p $(dirname {STAMP})
+{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp
+mv -f {STAMP}.tmp {STAMP}
+"""
+
+
+LOG_TAIL = (
+    "{ tail -n 15 /var/log/corosync/corosync.log 2>/dev/null; "
+    "journalctl -u corosync -n 15 --no-pager 2>/dev/null; "
+    "corosync -t 2>&1 | tail -n 5; } | tail -n 20"
+)
+
+
+def log_tail(host: Host) -> str:
+    try:
+        return clean(host.run(LOG_TAIL, check=False, timeout=30).text.strip())
+    except HostError as exc:
+        return f"(cannot read the log: {exc})"
+
+
+def read_view(host: Host, generation: int) -> View:
+    if generation == 1:
+        text = host.run("corosync-objctl runtime.totem.pg.mrp.srp 2>/dev/null", check=False, timeout=20).text
+        return parse_objctl(host.name, text)
+    return parse_quorumtool(host.name, host.run("corosync-quorumtool -s 2>/dev/null", check=False, timeout=20).text)
+
+
+def wait_for_membership(
+    cluster: Cluster,
+    hosts: Hosts,
+    generations: dict[str, int],
+    timeout: float,
+    progress: Callable[[str], None] = print,
+    interval: float = 0.5,
+) -> tuple[dict[str, View], float]:
+    """Poll every node until all see all members (and are quorate), or the timeout; returns views and seconds."""
+    expected = len(cluster.nodes)
+    started = time.monotonic()
+    last_line, last_print = "", 0.0
+    while True:
+        results = parallel(list(cluster.nodes), lambda n: read_view(hosts[n.name], generations[n.name]))
+        views = {n.name: (r if isinstance(r, View) else View(n.name, False, raw=str(r))) for n, r in zip(cluster.nodes, results)}
+        elapsed = time.monotonic() - started
+        if all(v.complete(expected) for v in views.values()):
+            return views, elapsed
+        line = "; ".join(f"{n}: {v.describe(expected)}" for n, v in views.items())
+        if elapsed > timeout:
+            return views, elapsed
+        if line != last_line or elapsed - last_print > 5:
+            progress(f"  waiting for membership ({elapsed:.0f}s of {timeout:.0f}s): {line}")
+            last_line, last_print = line, elapsed
+        time.sleep(interval)
+
+
+def membership_html(views: dict[str, View], expected: int) -> str:
+    rows = []
+    for name, view in views.items():
+        members = ", ".join(f"{m.name} ({m.nodeid})" for m in view.members) or "none"
+        quorate = {True: "Yes", False: "No", None: "n/a"}[view.quorate]
+        rows.append(
+            f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(view.ring_id or '?')}</td>"
+            f"<td>{quorate}</td><td>{len(view.members)}/{expected}</td><td>{html.escape(clean(members))}</td>"
+            f"<td>{html.escape(clean(view.flags))}</td></tr>"
+        )
+    return (
+        '<p><strong>Membership</strong> (as each node sees it)</p><table class="runbook-membership">'
+        "<thead><tr><th>node</th><th>ring ID</th><th>quorate</th><th>members</th><th>member list</th><th>flags</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, timeout: float = 90, progress: Callable[[str], None] = print) -> StepReport:
+    facts = gather_facts(STEP, cluster, hosts)
+    generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
+    read = parallel(list(cluster.nodes), lambda n: parse_state(hosts[n.name].run(STATE_SCRIPT, display="read Corosync's state").text))
+    failed = {n.name: str(r) for n, r in zip(cluster.nodes, read) if isinstance(r, Exception)}
+    if failed:
+        raise StepFailed(STEP, failed)
+    states: dict[str, dict[str, str]] = {n.name: r for n, r in zip(cluster.nodes, read)}  # type: ignore[misc]
+    how_started: dict[str, str] = {}
+
+    def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
+        reason = restart_reason(states[node.name], cluster.name, generations[node.name])
+        _, _, how = control_commands(f.init_system, f.boot_tools)
+        if reason is None:
+            return NodeOutcome(node.name, "unchanged", "Corosync runs the current corosync.conf and authkey: not restarted")
+        verb = "start" if not states[node.name].get("pid") else "restart"
+        if check:
+            return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}")
+        try:
+            host.run(restart_script(f.init_system, f.boot_tools), timeout=STOP_WAIT + START_WAIT + 30, display=f"{verb} corosync ({how})")
+        except HostError as exc:
+            tail = log_tail(host)
+            raise HostError(node.name, f"Corosync did not {verb}: {exc}\n  log:\n" + "\n".join(f"    {line}" for line in tail.splitlines()), command=exc.command) from None
+        how_started[node.name] = how
+        return NodeOutcome(node.name, "changed", f"{verb}ed Corosync with {how} ({reason})")
+
+    report = run_per_node(STEP, TITLE, cluster, hosts, facts, act, check=check)
+    if check:
+        report.notes.append("check mode: Corosync was not started and the membership was not awaited")
+        return report
+
+    views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
+    expected = len(cluster.nodes)
+    report.extra_html = membership_html(views, expected)
+    for outcome in report.outcomes:
+        view = views[outcome.node]
+        outcome.summary += f"; {view.describe(expected)}"
+        cfg = hosts[outcome.node].run("corosync-cfgtool -s 2>&1", check=False, timeout=20).text
+        outcome.detail = f"$ corosync-cfgtool -s\n{cfg.strip()}\n\n$ corosync-quorumtool -s\n{view.raw.strip()}"
+    if not all(v.complete(expected) for v in views.values()):
+        failures = {}
+        for name, view in views.items():
+            if not view.complete(expected):
+                failures[name] = f"{view.describe(expected)} after {seconds:.0f}s\n  log:\n" + "\n".join(
+                    f"    {line}" for line in log_tail(hosts[name]).splitlines()
+                )
+                report.outcome(name).status = "failed"
+        raise StepFailed(STEP, failures, report)
+    ring_ids = {v.ring_id for v in views.values()}
+    report.notes.append(
+        f"all {expected} nodes are members and quorate after {seconds:.1f}s of waiting; ring ID {', '.join(sorted(r or '?' for r in ring_ids))}"
+    )
+    if how_started:
+        report.notes.append("started with: " + "; ".join(f"{n}: {h}" for n, h in how_started.items()))
+    return report
