@@ -220,14 +220,9 @@ def boot_script(state: LabState, host: LabHost) -> str:
     """
     d = state.host_dir(host)
     root = d / "root"
-    sshd = (
-        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={d}/ssh_host_ed25519_key"
-        f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
-        f" -o UsePAM=no -o PidFile=/run/sshd.pid"
-    )
     init = (
         f"echo {host.name} > /etc/hostname; mkdir -p /run/sshd /var/log; "
-        f"{sshd} >>/var/log/lab-sshd.log 2>&1 & "
+        f"{sshd_command(state, host)} >>/var/log/lab-sshd.log 2>&1 & "
         "trap 'exit 0' TERM; while :; do wait; sleep 1; done"
     )
     return "\n".join(
@@ -244,6 +239,15 @@ def boot_script(state: LabState, host: LabHost) -> str:
             f"exec chroot {root} /bin/bash -c {_sh_quote(init)}",
             "",
         ]
+    )
+
+
+def sshd_command(state: LabState, host: LabHost) -> str:
+    d = state.host_dir(host)
+    return (
+        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={d}/ssh_host_ed25519_key"
+        f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
+        f" -o UsePAM=no -o PidFile=/run/sshd.pid"
     )
 
 
@@ -510,6 +514,45 @@ def status(state: LabState) -> list[HostStatus]:
             )
         )
     return result
+
+
+def _init_pid(host: LabHost) -> int:
+    """The host's PID 1, seen from this machine (the process whose children are the host's daemons)."""
+    for pid in _netns_pids(host.netns):
+        try:
+            stat = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        ns_pids = next((line.split()[1:] for line in stat.splitlines() if line.startswith("NSpid:")), [])
+        if ns_pids and ns_pids[-1] == "1":
+            return pid
+    raise LabError(f"host {host.name}: no init process in {host.netns}; is the lab up?")
+
+
+def host_exec(host: LabHost, command: str, *, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a host's namespaces and root without SSH (for the lab's own upkeep)."""
+    pid = _init_pid(host)
+    return run_local(["nsenter", "-t", str(pid), "-m", "-u", "-p", "-n", "-r", "-w", "sh", "-c", command], timeout=timeout, check=check)
+
+
+def stop_sshd(state: LabState, host_name: str) -> None:
+    """Take a host's sshd away (the host and its Corosync keep running): a node that cannot be reached."""
+    host = state.host(host_name)
+    host_exec(host, "kill $(cat /run/sshd.pid) 2>/dev/null; for i in $(seq 50); do [ -e /run/sshd.pid ] || break; sleep 0.1; done; true")
+    deadline = time.monotonic() + 5
+    while _sshd_listening(host.address) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def start_sshd(state: LabState, host_name: str) -> None:
+    """Bring a host's sshd back (it reads its host key file again, so a new key takes effect)."""
+    host = state.host(host_name)
+    host_exec(host, f"setsid {sshd_command(state, host)} >>/var/log/lab-sshd.log 2>&1 < /dev/null &")
+    deadline = time.monotonic() + SSHD_WAIT_SECONDS
+    while not _sshd_listening(host.address):
+        if time.monotonic() > deadline:
+            raise LabError(f"sshd on {host.name} did not come back within {SSHD_WAIT_SECONDS:g}s")
+        time.sleep(0.1)
 
 
 def _kill_netns(netns: str) -> None:

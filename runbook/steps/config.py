@@ -9,8 +9,8 @@ from __future__ import annotations
 
 
 from runbook.cluster import Cluster, Node
-from runbook.corosync_conf import render
-from runbook.errors import CommandFailed
+from runbook.corosync_conf import equivalent, render
+from runbook.errors import CommandFailed, RunbookError
 from runbook.facts import CONF_PATH, NodeFacts
 from runbook.hosts import Host, Hosts
 from runbook.report import NodeOutcome, StepReport, unified_diff
@@ -43,11 +43,21 @@ def _test_config(host: Host, text: str) -> str:
         raise CommandFailed(host.name, exc.command or "corosync -t", exc.exit_status, "\n".join(shown)) from None
 
 
+def _same(current: str | None, wanted: str) -> bool:
+    """Same settings in the same order; comments (the generated header names its source) don't count."""
+    if current is None:
+        return False
+    try:
+        return current == wanted or equivalent(current, wanted)
+    except RunbookError:
+        return False  # the node's file does not even parse: it gets replaced (with a backup)
+
+
 def write_config(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
     facts = gather_facts(STEP, cluster, hosts)
     wanted = {n.name: render(cluster, n.name, generation_of(cluster, facts[n.name], STEP, check)) for n in cluster.nodes}
     current = {n: (f.file(CONF_PATH).text if f.file(CONF_PATH) else None) for n, f in facts.items()}
-    differs = [n for n in cluster.nodes if current[n.name] != wanted[n.name]]
+    differs = [n for n in cluster.nodes if not _same(current[n.name], wanted[n.name])]
 
     to_test = [n for n in differs if generation_of(cluster, facts[n.name], STEP, check) == 3 and not check]
     results = parallel(to_test, lambda n: _test_config(hosts[n.name], wanted[n.name]))
@@ -59,7 +69,7 @@ def write_config(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> Step
     def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
         old, new = current[node.name], wanted[node.name]
         generation = generation_of(cluster, f, STEP, check)
-        if old == new:
+        if _same(old, new):
             return NodeOutcome(node.name, "unchanged", f"{CONF_PATH} is already the Corosync {generation}.x file")
         diff = unified_diff(old or "", new, CONF_PATH)
         if check:

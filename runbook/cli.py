@@ -1,0 +1,309 @@
+"""`runbook`: validate, render and migrate cluster files, run the chapter's steps, manage the lab.
+
+Every error the runbook raises on purpose ends as one line (or a short list) on stderr and an exit
+code: 2 for bad input (cluster file, arguments), 1 for a failure on a node or in the lab, 130 for ^C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from collections.abc import Sequence
+
+from runbook import __version__
+from runbook.errors import RunbookError
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# cluster files
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from runbook.cluster import load_cluster
+
+    cluster = load_cluster(args.cluster)
+    names = ", ".join(f"{n.name} ({n.address}, nodeid {n.nodeid}{', primary' if n.is_primary else ''})" for n in cluster.nodes)
+    generation = cluster.generation if cluster.generation is not None else "auto (detected on the nodes)"
+    print(f"{args.cluster}: OK: cluster '{cluster.name}', {len(cluster.nodes)} nodes: {names}; Corosync generation {generation}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from runbook.cluster import load_cluster
+    from runbook.corosync_conf import render
+
+    cluster = load_cluster(args.cluster)
+    node = cluster.node(args.node).name
+    generation = args.generation if args.generation is not None else cluster.generation
+    if generation is None:
+        raise RunbookError(
+            f"{args.cluster}: generation is 'auto', which is detected on the nodes; "
+            "pass --generation 1, 2 or 3 to render offline"
+        )
+    sys.stdout.write(render(cluster, node, generation))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from runbook.errors import ClusterFileError
+    from runbook.migrate import migrate_conf
+
+    try:
+        with open(args.conf, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ClusterFileError(f"cannot read {args.conf}: {exc}") from exc
+    output = migrate_conf(text, source=args.conf, cluster_name=args.name, generation=args.generation)
+    if args.output:
+        with open(args.output, "x", encoding="utf-8") as handle:
+            handle.write(output)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# lab
+
+
+def cmd_lab_up(args: argparse.Namespace) -> int:
+    from runbook import lab
+
+    if args.cluster and args.nodes:
+        raise RunbookError("lab up: give a cluster file or --nodes N, not both")
+    if args.cluster:
+        from runbook.cluster import load_cluster
+
+        cluster = load_cluster(args.cluster)
+        nodes = [(n.name, n.address) for n in cluster.nodes]
+    else:
+        nodes = lab.generated_nodes(args.nodes or 2)
+    state = lab.up(args.lab, nodes, progress=_progress)
+    _print_status(state)
+    print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
+    if not args.cluster:
+        print(f"cluster file for these hosts: {state.cluster_file}")
+    return 0
+
+
+def _print_status(state) -> None:  # type: ignore[no-untyped-def]
+    from runbook import lab
+
+    rows = lab.status(state)
+    print(f"lab '{state.name}': bridge {state.bridge} ({state.bridge_address}, {state.subnet})")
+    print(f"  {'HOST':<12} {'ADDRESS':<16} {'NETNS':<6} {'SSHD':<6} COROSYNC")
+    for row in rows:
+        yes = {True: "up", False: "down"}
+        print(f"  {row.name:<12} {row.address:<16} {yes[row.netns]:<6} {yes[row.sshd]:<6} {'running' if row.corosync else 'stopped'}")
+
+
+def cmd_lab_status(args: argparse.Namespace) -> int:
+    from runbook import lab
+
+    labs = lab.all_labs() if args.lab is None else [s for s in [lab.LabState.load(args.lab)] if s]
+    if not labs:
+        print("no lab is up" if args.lab is None else f"lab '{args.lab}' is not up")
+        return 0 if args.lab is None else 1
+    for state in labs:
+        _print_status(state)
+    return 0
+
+
+def cmd_lab_down(args: argparse.Namespace) -> int:
+    from runbook import lab
+
+    lab.require_lab_support()
+    names = [s.name for s in lab.all_labs()] if args.all else [args.lab]
+    removed = [name for name in names if lab.down(name, progress=_progress)]
+    print("removed: " + ", ".join(removed) if removed else "nothing to remove")
+    return 0
+
+
+def cmd_lab_ssh(args: argparse.Namespace) -> int:
+    from runbook import lab
+
+    state = lab.LabState.load(args.lab)
+    if state is None:
+        raise RunbookError(f"lab '{args.lab}' is not up; run `runbook lab up CLUSTER` first")
+    host = state.host(args.node)
+    lab.guard_address(host.address)
+    argv = lab.lab_exec_argv(state, host.name, args.command)
+    os.execvp(argv[0], argv)
+    return 127  # not reached
+
+
+# ---------------------------------------------------------------------------------------------
+# nodes
+
+
+def cmd_facts(args: argparse.Namespace) -> int:
+    from runbook.cluster import load_cluster
+    from runbook.facts import gather_all
+    from runbook.hosts import connect_cluster
+
+    cluster = load_cluster(args.cluster)
+    with connect_cluster(cluster) as hosts:
+        for facts in gather_all(hosts):
+            print(facts.summary())
+    return 0
+
+
+def cmd_membership(args: argparse.Namespace) -> int:
+    from runbook.cluster import load_cluster
+    from runbook.facts import gather_all
+    from runbook.hosts import connect_cluster
+    from runbook.steps._common import parallel
+    from runbook.steps.start import read_view
+
+    cluster = load_cluster(args.cluster)
+    expected = len(cluster.nodes)
+    with connect_cluster(cluster) as hosts:
+        facts = gather_all(hosts)
+        views = parallel(list(facts), lambda f: read_view(hosts[f.node], f.generation or 3))
+    complete = True
+    for f, view in zip(facts, views):
+        if isinstance(view, Exception):
+            print(f"{f.node}: {view}")
+            complete = False
+            continue
+        complete &= view.complete(expected)
+        print(f"== {f.node}: {view.describe(expected)}")
+        if args.verbose:
+            print(view.raw.rstrip())
+        else:
+            for member in view.members:
+                print(f"   nodeid {member.nodeid:<4} votes {member.votes}  {member.name}{' (local)' if member.local else ''}")
+    print(f"cluster '{cluster.name}': " + ("all members present and quorate" if complete else "NOT complete"))
+    return 0 if complete else 1
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+EPILOG = """\
+examples:
+  runbook validate clusters/chapter.yaml
+  runbook render clusters/chapter.yaml --node node1 --generation 1
+  runbook migrate /etc/corosync/corosync.conf -o clusters/legacy.yaml
+  runbook lab up clusters/chapter.yaml && runbook facts clusters/chapter.yaml
+  runbook lab down
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="runbook",
+        description="Stand up a Corosync cluster the way the chapter does, safely, on any Corosync generation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help: str, examples: str, func) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        p = sub.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog="examples:\n" + textwrap.indent(examples.strip(), "  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.set_defaults(func=func)
+        return p
+
+    p = add("validate", "Check a cluster file; every problem is named by field and value (exit 2).",
+            "runbook validate clusters/chapter.yaml", cmd_validate)
+    p.add_argument("cluster", help="cluster file (YAML)")
+
+    p = add("render", "Print one node's corosync.conf for a Corosync generation.",
+            "runbook render clusters/chapter.yaml --node node1 --generation 1   # the chapter's own file\n"
+            "runbook render clusters/chapter.yaml --node node2 --generation 3   # the same cluster on Corosync 3",
+            cmd_render)
+    p.add_argument("cluster", help="cluster file (YAML)")
+    p.add_argument("--node", required=True, help="node name from the cluster file")
+    p.add_argument("--generation", type=int, choices=(1, 2, 3), help="Corosync generation (default: the cluster file's)")
+
+    p = add("migrate", "Turn an existing corosync.conf (e.g. the chapter's 1.x file) into a cluster file.",
+            "runbook migrate /etc/corosync/corosync.conf                 # print the cluster file\n"
+            "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)",
+            cmd_migrate)
+    p.add_argument("conf", help="an existing corosync.conf")
+    p.add_argument("--name", help="cluster name (default: the file's cluster_name, else 'migrated')")
+    p.add_argument("--generation", type=int, choices=(1, 2, 3), default=3, help="target Corosync generation (default 3)")
+    p.add_argument("-o", "--output", help="write the cluster file here (refuses to overwrite)")
+
+    p = add("facts", "Connect to every node and show what it is: OS, Corosync, init system, addresses.",
+            "runbook facts clusters/chapter.yaml", cmd_facts)
+    p.add_argument("cluster", help="cluster file (YAML)")
+
+    p = add("membership", "Show each node's view of the membership and quorum (exit 1 unless complete).",
+            "runbook membership clusters/chapter.yaml\nrunbook membership clusters/chapter.yaml -v   # full corosync-quorumtool -s",
+            cmd_membership)
+    p.add_argument("cluster", help="cluster file (YAML)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print corosync-quorumtool -s in full")
+
+    lab_parser = sub.add_parser(
+        "lab",
+        help="Local test hosts (network namespaces with sshd) for trying the runbook safely.",
+        description="Local test hosts: one network namespace per node with its own address, hostname, "
+        "PID and mount namespaces, an overlay of / as root, and sshd with its own host key. Needs root.",
+        epilog="examples:\n  runbook lab up clusters/chapter.yaml   # hosts at 10.0.66.201 and .202\n"
+        "  runbook lab up --nodes 5 --lab five\n  runbook lab status\n  runbook lab ssh node1\n  runbook lab down --all",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    lab_sub = lab_parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+    from runbook.lab import DEFAULT_LAB
+
+    p = lab_sub.add_parser("up", help="make hosts for a cluster file's nodes, or N generated hosts")
+    p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
+    p.add_argument("--nodes", type=int, help="make N hosts on 10.0.77.0/24 instead (writes a cluster file for them)")
+    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.set_defaults(func=cmd_lab_up)
+    p = lab_sub.add_parser("status", help="hosts, addresses, sshd and corosync state")
+    p.add_argument("--lab", default=None, help="only this lab (default: all)")
+    p.set_defaults(func=cmd_lab_status)
+    p = lab_sub.add_parser("down", help="remove everything the lab made; safe to run twice")
+    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--all", action="store_true", help="remove every lab")
+    p.set_defaults(func=cmd_lab_down)
+    p = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
+    p.add_argument("node", help="host name")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.set_defaults(func=cmd_lab_ssh)
+
+    _add_run_commands(sub, add)
+    return parser
+
+
+def _add_run_commands(sub, add) -> None:  # type: ignore[no-untyped-def]
+    """`run` and `plan` execute the step notebooks; they live in runbook.runner."""
+    try:
+        from runbook import runner
+    except ImportError:
+        return
+    runner.add_commands(add)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RunbookError as exc:
+        print(f"runbook: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("runbook: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
