@@ -42,9 +42,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     node = cluster.node(args.node).name
     generation = args.generation if args.generation is not None else cluster.generation
     if generation is None:
-        raise RunbookError(
-            f"{args.cluster}: generation is 'auto', which is detected on the nodes; "
-            "pass --generation 1, 2 or 3 to render offline"
+        from runbook.errors import ClusterFileError
+
+        raise ClusterFileError(
+            "generation: 'auto' is detected on the nodes; pass --generation 1, 2 or 3 to render offline", args.cluster
         )
     sys.stdout.write(render(cluster, node, generation))
     return 0
@@ -235,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
             "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)",
             cmd_migrate)
     p.add_argument("conf", help="an existing corosync.conf")
-    p.add_argument("--name", help="cluster name (default: the file's cluster_name, else 'migrated')")
+    p.add_argument("--name", help="cluster name (default: the file's cluster_name, else 'cluster')")
     p.add_argument("--generation", type=int, choices=(1, 2, 3), default=3, help="target Corosync generation (default 3)")
     p.add_argument("-o", "--output", help="write the cluster file here (refuses to overwrite)")
 
