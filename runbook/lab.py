@@ -33,6 +33,8 @@ LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
 GENERATED_SUBNET = ipaddress.ip_network("10.0.77.0/24")
 SSHD_WAIT_SECONDS = 15.0
+# Inside each host, its own key at the usual place (in the host's upper dir, shadowing this machine's).
+HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
 
 Progress = Callable[[str], None]
 
@@ -243,9 +245,8 @@ def boot_script(state: LabState, host: LabHost) -> str:
 
 
 def sshd_command(state: LabState, host: LabHost) -> str:
-    d = state.host_dir(host)
     return (
-        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={d}/ssh_host_ed25519_key"
+        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={HOST_KEY}"
         f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
         f" -o UsePAM=no -o PidFile=/run/sshd.pid"
     )
@@ -438,6 +439,12 @@ def _make_keys(state: LabState) -> None:
         key = d / "ssh_host_ed25519_key"
         if not key.exists():
             run_local(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{host.name}", "-f", str(key)])
+        # Placed before the overlay is mounted: files changed under a mounted overlay may not show.
+        inside = d / "upper" / HOST_KEY.lstrip("/")
+        inside.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(key, inside)
+        shutil.copy2(key.with_suffix(".pub"), inside.with_suffix(".pub"))
+        os.chmod(inside, 0o600)
         kind, blob = key.with_suffix(".pub").read_text().split()[:2]
         known.append(f"{host.name},{host.address} {kind} {blob}")
     state.known_hosts.write_text("\n".join(known) + "\n")
@@ -529,10 +536,17 @@ def _init_pid(host: LabHost) -> int:
     raise LabError(f"host {host.name}: no init process in {host.netns}; is the lab up?")
 
 
-def host_exec(host: LabHost, command: str, *, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command inside a host's namespaces and root without SSH (for the lab's own upkeep)."""
+def host_exec(
+    host: LabHost, command: str, *, timeout: float = 60, check: bool = True, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command inside a host's namespaces and root without SSH (for the lab's own upkeep).
+
+    Files a host uses must be changed this way, not under the lab dir: overlayfs does not promise that
+    changes to its lower layer (this machine's /) show inside a mounted host.
+    """
     pid = _init_pid(host)
-    return run_local(["nsenter", "-t", str(pid), "-m", "-u", "-p", "-n", "-r", "-w", "sh", "-c", command], timeout=timeout, check=check)
+    argv = ["nsenter", "-t", str(pid), "-m", "-u", "-p", "-n", "-r", "-w", "sh", "-c", command]
+    return run_local(argv, timeout=timeout, check=check, input=input)
 
 
 def stop_sshd(state: LabState, host_name: str) -> None:
