@@ -1,0 +1,27 @@
+"""Reports: hostile text from nodes never reaches a terminal or a notebook raw."""
+
+from runbook.report import NodeOutcome, StepReport, clean, unified_diff
+
+
+def test_terminal_escapes_and_controls_are_removed():
+    assert clean("ok\x1b[31mRED\x1b[0m\x1b]0;title\x07 \x00bell\x07") == "okRED bell"
+    assert clean("a\r\nb\tc") == "a\nb\tc"
+
+
+def test_html_output_is_escaped():
+    report = StepReport("02", "Write", False, [NodeOutcome("n1", "changed", "<script>alert(1)</script>\x1b[2J", diff="+<b>")])
+    html = report._repr_html_()
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "\x1b" not in html and "&lt;b&gt;" in html
+
+
+def test_changed_and_failed():
+    report = StepReport("x", "X", False, [NodeOutcome("a", "unchanged", ""), NodeOutcome("b", "failed", "down")])
+    assert not report.changed and [o.node for o in report.failed] == ["b"]
+    assert report.to_dict()["outcomes"][1] == {"node": "b", "status": "failed", "summary": "down"}
+
+
+def test_diff_names_the_file_and_is_empty_when_same():
+    assert unified_diff("a\n", "a\n", "/etc/x") == ""
+    diff = unified_diff("a\n", "b\n", "/etc/x")
+    assert "--- /etc/x (current)" in diff and "-a" in diff and "+b" in diff
