@@ -1,0 +1,649 @@
+"""`runbook run` and `runbook plan`: execute the step notebooks in order for one cluster file.
+
+Each step notebook runs with papermill in a fresh kernel, with the cluster file's keys as parameters
+(plus `check` and `record_dir`). The executed notebooks are the run's record, kept with a
+`summary.json`, a `run.log` (the progress lines), each step's report as `<step>.json`, and, if
+the kernels wrote anything to their stderr, `kernel.log`, in
+
+    <out>/<cluster name>/<UTC start, YYYYmmddTHHMMSSZ>[-check]/
+
+Order of business: the cluster file is validated and the steps are chosen before any kernel starts
+or any host is touched (bad input exits 2). The run stops at the first failing step (exit 1) and
+says which step, which node and why, and where the executed notebook with the error is. Ctrl-C stops
+the run, records it as interrupted and exits 130.
+
+Kernels talk to this process over IPC (Unix sockets in a private temporary directory), not TCP:
+ipykernel 7 warns "Kernel is running over TCP without encryption" otherwise, and local sockets are
+not reachable from other users or hosts anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import runbook
+from runbook.errors import RunbookError
+
+NOTEBOOKS_ENV = "RUNBOOK_NOTEBOOKS"
+KERNEL_NAME = "python3"
+DEFAULT_OUT = "runs"
+DEFAULT_TIMEOUT = 600.0
+SUMMARY = "summary.json"
+RUN_LOG = "run.log"
+KERNEL_LOG = "kernel.log"
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+CHECK_SUFFIX = "-check"
+
+_STEP_FILE = re.compile(r"^(?P<number>\d+)-(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.ipynb$")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class UsageError(RunbookError):
+    """Bad arguments or set-up for a run (unknown step, no notebooks): nothing was started."""
+
+    exit_code = 2
+
+
+# --- steps -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step notebook: `02-corosync-conf.ipynb` is number 2, name `corosync-conf`."""
+
+    number: int
+    name: str
+    path: Path
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    @property
+    def notebook(self) -> str:
+        return self.path.name
+
+
+def repo_root() -> Path:
+    return Path(runbook.__file__).resolve().parent.parent
+
+
+def notebooks_dir() -> Path:
+    """$RUNBOOK_NOTEBOOKS, else notebooks/ next to the runbook package."""
+    override = os.environ.get(NOTEBOOKS_ENV)
+    return Path(override).expanduser() if override else repo_root() / "notebooks"
+
+
+def discover_steps(directory: Path) -> list[Step]:
+    """The step notebooks (`NN-name.ipynb`) in `directory`, in step order."""
+    if not directory.is_dir():
+        hint = f" (set by {NOTEBOOKS_ENV})" if os.environ.get(NOTEBOOKS_ENV) else f"; set {NOTEBOOKS_ENV} to the notebooks directory"
+        raise UsageError(f"no step notebooks: {directory} is not a directory{hint}")
+    steps = []
+    for path in directory.iterdir():
+        match = _STEP_FILE.match(path.name)
+        if match and path.is_file():
+            steps.append(Step(int(match["number"]), match["name"], path))
+    if not steps:
+        raise UsageError(f"no step notebooks (NN-name.ipynb) in {directory}")
+    steps.sort(key=lambda s: (s.number, s.name))
+    numbers = [s.number for s in steps]
+    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+    if duplicates:
+        names = ", ".join(s.notebook for s in steps if s.number in duplicates)
+        raise UsageError(f"two step notebooks share a number in {directory}: {names}")
+    return steps
+
+
+def describe_steps(steps: Sequence[Step]) -> str:
+    return ", ".join(f"{s.number:02d} {s.name}" for s in steps)
+
+
+def select_steps(steps: Sequence[Step], only: Iterable[str] | None) -> list[Step]:
+    """The steps named by `--only` (number `2`/`02`, name `corosync-conf`, stem `02-corosync-conf`), in step order.
+
+    Each `--only` may also hold several, comma-separated. No `--only` means every step.
+    """
+    tokens = [t.strip() for item in (only or ()) for t in str(item).split(",")]
+    tokens = [t for t in tokens if t]
+    if not only:
+        return list(steps)
+    if not tokens:
+        raise UsageError(f"--only needs a step; valid steps: {describe_steps(steps)}")
+    chosen: set[Step] = set()
+    unknown = []
+    for token in tokens:
+        found = _match_step(steps, token)
+        if found is None:
+            unknown.append(token)
+        else:
+            chosen.add(found)
+    if unknown:
+        names = ", ".join(repr(t) for t in unknown)
+        raise UsageError(f"unknown step {names} for --only; valid steps: {describe_steps(steps)}")
+    return [s for s in steps if s in chosen]
+
+
+def _match_step(steps: Sequence[Step], token: str) -> Step | None:
+    text = token.lower().removesuffix(".ipynb")
+    if text.isdigit():
+        number = int(text)
+        return next((s for s in steps if s.number == number), None)
+    return next((s for s in steps if text in (s.name.lower(), s.stem.lower())), None)
+
+
+# --- run directory and record ----------------------------------------------------------------------
+
+
+def run_dir_name(started: datetime, check: bool) -> str:
+    """`20250101T120000Z` (UTC), with `-check` for a dry run."""
+    stamp = started.astimezone(timezone.utc).strftime(TIMESTAMP_FORMAT)
+    return stamp + (CHECK_SUFFIX if check else "")
+
+
+def make_run_dir(out: Path, cluster_name: str, started: datetime, check: bool) -> Path:
+    """Create `<out>/<cluster>/<stamp>[-check]/`; a second run in the same second gets `-2`, `-3`, ..."""
+    parent = out / cluster_name
+    parent.mkdir(parents=True, exist_ok=True)
+    base = run_dir_name(started, check)
+    for attempt in range(1, 1000):
+        path = parent / (base if attempt == 1 else f"{base}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunbookError(f"cannot make a run directory under {parent}: too many runs named {base}")
+
+
+@dataclass
+class StepResult:
+    step: Step
+    status: str = "not run"  # ok | failed | interrupted | not run
+    seconds: float | None = None
+    error: str | None = None
+    record: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step.stem,
+            "notebook": self.step.notebook,
+            "status": self.status,
+            "seconds": None if self.seconds is None else round(self.seconds, 1),
+            "error": self.error,
+            "changed": _changed_nodes(self.record),
+        }
+
+
+@dataclass
+class RunState:
+    cluster_name: str
+    cluster_file: str
+    check: bool
+    run_dir: Path
+    started: datetime
+    results: list[StepResult] = field(default_factory=list)
+    finished: datetime | None = None
+    status: str = "running"  # running | ok | failed | interrupted
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def build_summary(state: RunState) -> dict[str, Any]:
+    """The content of summary.json."""
+    return {
+        "cluster": state.cluster_name,
+        "cluster_file": state.cluster_file,
+        "started": _iso(state.started),
+        "finished": _iso(state.finished),
+        "check": state.check,
+        "status": state.status,
+        "steps": [r.to_dict() for r in state.results],
+        "runbook_version": runbook.__version__,
+    }
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temp file, rename), so a reader never sees half a file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2, ensure_ascii=False)
+            handle.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # like the executed notebooks next to it (mkstemp makes 0600)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o22)
+    os.umask(mask)
+    return mask
+
+
+def read_record(run_dir: Path, step: Step) -> dict[str, Any] | None:
+    """The step's report as the notebook saved it (`<run dir>/<step>.json`), if it did."""
+    try:
+        data = json.loads((run_dir / f"{step.stem}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def clean(text: str) -> str:
+    """Terminal-safe text: no escape sequences or control characters (it may come from a node)."""
+    return _CONTROL.sub("", _ANSI.sub("", str(text).replace("\r\n", "\n")))
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    line = " ".join(part.strip() for part in clean(text).splitlines() if part.strip())
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def _outcomes(record: dict[str, Any] | None) -> list[dict[str, Any]]:
+    outcomes = (record or {}).get("outcomes")
+    return [o for o in outcomes if isinstance(o, dict)] if isinstance(outcomes, list) else []
+
+
+def _changed_nodes(record: dict[str, Any] | None) -> list[str]:
+    return [str(o.get("node")) for o in _outcomes(record) if o.get("status") in ("changed", "would change")]
+
+
+def _failed_nodes(record: dict[str, Any] | None) -> list[str]:
+    return [str(o.get("node")) for o in _outcomes(record) if o.get("status") == "failed"]
+
+
+def outcome_lines(record: dict[str, Any] | None, indent: str = "      ") -> list[str]:
+    """Per-node lines (and notes) of a step's record, for the terminal."""
+    outcomes = _outcomes(record)
+    width = max([4] + [len(clean(str(o.get("node", "")))) for o in outcomes])
+    lines = [
+        f"{indent}{clean(str(o.get('node', '?'))):<{width}}  {clean(str(o.get('status', '?'))):<12}  {one_line(str(o.get('summary', '')), 200)}"
+        for o in outcomes
+    ]
+    notes = (record or {}).get("notes")
+    if isinstance(notes, list):
+        lines += [f"{indent}note: {one_line(str(n), 200)}" for n in notes]
+    return lines
+
+
+def verdict(state: RunState) -> str:
+    """The last line of a run."""
+    ran = [r for r in state.results if r.status == "ok"]
+    total = len(state.results)
+    where = f"cluster '{state.cluster_name}'"
+    if state.status == "ok":
+        changed = [f"{r.step.stem} ({', '.join(_changed_nodes(r.record))})" for r in ran if _changed_nodes(r.record)]
+        if state.check:
+            if changed:
+                return f"PLAN: {where}: would change: {'; '.join(changed)}. Nothing was changed."
+            return f"PLAN: {where}: nothing to change in {total} step{'s' if total != 1 else ''}. Nothing was changed."
+        if changed:
+            return f"OK: {where}: {total} step{'s' if total != 1 else ''} done; changed: {'; '.join(changed)}."
+        return f"OK: {where}: {total} step{'s' if total != 1 else ''} done; everything was already in place."
+    stopped = next((r for r in state.results if r.status in ("failed", "interrupted")), None)
+    rest = sum(1 for r in state.results if r.status == "not run")
+    label = "FAILED" if state.status == "failed" else "INTERRUPTED"
+    at = f" at step {stopped.step.stem}" if stopped else ""
+    tail = f"; {rest} later step{'s' if rest != 1 else ''} did not run" if rest else ""
+    return f"{label}: {where}: stopped{at} after {len(ran)} of {total} steps{tail}."
+
+
+# --- executing one notebook -----------------------------------------------------------------------
+
+
+def kernel_manager_class(socket_dir: Path, stderr: IO[bytes] | IO[str] | None) -> type:
+    """A KernelManager class whose kernels use IPC sockets in `socket_dir` and write stderr to `stderr`.
+
+    Passed to papermill as `kernel_manager_class` (it reaches nbclient's NotebookClient): nbclient
+    then owns the kernel manager and shuts the kernel down, closes its channels and removes the
+    socket and connection files after the notebook, also on errors and Ctrl-C. (Passing a ready
+    `km=` also reaches nbclient, but then nbclient leaves the kernel running and the client's
+    channels open, and an `ipc` kernel manager's default socket path is relative to the current
+    directory, so two runs from one directory would share sockets.)
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class IpcKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _runbook_transport(self) -> str:
+            return "ipc"
+
+        @default("connection_file")
+        def _runbook_connection_file(self) -> str:
+            return str(socket_dir / "kernel.json")
+
+        @default("ip")
+        def _runbook_ip(self) -> str:
+            return str(socket_dir / "kernel")  # sockets: kernel-1 ... kernel-5
+
+        async def _async_pre_start_kernel(self, **kw: Any) -> Any:
+            cmd, kw = await super()._async_pre_start_kernel(**kw)
+            if stderr is not None:
+                kw.setdefault("stderr", stderr)
+            return cmd, kw
+
+    return IpcKernelManager
+
+
+def execute_step(
+    step: Step,
+    output: Path,
+    parameters: dict[str, Any],
+    *,
+    cwd: Path,
+    timeout: float | None,
+    kernel_log: IO[bytes] | None = None,
+) -> None:
+    """Run one step notebook with papermill; raises papermill's errors (PapermillExecutionError on a failed cell)."""
+    import papermill
+
+    socket_dir = Path(tempfile.mkdtemp(prefix="runbook-kernel-"))
+    try:
+        papermill.execute_notebook(
+            str(step.path),
+            str(output),
+            parameters=parameters,
+            kernel_name=KERNEL_NAME,
+            progress_bar=False,
+            log_output=False,
+            request_save_on_cell_execute=True,
+            cwd=str(cwd),
+            execution_timeout=timeout,
+            kernel_manager_class=kernel_manager_class(socket_dir, kernel_log),
+        )
+    finally:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def check_kernel() -> None:
+    """The `python3` Jupyter kernel must exist before any step starts."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(KERNEL_NAME)
+    except NoSuchKernel:
+        raise RunbookError(
+            f"no Jupyter kernel named {KERNEL_NAME!r}; install ipykernel in this environment "
+            f"({sys.executable} -m pip install ipykernel)"
+        ) from None
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Progress lines on stderr, and the same lines in run.log."""
+
+    def __init__(self, stream: IO[str], log_path: Path | None = None) -> None:
+        self.stream = stream
+        self.log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self._partial = ""
+
+    def begin(self, text: str) -> None:
+        """Start a line that `end` completes (`[2/7] 02-corosync-conf ... ` then `ok (1.8s)`)."""
+        self._partial = text
+        self.stream.write(text)
+        self.stream.flush()
+
+    def end(self, text: str) -> None:
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._log(self._partial + text)
+        self._partial = ""
+
+    def line(self, text: str = "") -> None:
+        if self._partial:
+            self.end("")
+        self.stream.write(text + "\n")
+        self.stream.flush()
+        self._log(text)
+
+    def _log(self, text: str) -> None:
+        if self.log:
+            self.log.write(text + "\n")
+            self.log.flush()
+
+    def close(self) -> None:
+        if self.log:
+            self.log.close()
+            self.log = None
+
+
+class _ToRunLog(logging.Handler):
+    """papermill's own warnings (e.g. "Passed unknown parameter") go to run.log, not between progress lines."""
+
+    def __init__(self, progress: Progress) -> None:
+        super().__init__(logging.WARNING)
+        self.progress = progress
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.progress._log(f"  {record.name}: {clean(record.getMessage())}")
+        except Exception:  # noqa: BLE001 - logging must never break the run
+            self.handleError(record)
+
+
+def _record_dir_parameter(run_dir: Path) -> str:
+    """The run dir as the kernels see it (their cwd is the repo root): relative when inside it.
+
+    Executed notebooks record their parameters and may be published; a relative path keeps the
+    machine's directory layout out of them.
+    """
+    try:
+        return str(run_dir.relative_to(repo_root()))
+    except ValueError:
+        return str(run_dir)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def failure_message(
+    step: Step, exc: BaseException, record: dict[str, Any] | None, timeout: float | None = None
+) -> tuple[str, str]:
+    """(the terminal message, the one-line error for summary.json) for a failed step."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, TimeoutError) and "timed out" in str(exc):  # nbclient's CellTimeoutError
+        limit = f" than {timeout:g} s" if timeout else ""
+        text = f"a cell of the notebook ran longer{limit} (--timeout) and was stopped"
+        return f"step {step.stem} timed out: {text}", f"{type(exc).__name__}: {text}"
+    if isinstance(exc, PapermillExecutionError):
+        ename, evalue = clean(exc.ename), clean(exc.evalue).strip()
+    else:
+        ename, evalue = type(exc).__name__, clean(str(exc)).strip()
+    if ename == "ModuleNotFoundError" and "runbook" in evalue:
+        evalue += (
+            f"\n  (the {KERNEL_NAME!r} Jupyter kernel runs a Python without the runbook package; "
+            "see `jupyter kernelspec list`, or install runbook into that Python)"
+        )
+    nodes = _failed_nodes(record)
+    first = evalue.splitlines()[0] if evalue else ""
+    if step.stem in first:  # StepFailed already says "step X failed on NODE: why"
+        message = evalue
+    else:
+        on = f" on {', '.join(nodes)}" if nodes else ""
+        message = f"step {step.stem} failed{on}: {ename}: {evalue}" if evalue else f"step {step.stem} failed{on}: {ename}"
+    return message, one_line(f"{ename}: {evalue}" if evalue else ename)
+
+
+def run(
+    cluster_file: str,
+    *,
+    check: bool = False,
+    only: Sequence[str] | None = None,
+    out: str | os.PathLike[str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+    stream: IO[str] | None = None,
+    executor: Callable[..., None] = execute_step,
+) -> int:
+    """Run the step notebooks for `cluster_file`; returns the exit code (0 ok, 1 failed, 130 interrupted)."""
+    from runbook.cluster import load_cluster
+
+    stream = stream or sys.stderr
+    cluster = load_cluster(cluster_file)  # exit 2 on bad input, before anything starts
+    if timeout is not None and not timeout > 0:
+        raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
+    steps = select_steps(discover_steps(notebooks_dir()), only)
+    check_kernel()
+
+    started = datetime.now(timezone.utc)
+    run_dir = make_run_dir(Path(out if out is not None else DEFAULT_OUT).resolve(), cluster.name, started, check)
+    state = RunState(
+        cluster_name=cluster.name,
+        cluster_file=os.path.abspath(cluster_file),
+        check=check,
+        run_dir=run_dir,
+        started=started,
+        results=[StepResult(step) for step in steps],
+    )
+    parameters = {**cluster.to_parameters(), "check": check, "record_dir": _record_dir_parameter(run_dir)}
+    progress = Progress(stream, run_dir / RUN_LOG)
+    mode = " (check: nothing will be changed)" if check else ""
+    progress.line(
+        f"runbook {'plan' if check else 'run'}: cluster '{cluster.name}' ({len(cluster.nodes)} nodes) "
+        f"from {cluster_file}{mode}; {len(steps)} step{'s' if len(steps) != 1 else ''}"
+    )
+    write_json(run_dir / SUMMARY, build_summary(state))
+    exit_code = 0
+    kernel_log = open(run_dir / KERNEL_LOG, "ab")  # noqa: SIM115
+    papermill_log = logging.getLogger("papermill")
+    handler, propagate = _ToRunLog(progress), papermill_log.propagate
+    papermill_log.addHandler(handler)
+    papermill_log.propagate = False
+    current: StepResult | None = None
+    t0 = time.monotonic()
+    try:
+        for index, result in enumerate(state.results, start=1):
+            current = result
+            step = result.step
+            output = run_dir / step.notebook
+            progress.begin(f"[{index}/{len(steps)}] {step.stem} ... ")
+            t0 = time.monotonic()
+            try:
+                executor(step, output, parameters, cwd=repo_root(), timeout=timeout, kernel_log=kernel_log)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the step ends the run, reported
+                result.seconds = time.monotonic() - t0
+                result.status = "failed"
+                result.record = read_record(run_dir, step)
+                message, result.error = failure_message(step, exc, result.record, timeout)
+                progress.end(f"FAILED ({result.seconds:.1f}s)")
+                for line in outcome_lines(result.record):
+                    progress.line(line)
+                progress.line(f"runbook: error: {message}")
+                progress.line(f"  executed notebook with the error: {_display_path(output)}")
+                state.status = "failed"
+                exit_code = 1
+                break
+            result.seconds = time.monotonic() - t0
+            result.status = "ok"
+            result.record = read_record(run_dir, step)
+            progress.end(f"ok ({result.seconds:.1f}s)")
+            for line in outcome_lines(result.record):
+                progress.line(line)
+            write_json(run_dir / SUMMARY, build_summary(state))
+        else:
+            state.status = "ok"
+    except KeyboardInterrupt:
+        if current is not None and current.status == "not run":
+            current.status = "interrupted"
+            current.seconds = time.monotonic() - t0
+            current.record = read_record(run_dir, current.step)
+            progress.end(f"interrupted ({current.seconds:.1f}s)")
+        state.status = "interrupted"
+        exit_code = 130
+        where = f" during step {current.step.stem}" if current else ""
+        progress.line(f"runbook: interrupted{where}")
+        if current is not None and (run_dir / current.step.notebook).exists():
+            progress.line(f"  executed notebook so far: {_display_path(run_dir / current.step.notebook)}")
+    finally:
+        papermill_log.removeHandler(handler)
+        papermill_log.propagate = propagate
+        kernel_log.close()
+        if (run_dir / KERNEL_LOG).stat().st_size == 0:
+            (run_dir / KERNEL_LOG).unlink()  # the kernels said nothing outside the notebooks
+        state.finished = datetime.now(timezone.utc)
+        if state.status == "running":  # an unexpected error in the runner itself
+            state.status = "failed"
+        write_json(run_dir / SUMMARY, build_summary(state))
+        progress.line(f"record: {_display_path(run_dir)}/ ({SUMMARY}, {RUN_LOG}, executed notebooks)")
+        progress.line(verdict(state))
+        progress.close()
+    return exit_code
+
+
+# --- CLI -------------------------------------------------------------------------------------------
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cluster", help="cluster file (YAML)")
+    parser.add_argument(
+        "--only", action="append", metavar="STEP",
+        help="run only this step: number (2, 02), name (corosync-conf) or file stem (02-corosync-conf); repeatable",
+    )
+    parser.add_argument("--out", metavar="DIR", help=f"where run records go (default ./{DEFAULT_OUT})")
+    parser.add_argument(
+        "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+        help=f"longest one notebook cell may run, in seconds (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return run(args.cluster, check=bool(getattr(args, "check", False)), only=args.only, out=args.out, timeout=args.timeout)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    return run(args.cluster, check=True, only=args.only, out=args.out, timeout=args.timeout)
+
+
+def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `run` and `plan` to the runbook CLI (`add(name, help, examples, func)`)."""
+    p = add(
+        "run",
+        "Run the step notebooks in order for a cluster file; the executed notebooks are the record.",
+        "runbook run clusters/chapter.yaml                       # every step, records in ./runs/chapter/<time>/\n"
+        "runbook run clusters/chapter.yaml --check               # dry run: what would change, per node\n"
+        "runbook run clusters/chapter.yaml --only 2 --only authkey\n"
+        "runbook run clusters/lab3.yaml --out /var/tmp/runs --timeout 300",
+        cmd_run,
+    )
+    _add_common(p)
+    p.add_argument("--check", action="store_true", help="dry run: show what would change and change nothing")
+
+    p = add(
+        "plan",
+        "Dry run of every step (same as `run --check`): what would change on each node, nothing changed.",
+        "runbook plan clusters/chapter.yaml\n"
+        "runbook plan clusters/chapter.yaml --only corosync-conf",
+        cmd_plan,
+    )
+    _add_common(p)

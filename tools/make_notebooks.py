@@ -1,0 +1,324 @@
+#!/usr/bin/env python3
+"""(Re)write the seven step notebooks in notebooks/ from the source held in this file.
+
+The notebooks are generated, not hand-edited, so that they stay thin, reviewable and identical from
+one run of this script to the next: nbformat v4.5, kernel `python3`, no outputs, no execution counts,
+fixed cell ids. The `parameters` cell is the chapter's cluster (clusters/chapter.yaml, read through
+runbook.cluster so it is exactly what `load_cluster(...).to_parameters()` gives) plus `check` and
+`record_dir`; edit the cluster file or this script, never the notebooks.
+
+    python tools/make_notebooks.py            # write notebooks/*.ipynb
+    python tools/make_notebooks.py --check    # exit 1 if notebooks/ is not what this script writes
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import nbformat  # noqa: E402
+
+from runbook.cluster import PARAMETER_KEYS, load_cluster  # noqa: E402
+
+CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
+NOTEBOOKS = ROOT / "notebooks"
+
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"name": "python"}
+
+# One short help text per parameter. papermill shows them (`papermill NOTEBOOK --help-notebook`):
+# its parser reads `name = value  # help` on one line, so no "=" may appear in these texts.
+PARAMETER_HELP = {
+    "cluster_name": "totem cluster_name on 2.x/3.x (1.x has none): letters, digits, _ and -",
+    "nodes": "every node: hostname, its own address, nodeid; the primary makes the authkey",
+    "generation": "Corosync generation: 'auto' (detect on the nodes) or 1, 2, 3",
+    "transport": "'auto': udpu on 1.x/2.x, knet on 3.x; or 'udpu', 'udp', 'knet'",
+    "crypto": "'auto': off on 1.x, on on 2.x, on on 3.x with knet; or 'on', 'off'",
+    "rrp_mode": "redundant ring mode: 'none', 'passive', 'active' (link_mode on 3.x)",
+    "pacemaker_plugin": "1.x only: load Pacemaker as a Corosync plugin (service { name: pacemaker })",
+    "totem": "the chapter's totem timings (ms) and UDP port",
+    "logging": "the chapter's logging: syslog and stderr, no log file, no debug",
+    "ssh": "how to reach the nodes (host keys are always checked); never a password",
+}
+# The annotation papermill shows as each parameter's type.
+PARAMETER_TYPE = {
+    "cluster_name": "str",
+    "nodes": "list",
+    "generation": "\"str or int\"",  # quoted: papermill reads no `|` in an annotation
+    "transport": "str",
+    "crypto": "str",
+    "rrp_mode": "str",
+    "pacemaker_plugin": "bool",
+    "totem": "dict",
+    "logging": "dict",
+    "ssh": "dict",
+}
+EXTRA_PARAMETERS = (
+    ("check", "bool", False, "True: dry run, show what would change and change nothing"),
+    ("record_dir", "\"str or None\"", None, "set by `runbook run`: the run directory where this step's report is saved as JSON"),
+)
+
+
+@dataclass(frozen=True)
+class StepNotebook:
+    stem: str
+    title: str
+    call: str
+    intro: str
+    look: str
+
+    @property
+    def number(self) -> int:
+        return int(self.stem.split("-", 1)[0])
+
+
+STEPS = (
+    StepNotebook(
+        stem="00-preflight",
+        title="Preflight checks",
+        call="steps.preflight(cluster, hosts, check=check)",
+        intro="""\
+This step changes nothing. It logs in to every node over SSH, with the host key checked against
+`known_hosts`, and finds out whether the node is ready: can commands run as root (directly or through
+sudo), is the operating system one the runbook knows how to handle, and does the node really carry
+the address the cluster file gives it. When `generation` is `auto`, it also looks at which Corosync
+the node has or will get.
+
+**Why.** The chapter starts straight away with `apt-get install` on both nodes. If the second node
+turned out to be unreachable halfway through, the first one would already be modified. Checking all
+nodes first means a run either goes ahead on every node or stops before touching any.
+
+**Corosync generations.** The answer found here steers every later step:
+
+- **1.x**: the chapter's world, Ubuntu 12.04. The chapter's files apply as written.
+- **2.x**: nodes listed in a `nodelist`, quorum from votequorum, Pacemaker as a separate daemon.
+- **3.x**: Debian 12, Ubuntu 22.04 and later, RHEL 8 and later. knet is the transport, and several
+  of the chapter's instructions no longer do what the chapter intends (steps 2, 4 and 5 explain).""",
+        look="""\
+**What to look for.** One line per node. A failed node stops the run here, with the reason (no
+route, unknown host key, not root, address not on any interface); fix it and run the step again.
+Nothing has been changed on any node yet.""",
+    ),
+    StepNotebook(
+        stem="01-install",
+        title="Install Corosync",
+        call="steps.install(cluster, hosts, check=check)",
+        intro="""\
+Installs the `corosync` package on every node with the node's own package manager, without asking
+questions. A node that already has it is left alone.
+
+**Why.** Both of the chapter's nodes need the Corosync daemon and its tools (`corosync-keygen`,
+`corosync-cfgtool`); the chapter installs them with `apt-get install corosync`.
+
+**Corosync generations.** The package decides the generation: Ubuntu 12.04 brings 1.x; Debian 12,
+Ubuntu 22.04+ and RHEL 8+ bring 3.x. Newer Debian packages also start Corosync as soon as they are
+installed, with a placeholder configuration (one node listening on 127.0.0.1); that daemon is not
+the cluster yet, and step 6 restarts it with the real configuration.""",
+        look="""\
+**What to look for.** `changed` where the package was installed, `unchanged` where it already was.
+With `check = True`, `would change` marks the nodes that still lack it.""",
+    ),
+    StepNotebook(
+        stem="02-corosync-conf",
+        title="Write corosync.conf",
+        call="steps.write_config(cluster, hosts, check=check)",
+        intro="""\
+Writes `/etc/corosync/corosync.conf` on every node, rendered from the one cluster description in the
+parameters above for the Corosync generation the node runs. The file is replaced atomically, the old
+one is kept as a timestamped backup, and the report shows the difference.
+
+**Why.** This file is the cluster: who the members are, how they reach each other, how long to
+wait before declaring a node gone. The chapter writes it by hand on both nodes; the two copies differ
+only in `bindnetaddr`, which has to be the address of the node the file is on (the primary's file
+rightly says .201, even though the text under it mentions .202).
+
+**Corosync generations.**
+
+- **1.x**: the chapter's layout exactly: `member`/`memberaddr` entries inside `interface`,
+  `transport: udpu` so no multicast is needed, `rrp_mode`, and the `service`, `aisexec` and `amf`
+  sections that load Pacemaker as a plugin.
+- **2.x and 3.x**: the chapter's file does not work. Corosync 3.1.7 rejects it: `corosync -t`
+  reports `member section is deprecated`, then `No valid name found for local host`, and exits 8.
+  The runbook writes the modern equivalent instead: a `nodelist` with each node's name, id and
+  address, votequorum with `two_node: 1` for a two-node cluster, and no Pacemaker plugin sections.
+- **3.x** also uses knet as the transport, with traffic encryption on (which is why step 3 matters),
+  and `link_mode` where the chapter has `rrp_mode`.""",
+        look="""\
+**What to look for.** Open the diff under each node to see exactly what changed. On a second run
+every node says `unchanged`: the step never rewrites a file that is already right.""",
+    ),
+    StepNotebook(
+        stem="03-authkey",
+        title="Share the authkey",
+        call="steps.distribute_authkey(cluster, hosts, check=check)",
+        intro="""\
+Makes sure every node has the same `/etc/corosync/authkey`, owned by root:root with mode 0400. The
+key is generated on the primary node with `corosync-keygen` if it has none yet, then copied to the
+other nodes. Its bytes pass from node to node through this controller's memory only: they are never
+shown here, and the report names a key only by the start of its SHA-256 digest.
+
+**Why.** Members of a cluster authenticate (and, when crypto is on, encrypt) their traffic with this
+shared key; a node with a different key cannot take part. The chapter generates it on the primary,
+copies it to the secondary and then tightens its owner and mode.
+
+**Corosync generations.** On 1.x, `corosync-keygen` reads `/dev/random` and can sit waiting for
+entropy (the chapter asks you to type on the keyboard). On 3.x it reads `/dev/urandom` and never
+waits. The chapter's 1.x configuration has `secauth: off`, so its key is not used for encryption;
+on 3.x with knet, crypto is on by default and the key is what protects the cluster traffic.""",
+        look="""\
+**What to look for.** The same key digest on every node. `changed` on a secondary means its key was
+missing or different and has been replaced with the primary's.""",
+    ),
+    StepNotebook(
+        stem="04-cfgtool",
+        title="The cfgtool line in rc.local",
+        call="steps.cfgtool_line(cluster, hosts, check=check)",
+        intro="""\
+On Corosync 1.x and 2.x, adds `/usr/sbin/corosync-cfgtool -r` to `/etc/rc.local`, just before its
+`exit 0`, once. On 3.x it adds nothing, and says why.
+
+**Why.** With redundant rings, a ring that saw a fault is marked faulty and stays out of use until
+someone resets it. The chapter has every node reset the ring state for the whole cluster at boot.
+
+**Corosync generations.** The line is meaningful on 1.x and 2.x only. Corosync 3 has no `-r`
+option: `corosync-cfgtool -r` there prints the usage text and still exits 0, so the line would run
+at every boot, do nothing, and report success. It is also not needed: knet notices when a link comes
+back and uses it again by itself. So on 3.x this step is reported as `skipped`.""",
+        look="""\
+**What to look for.** On 3.x every node says `skipped`. If an older `rc.local` still carries the
+line, the report says so and leaves the file as it is.""",
+    ),
+    StepNotebook(
+        stem="05-enable-at-boot",
+        title="Start Corosync at boot",
+        call="steps.enable_at_boot(cluster, hosts, check=check)",
+        intro="""\
+Makes every node start Corosync when it boots, in whatever way that node's system expects. It does
+not start Corosync now; step 6 does.
+
+**Why.** On the chapter's Ubuntu 12.04 the init script refuses to start Corosync until
+`/etc/default/corosync` says `START=yes`, so the chapter turns `START=no` into `START=yes`.
+
+**Corosync generations.** Where the defaults file has a `START=` line, as with the chapter's 1.x
+packages, the step sets it to `yes`, as the chapter does. Later packages dropped that switch: with
+3.x on Debian 12, `/etc/default/corosync` has no `START=` line at all, so editing it would change
+nothing. There the step enables the service through the init system instead: `systemctl enable
+corosync` under systemd, `update-rc.d` (or `chkconfig`) for SysV init scripts.""",
+        look="""\
+**What to look for.** The method used on each node (defaults file, systemd or SysV), and
+`unchanged` where Corosync was already enabled.""",
+    ),
+    StepNotebook(
+        stem="06-start-and-verify",
+        title="Start Corosync and verify the membership",
+        call="steps.start_and_verify(cluster, hosts, check=check)",
+        intro="""\
+Starts Corosync on every node where it is not running, or restarts it where the running daemon has
+not loaded the files the earlier steps wrote, then waits until every node sees every other node as a member
+and the cluster is quorate. The report shows the membership as each node reports it.
+
+**Why.** The chapter stops once the files are in place. Only a running, complete membership shows
+that the configuration, the key and the network really work together.
+
+**Corosync generations.** Two things make "start it and trust the exit code" wrong, on any
+generation. The init script exits 0 even when Corosync fails to start, so this step checks for the
+daemon itself and asks it for the membership. And a restart must wait for the old daemon to be gone:
+a new `corosync` started while the old one is still shutting down exits at once, leaving the node
+with no Corosync at all. The membership is read with the tools of the installed generation
+(`corosync-quorumtool` on 2.x/3.x, `corosync-objctl` on 1.x).""",
+        look="""\
+**What to look for.** Every node lists every member, and the cluster is quorate. On a second run
+nothing is restarted: the ring ID stays the same.""",
+    ),
+)
+
+
+def _literal(value: object) -> str:
+    text = repr(value)
+    if "\n" in text:  # cannot happen for the validated cluster; keep the one-line form papermill reads
+        raise ValueError(f"parameter value {text[:40]!r} does not fit on one line")
+    return text
+
+
+def parameters_source(parameters: dict[str, object]) -> str:
+    keys = list(parameters)
+    if tuple(keys) != tuple(PARAMETER_KEYS) or not set(keys) == set(PARAMETER_HELP) == set(PARAMETER_TYPE):
+        missing = sorted(set(keys) - (set(PARAMETER_HELP) & set(PARAMETER_TYPE)))
+        raise SystemExit(
+            f"make_notebooks: the cluster keys changed ({', '.join(keys)}); "
+            f"add help texts for: {', '.join(missing) or '(none)'} and remove stale ones"
+        )
+    lines = ["# The chapter's own cluster (clusters/chapter.yaml). Papermill replaces these values;"]
+    lines.append("# in Jupyter, edit them here. Nothing secret belongs here: it is recorded with the run.")
+    for key in keys:
+        lines.append(f"{key}: {PARAMETER_TYPE[key]} = {_literal(parameters[key])}  # {PARAMETER_HELP[key]}")
+    for key, type_name, value, help_text in EXTRA_PARAMETERS:
+        lines.append(f"{key}: {type_name} = {_literal(value)}  # {help_text}")
+    return "\n".join(lines)
+
+
+def build(step: StepNotebook, parameters: dict[str, object]) -> nbformat.NotebookNode:
+    v4 = nbformat.v4
+    cells = [
+        v4.new_markdown_cell(f"# Step {step.number} — {step.title}\n\n{step.intro}", id=f"{step.stem}-intro"),
+        v4.new_code_cell(parameters_source(parameters), id=f"{step.stem}-parameters", metadata={"tags": ["parameters"]}),
+        v4.new_code_cell(
+            f'from runbook import notebook, steps\ncluster, hosts = notebook.setup(globals(), step="{step.stem}")',
+            id=f"{step.stem}-setup",
+        ),
+        v4.new_code_cell(f"report = notebook.record({step.call})\nreport", id=f"{step.stem}-run"),
+        v4.new_markdown_cell(step.look, id=f"{step.stem}-look"),
+    ]
+    nb = v4.new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)})
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nbformat.validate(nb)
+    return nb
+
+
+def render(step: StepNotebook, parameters: dict[str, object]) -> str:
+    text = nbformat.writes(build(step, parameters), version=4)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def generate() -> dict[str, str]:
+    """File name -> exact text of every step notebook."""
+    parameters = load_cluster(CLUSTER_FILE).to_parameters()
+    return {f"{step.stem}.ipynb": render(step, parameters) for step in STEPS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=NOTEBOOKS, help=f"directory to write to (default {NOTEBOOKS})")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any notebook differs")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in generate().items():
+        path = args.out / name
+        data = text.encode("utf-8")
+        current = path.read_bytes() if path.exists() else None
+        if current == data:
+            continue
+        stale.append(name)
+        if not args.check:
+            args.out.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{name}.tmp")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+    if args.check:
+        if stale:
+            print(f"out of date (run tools/make_notebooks.py): {', '.join(stale)}", file=sys.stderr)
+            return 1
+        print(f"{len(STEPS)} notebooks up to date", file=sys.stderr)
+        return 0
+    print(f"wrote {len(stale)} of {len(STEPS)} notebooks in {args.out}" if stale else "notebooks already up to date", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
