@@ -85,7 +85,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         cluster = load_cluster(args.cluster)
         nodes = [(n.name, n.address) for n in cluster.nodes]
     else:
-        nodes = lab.generated_nodes(args.nodes or 2)
+        nodes = lab.generated_nodes(args.nodes or 2, args.subnet)
     state = lab.up(args.lab, nodes, progress=_progress)
     _print_status(state)
     print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
@@ -264,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = lab_sub.add_parser("up", help="make hosts for a cluster file's nodes, or N generated hosts")
     p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
-    p.add_argument("--nodes", type=int, help="make N hosts on 10.0.77.0/24 instead (writes a cluster file for them)")
+    p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
+    p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24); labs on different subnets coexist")
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_up)
     p = lab_sub.add_parser("status", help="hosts, addresses, sshd and corosync state")

@@ -174,11 +174,17 @@ def plan_lab(name: str, nodes: Sequence[tuple[str, str]]) -> LabState:
     )
 
 
-def generated_nodes(count: int) -> list[tuple[str, str]]:
-    """Names and addresses for `lab up --nodes N`."""
+def generated_nodes(count: int, subnet: str | None = None) -> list[tuple[str, str]]:
+    """Names and addresses for `lab up --nodes N [--subnet CIDR]`: node1 at .11, node2 at .12, ..."""
     if not 1 <= count <= 200:
         raise LabError(f"--nodes: {count} is out of range (1..200)")
-    base = int(GENERATED_SUBNET.network_address)
+    try:
+        network = ipaddress.ip_network(subnet, strict=False) if subnet else GENERATED_SUBNET
+    except ValueError as exc:
+        raise LabError(f"--subnet: {subnet!r} is not an IPv4 network like 10.0.88.0/24") from exc
+    if network.version != 4 or network.prefixlen != 24:
+        raise LabError(f"--subnet: {subnet!r}: the lab uses IPv4 /24 networks, like 10.0.88.0/24")
+    base = int(network.network_address)
     return [(f"node{i}", str(ipaddress.ip_address(base + 10 + i))) for i in range(1, count + 1)]
 
 

@@ -19,7 +19,7 @@ from tests.lab.conftest import lab_cluster, leftovers, running_lab
 
 @pytest.fixture(scope="module")
 def two_hosts():
-    with running_lab("pthosts", lab.generated_nodes(2)) as state:
+    with running_lab("pthosts", lab.generated_nodes(2, "10.0.76.0/24")) as state:
         yield state, lab_cluster(state)
 
 
@@ -29,8 +29,8 @@ def test_hosts_are_separate_machines(two_hosts):
         one, two = gather(hosts["node1"]), gather(hosts["node2"])
         assert hosts["node1"].run("hostname").text.strip() == "node1"
         assert hosts["node2"].run("hostname").text.strip() == "node2"
-        assert one.has_address("10.0.77.11") and not one.has_address("10.0.77.12")
-        assert two.has_address("10.0.77.12") and not two.has_address("10.0.77.11")
+        assert one.has_address("10.0.76.11") and not one.has_address("10.0.76.12")
+        assert two.has_address("10.0.76.12") and not two.has_address("10.0.76.11")
         # PID namespaces: each host sees only its own processes (one sshd listener each)
         assert hosts["node1"].run("pgrep -c -f 'sshd: /usr/sbin/sshd'", check=False).text.strip() == "1"
         # private root: a file written on one host does not exist on the other, nor on this machine
@@ -90,7 +90,7 @@ def test_changed_host_key_is_refused_with_both_fingerprints(two_hosts):
         message = str(caught.value)
         assert message.startswith("node2:") and "CHANGED" in message
         assert f"expected: ssh-ed25519 {old_fp}" in message and f"received: ssh-ed25519 {new_fp}" in message
-        assert "ssh-keygen -R 10.0.77.12" in message
+        assert "ssh-keygen -R 10.0.76.12" in message
     finally:
         lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key", input=saved)
         lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key.pub", input=saved_pub)
@@ -114,7 +114,7 @@ def test_unknown_host_key_is_refused(two_hosts, tmp_path, monkeypatch):
         with pytest.raises(HostKeyError) as caught:
             hosts["node1"].run("true")
     message = str(caught.value)
-    assert message.startswith("node1: unknown SSH host key for 10.0.77.11")
+    assert message.startswith("node1: unknown SSH host key for 10.0.76.11")
     assert "ssh-keyscan" in message and "trust_unknown_hosts" in message
 
 
@@ -135,7 +135,7 @@ def test_trusting_an_unknown_host_needs_an_explicit_opt_in(two_hosts, tmp_path, 
 
 def test_addresses_outside_the_lab_are_never_contacted(two_hosts):
     _, cluster = two_hosts
-    stray = lab_cluster(two_hosts[0], nodes=[{"name": "node1", "address": "10.0.77.11"}, {"name": "far", "address": "10.0.99.7"}])
+    stray = lab_cluster(two_hosts[0], nodes=[{"name": "node1", "address": "10.0.76.11"}, {"name": "far", "address": "10.0.99.7"}])
     assert os.environ.get("RUNBOOK_LAB_ONLY")
     with hosts_for(stray) as hosts:
         with pytest.raises(ConnectionFailed, match=r"^far: .*10\.0\.99\.7 is not a lab host"):

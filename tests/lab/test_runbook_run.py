@@ -137,7 +137,7 @@ def test_survivor_stays_quorate_and_a_rerun_brings_the_killed_node_back(chapter)
 
 @pytest.mark.parametrize("count", [3, 5])
 def test_bigger_clusters_reach_full_membership_and_quorum(count, tmp_path):
-    with running_lab(f"ptn{count}", lab.generated_nodes(count)) as state:
+    with running_lab(f"ptn{count}", lab.generated_nodes(count, f"10.0.{80 + count}.0/24")) as state:
         cluster = lab_cluster(state)
         result = runbook("run", str(state.cluster_file), out=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]

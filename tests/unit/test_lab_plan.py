@@ -43,3 +43,9 @@ def test_ssh_config_checks_host_keys_for_real():
     assert "StrictHostKeyChecking yes" in text and f"UserKnownHostsFile {state.known_hosts}" in text
     assert "Host node1 10.0.77.11" in text
     assert "role: primary" in cluster_yaml_text(state)
+
+
+def test_generated_hosts_on_their_own_subnet():
+    assert generated_nodes(2, "10.0.88.0/24") == [("node1", "10.0.88.11"), ("node2", "10.0.88.12")]
+    with pytest.raises(LabError, match="--subnet"):
+        generated_nodes(2, "10.0.88.0/16")
