@@ -34,8 +34,9 @@ from runbook.hosts import Hosts, hosts_for
 PARAMETERS_SOURCE = "papermill parameters"
 RECORD_SUFFIX = ".json"
 
-# One notebook = one kernel = one set of hosts; a re-run of the set-up cell replaces them.
-_state: dict[str, Any] = {"hosts": None, "record_dir": None, "step": None, "atexit": False}
+# One kernel = one set of hosts: re-running the set-up cell, or the next step of `runbook run` (which
+# shares one kernel between steps), keeps them while the cluster is the same and replaces them otherwise.
+_state: dict[str, Any] = {"hosts": None, "cluster": None, "record_dir": None, "step": None, "atexit": False}
 
 
 def setup(namespace: Mapping[str, Any], step: str | None = None) -> tuple[Cluster, Hosts]:
@@ -64,10 +65,13 @@ def setup(namespace: Mapping[str, Any], step: str | None = None) -> tuple[Cluste
         raise ClusterFileError(problems, PARAMETERS_SOURCE)
 
     previous = _state["hosts"]
-    if previous is not None:
-        previous.close()
-    hosts = hosts_for(cluster)
-    _state.update(hosts=hosts, record_dir=os.fspath(record_dir) if record_dir is not None else None, step=step)
+    if previous is not None and _state.get("cluster") == cluster:
+        hosts = previous  # the same nodes: keep the open SSH connections (runbook run shares a kernel)
+    else:
+        if previous is not None:
+            previous.close()
+        hosts = hosts_for(cluster)
+    _state.update(hosts=hosts, cluster=cluster, record_dir=os.fspath(record_dir) if record_dir is not None else None, step=step)
     if not _state["atexit"]:
         atexit.register(_close_hosts)
         _state["atexit"] = True

@@ -348,34 +348,133 @@ def kernel_manager_class(socket_dir: Path, stderr: IO[bytes] | IO[str] | None) -
     return IpcKernelManager
 
 
-def execute_step(
-    step: Step,
-    output: Path,
-    parameters: dict[str, Any],
-    *,
-    cwd: Path,
-    timeout: float | None,
-    kernel_log: IO[bytes] | None = None,
-) -> None:
-    """Run one step notebook with papermill; raises papermill's errors (PapermillExecutionError on a failed cell)."""
-    import papermill
+RESET_NAMESPACE = "get_ipython().reset(new_session=True)"
 
-    socket_dir = Path(tempfile.mkdtemp(prefix="runbook-kernel-"))
-    try:
+
+class SharedKernel:
+    """One kernel for a whole run: each step notebook runs in it after its namespace is reset.
+
+    Starting a kernel costs about a second, and a run has seven steps; keeping one also keeps the
+    SSH connections (runbook.notebook reuses them while the cluster is the same). Before each step the
+    user namespace is cleared and the execution count restarts at 1, so every executed notebook reads
+    as if it had a kernel of its own, and a step can only use what its own cells define. The kernel is
+    killed at the end of the run, also after a failure or ^C.
+    """
+
+    def __init__(self, cwd: Path, stderr: IO[bytes] | None = None) -> None:
+        self.cwd = cwd
+        self.stderr = stderr
+        self.km: Any = None
+        self.kc: Any = None
+        self.socket_dir: Path | None = None
+
+    def _start(self) -> None:
+        """Start the kernel and one client for the whole run (nbclient's own would wait for the kernel anew)."""
+        from jupyter_core.utils import run_sync
+
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="runbook-kernel-"))
+        self.km = kernel_manager_class(self.socket_dir, self.stderr)(kernel_name=KERNEL_NAME)
+        run_sync(self.km.start_kernel)(cwd=str(self.cwd))
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        run_sync(self.kc.wait_for_ready)(timeout=60)
+
+    def reset(self) -> None:
+        """Clear the user namespace and restart the execution count (a silent request: not counted)."""
+        from jupyter_core.utils import run_sync
+
+        reply = run_sync(self.kc.execute_interactive)(RESET_NAMESPACE, silent=True, store_history=False, timeout=60)
+        if reply["content"].get("status") != "ok":
+            raise RunbookError(f"could not reset the kernel between steps: {reply['content'].get('evalue', '')}")
+
+    def __call__(
+        self,
+        step: Step,
+        output: Path,
+        parameters: dict[str, Any],
+        *,
+        cwd: Path,
+        timeout: float | None,
+        kernel_log: IO[bytes] | None = None,
+    ) -> None:
+        """Run one step notebook with papermill; raises papermill's errors (PapermillExecutionError on a failed cell)."""
+        import papermill
+
+        if self.km is None:
+            self._start()
+        else:
+            self.reset()
         papermill.execute_notebook(
             str(step.path),
             str(output),
             parameters=parameters,
             kernel_name=KERNEL_NAME,
+            engine_name=SHARED_KERNEL_ENGINE,
             progress_bar=False,
             log_output=False,
             request_save_on_cell_execute=True,
             cwd=str(cwd),
             execution_timeout=timeout,
-            kernel_manager_class=kernel_manager_class(socket_dir, kernel_log),
+            km=self.km,
+            kc=self.kc,
         )
-    finally:
-        shutil.rmtree(socket_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        try:
+            if self.kc is not None:
+                self.kc.stop_channels()
+                self.kc = None
+            if self.km is not None and run_sync(self.km.is_alive)():
+                run_sync(self.km.shutdown_kernel)(now=True)
+        except Exception:  # noqa: BLE001 - the kernel may already be gone (^C reaches it too)
+            pass
+        finally:
+            if self.km is not None:
+                run_sync(self.km.cleanup_resources)()
+            if self.socket_dir is not None:
+                shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.km = None
+
+
+SHARED_KERNEL_ENGINE = "runbook-shared-kernel"
+
+
+def _register_engine() -> None:
+    """A papermill engine that runs a notebook in a given, already started kernel through a given,
+    already connected client (both owned by SharedKernel, which closes them at the end of the run)."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(  # type: ignore[override]
+            cls,
+            nb_man: Any,
+            kernel_name: str,
+            log_output: bool = False,
+            stdout_file: Any = None,
+            stderr_file: Any = None,
+            start_timeout: int = 60,
+            execution_timeout: float | None = None,
+            **kwargs: Any,
+        ) -> Any:
+            client = PapermillNotebookClient(
+                nb_man,
+                km=kwargs["km"],
+                timeout=execution_timeout,
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logging.getLogger("papermill"),
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
+            client.kc = kwargs["kc"]
+            return client.execute()
+
+    papermill_engines.register(SHARED_KERNEL_ENGINE, SharedKernelEngine)
 
 
 def check_kernel() -> None:
@@ -502,7 +601,7 @@ def run(
     out: str | os.PathLike[str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
     stream: IO[str] | None = None,
-    executor: Callable[..., None] = execute_step,
+    executor: Callable[..., None] | None = None,
 ) -> int:
     """Run the step notebooks for `cluster_file`; returns the exit code (0 ok, 1 failed, 130 interrupted)."""
     from runbook.cluster import load_cluster
@@ -540,6 +639,9 @@ def run(
     papermill_log.propagate = False
     current: StepResult | None = None
     t0 = time.monotonic()
+    if executor is None:
+        _register_engine()
+        executor = SharedKernel(repo_root(), kernel_log)
     try:
         for index, result in enumerate(state.results, start=1):
             current = result
@@ -586,6 +688,9 @@ def run(
         if current is not None and (run_dir / current.step.notebook).exists():
             progress.line(f"  executed notebook so far: {_display_path(run_dir / current.step.notebook)}")
     finally:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
         papermill_log.removeHandler(handler)
         papermill_log.propagate = propagate
         kernel_log.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import tempfile
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -433,7 +434,9 @@ def test_real_kernels_over_ipc_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     _tiny_notebook(directory / "01-fail.ipynb", FAIL)
     _tiny_notebook(directory / "02-never.ipynb", "raise AssertionError('must not run')")
     monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
-    before = {p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("runbook-kernel-*")}
+    private_tmp = tmp_path / "tmp"  # other runs on this machine make kernel dirs in /tmp at the same time
+    private_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     out, stream = tmp_path / "runs", io.StringIO()
 
     assert runner.run(str(CHAPTER), out=out, stream=stream, timeout=120) == 1
@@ -454,6 +457,25 @@ def test_real_kernels_over_ipc_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     assert "runbook: error: step 01-fail failed on node2: it broke" in text
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [s["status"] for s in summary["steps"]] == ["ok", "failed", "not run"]
-    after = {p.name for p in Path(os.environ.get("TMPDIR", "/tmp")).glob("runbook-kernel-*")}
-    assert after <= before, "kernel socket directories left behind"
+    assert not list(private_tmp.glob("runbook-kernel-*")), "kernel socket directories left behind"
     assert not list(ROOT.glob("kernel-ipc-*")), "IPC sockets leaked into the working directory"
+
+
+def test_steps_share_a_kernel_but_not_a_namespace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """runbook run keeps one kernel (and its SSH connections) for speed; each step still starts clean."""
+    pytest.importorskip("ipykernel")
+    directory = tmp_path / "notebooks"
+    directory.mkdir()
+    _tiny_notebook(directory / "00-define.ipynb", "leftover = 'from step 00'\nimport os\nkernel_pid = os.getpid()\n" + REPORT)
+    _tiny_notebook(
+        directory / "01-look.ipynb",
+        "assert 'leftover' not in globals(), 'a name from the previous step leaked'\n" + REPORT,
+    )
+    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
+    out = tmp_path / "runs"
+    assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), timeout=120) == 0
+    run_dir = only_run_dir(out)
+    for name in ("00-define.ipynb", "01-look.ipynb"):
+        executed = nbformat.read(run_dir / name, as_version=4)
+        counts = [c.execution_count for c in executed.cells if c.cell_type == "code"]
+        assert counts == list(range(1, len(counts) + 1)), f"{name}: {counts}"
