@@ -46,6 +46,7 @@ _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
 _SSH_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", re.ASCII)
 _UNSAFE_IN_CONF = re.compile(r"[\x00-\x1f\x7f{}]")
 _SECRET_WORDS = ("password", "passphrase", "secret", "private_key", "authkey")
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")  # "this host on this network": not a node's address
 
 
 @dataclass(frozen=True)
@@ -494,6 +495,10 @@ def _address(p: _Problems, path: str, value: Any) -> str | None:
         p.bad(path, value, "is the unspecified address; use the node's address on the cluster network")
     elif address.is_multicast:
         p.bad(path, value, "is a multicast address; use the node's own unicast address")
+    elif isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        p.bad(path, value, f"is an IPv4-mapped IPv6 address; write the IPv4 address {address.ipv4_mapped}")
+    elif address.is_reserved or address in _THIS_NETWORK:
+        p.bad(path, value, "is a reserved address (broadcast, 0.0.0.0/8, 240.0.0.0/4, ...) that no node can use")
     else:
         return str(address)
     return None
