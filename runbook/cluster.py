@@ -217,6 +217,32 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+class _HugeInt(int):
+    """An integer too long for Python to convert (over 4300 digits): kept as a stand-in of the right
+    sign, far outside every range, so validation names the field instead of YAML failing as a whole."""
+
+    def __new__(cls, digits: int, negative: bool) -> _HugeInt:
+        value = super().__new__(cls, -(10**30) if negative else 10**30)
+        value.digits = digits  # type: ignore[attr-defined]
+        return value
+
+    def __repr__(self) -> str:
+        return f"<{'a negative ' if self < 0 else 'an '}integer of {self.digits} digits>"  # type: ignore[attr-defined]
+
+    __str__ = __repr__
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    try:
+        return loader.construct_yaml_int(node)
+    except ValueError:
+        text = str(node.value)
+        return _HugeInt(sum(c.isdigit() for c in text), text.lstrip().startswith("-"))
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
+
 def load_cluster(path: str | os.PathLike[str]) -> Cluster:
     """Read, parse and validate a cluster file; every failure is a ClusterFileError naming the path."""
     source = os.fspath(path)
