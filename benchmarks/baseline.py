@@ -51,7 +51,6 @@ def run_baseline(cluster: Cluster, ssh_config: str, timeout: float = 300) -> dic
     key = ssh(ssh_config, primary, "corosync-keygen -l >/dev/null && cat /etc/corosync/authkey")
     others = [n for n in names if n != primary]
     on_all(others, lambda n: ssh(ssh_config, n, "cat > /etc/corosync/authkey && chmod 400 /etc/corosync/authkey", key))
-    del key
     lap("key")
     on_all(names, lambda n: ssh(ssh_config, n, "update-rc.d corosync enable >/dev/null 2>&1; /etc/init.d/corosync start >/dev/null"))
     deadline = time.monotonic() + timeout

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import atexit
 import html
-import json
 import os
-import tempfile
 import traceback
 from pathlib import Path
 from typing import Any, Mapping
@@ -30,6 +28,7 @@ from typing import Any, Mapping
 from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping
 from runbook.errors import ClusterFileError, RunbookError
 from runbook.hosts import Hosts, hosts_for
+from runbook.local import write_json_atomic
 
 PARAMETERS_SOURCE = "papermill parameters"
 RECORD_SUFFIX = ".json"
@@ -155,27 +154,8 @@ def _write_record(report: Any) -> Path | None:
         return None
     to_dict = getattr(report, "to_dict", None)
     data = to_dict() if callable(to_dict) else {"report": str(report)}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # like the executed notebooks next to it (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    write_json_atomic(path, data)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
 
 
 def _short_traceback(exc: BaseException, frames: int = 3) -> list[str]:

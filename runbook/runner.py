@@ -36,6 +36,8 @@ from typing import IO, Any
 
 import runbook
 from runbook.errors import RunbookError
+from runbook.local import write_json_atomic
+from runbook.report import clean as clean_text
 
 NOTEBOOKS_ENV = "RUNBOOK_NOTEBOOKS"
 KERNEL_NAME = "python3"
@@ -48,8 +50,6 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_SUFFIX = "-check"
 
 _STEP_FILE = re.compile(r"^(?P<number>\d+)-(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.ipynb$")
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class UsageError(RunbookError):
@@ -219,27 +219,7 @@ def build_summary(state: RunState) -> dict[str, Any]:
     }
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temp file, rename), so a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, ensure_ascii=False)
-            handle.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # like the executed notebooks next to it (mkstemp makes 0600)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o22)
-    os.umask(mask)
-    return mask
+write_json = write_json_atomic
 
 
 def read_record(run_dir: Path, step: Step) -> dict[str, Any] | None:
@@ -253,7 +233,7 @@ def read_record(run_dir: Path, step: Step) -> dict[str, Any] | None:
 
 def clean(text: str) -> str:
     """Terminal-safe text: no escape sequences or control characters (it may come from a node)."""
-    return _CONTROL.sub("", _ANSI.sub("", str(text).replace("\r\n", "\n")))
+    return clean_text(str(text))
 
 
 def one_line(text: str, limit: int = 300) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any

@@ -4,7 +4,7 @@ import base64
 from pathlib import Path
 
 from runbook.cluster import load_cluster
-from runbook.facts import CONF_PATH, DEFAULTS_PATH, parse_facts
+from runbook.facts import DEFAULTS_PATH, parse_facts
 from runbook.steps.authkey import keygen_script
 from runbook.steps.boot import boot_method
 from runbook.steps.install import install_command
