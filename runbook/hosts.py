@@ -30,6 +30,7 @@ import paramiko
 
 from runbook import lab
 from runbook.errors import CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError
+from runbook.report import clean
 
 if TYPE_CHECKING:
     from runbook.cluster import Cluster, Node, SshSettings
@@ -196,6 +197,7 @@ class Host:
         self._jump: Host | None = None
         self._lock = threading.Lock()
         self.is_root: bool | None = None
+        self._sudo_ok = False
 
     # -- connection -------------------------------------------------------------------------
 
@@ -312,26 +314,43 @@ class Host:
         # -k: always ask, so the password line is always consumed and never reaches the command.
         return f"sudo -S -k -p '' -- sh -c {shlex.quote(command)}", (password + "\n").encode()
 
-    def run(
-        self,
-        command: str | Sequence[str],
-        *,
-        check: bool = True,
-        input: bytes | None = None,
-        timeout: float = 300,
-        display: str | None = None,
-    ) -> Result:
-        """Run a shell command as root. `display` replaces the command in errors when it is long or private."""
-        text = command if isinstance(command, str) else shlex.join(command)
-        shown = display or text
-        wrapped, prefix = self._wrap(text)
+    @property
+    def uses_sudo(self) -> bool:
+        return self.endpoint.user != "root" and self.endpoint.sudo
+
+    def _check_sudo(self) -> None:
+        """With ssh.sudo, make sure once that sudo really gives root, and say how to fix it when not.
+
+        Without this, a user without sudo rights got "command exited 1 ... sudo: a password is
+        required" for the facts script, which says neither what is wrong nor what to do.
+        """
+        wrapped, prefix = self._wrap("id -u")
+        status, stdout, stderr = self._exec(wrapped, prefix, 60, "sudo check (id -u)")
+        if status == 0 and stdout.strip() == b"0":
+            self._sudo_ok = True
+            return
+        lines = [line.strip() for line in clean(stderr.decode("utf-8", "replace")).splitlines()]
+        lines = [line for line in lines if line and "unable to resolve host" not in line]
+        user = self.endpoint.user
+        if status == 127 or any("sudo: not found" in line or "sudo: command not found" in line for line in lines):
+            why = "sudo is not installed on the node"
+        else:
+            why = "; ".join(lines[-3:]) or f"sudo exited {status}"
+        given = f"tried with the password from {SUDO_PASSWORD_ENV}" if os.environ.get(SUDO_PASSWORD_ENV) is not None else f"{SUDO_PASSWORD_ENV} is not set"
+        raise HostError(
+            self.name,
+            f"login user {user!r} cannot run commands as root through sudo ({why}; {given}).\n"
+            f"  Give {user} sudo rights on the node (e.g. `{user} ALL=(ALL) NOPASSWD: ALL` in /etc/sudoers.d/runbook),\n"
+            f"  or put {user}'s password in the environment variable {SUDO_PASSWORD_ENV}, or log in as root (ssh.user: root).",
+        )
+
+    def _exec(self, wrapped: str, data: bytes, timeout: float, shown: str) -> tuple[int, bytes, bytes]:
         try:
             transport = self.client.get_transport()
             assert transport is not None
             channel = transport.open_session(timeout=self.endpoint.connect_timeout)
             channel.settimeout(timeout)
             channel.exec_command(wrapped)
-            data = prefix + (input or b"")
             if data:
                 channel.sendall(data)
             channel.shutdown_write()
@@ -345,6 +364,24 @@ class Host:
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self.close()
             raise ConnectionFailed(self.name, f"connection lost: {exc or type(exc).__name__}", command=shown) from exc
+        return status, stdout, stderr
+
+    def run(
+        self,
+        command: str | Sequence[str],
+        *,
+        check: bool = True,
+        input: bytes | None = None,
+        timeout: float = 300,
+        display: str | None = None,
+    ) -> Result:
+        """Run a shell command as root. `display` replaces the command in errors when it is long or private."""
+        text = command if isinstance(command, str) else shlex.join(command)
+        shown = display or text
+        if self.uses_sudo and not self._sudo_ok:
+            self._check_sudo()
+        wrapped, prefix = self._wrap(text)
+        status, stdout, stderr = self._exec(wrapped, prefix + (input or b""), timeout, shown)
         result = Result(self.name, shown, status, stdout, stderr)
         if check and status != 0:
             raise CommandFailed(self.name, shown, status, stderr.decode("utf-8", "replace"), result.text)
