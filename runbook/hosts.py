@@ -425,6 +425,8 @@ class Host:
                 f'tmp=$(mktemp "$dir/.$(basename -- {q}).runbook-XXXXXX")',
                 "trap 'rm -f -- \"$tmp\"' EXIT",
                 'cat > "$tmp"',
+                # A connection cut mid-transfer looks like end of input to `cat`: never rename a short file.
+                f'got=$(wc -c < "$tmp"); [ "$got" -eq {len(data)} ] || {{ echo "incomplete transfer: $got of {len(data)} bytes arrived; the file was left as it was" >&2; exit 5; }}',
                 f'chown {shlex.quote(owner)}:{shlex.quote(group)} "$tmp"',
                 f'chmod {mode:o} "$tmp"',
                 'sync -- "$tmp" 2>/dev/null || sync',
