@@ -146,41 +146,57 @@ def cmd_lab_ssh(args: argparse.Namespace) -> int:
 
 def cmd_facts(args: argparse.Namespace) -> int:
     from runbook.cluster import load_cluster
-    from runbook.facts import gather_all
+    from runbook.facts import gather
     from runbook.hosts import connect_cluster
+    from runbook.report import clean
+    from runbook.steps._common import parallel
 
     cluster = load_cluster(args.cluster)
     with connect_cluster(cluster) as hosts:
-        for facts in gather_all(hosts):
-            print(facts.summary())
-    return 0
+        results = parallel(list(cluster.nodes), lambda n: gather(hosts[n.name]))
+    for node, result in zip(cluster.nodes, results):
+        if isinstance(result, Exception):
+            print(f"{node.name}: unreachable: {_unprefixed(clean(str(result)), node.name)}")
+        else:
+            print(clean(result.summary()))  # the OS name and addresses come from the node: no escapes
+    return 1 if any(isinstance(r, Exception) for r in results) else 0
+
+
+def _unprefixed(message: str, node: str) -> str:
+    return message.removeprefix(f"{node}: ")
 
 
 def cmd_membership(args: argparse.Namespace) -> int:
+    """Each node's own view, also when some nodes cannot be reached: a partition is what this shows."""
     from runbook.cluster import load_cluster
-    from runbook.facts import gather_all
+    from runbook.facts import gather
     from runbook.hosts import connect_cluster
+    from runbook.report import clean
     from runbook.steps._common import parallel
     from runbook.steps.start import read_view
 
     cluster = load_cluster(args.cluster)
     expected = len(cluster.nodes)
+
+    def view_of(node):  # type: ignore[no-untyped-def]
+        host = hosts[node.name]
+        return read_view(host, gather(host).generation or 3)
+
     with connect_cluster(cluster) as hosts:
-        facts = gather_all(hosts)
-        views = parallel(list(facts), lambda f: read_view(hosts[f.node], f.generation or 3))
+        views = parallel(list(cluster.nodes), view_of)
     complete = True
-    for f, view in zip(facts, views):
+    for node, view in zip(cluster.nodes, views):
         if isinstance(view, Exception):
-            print(f"{f.node}: {view}")
+            print(f"== {node.name}: unreachable: {_unprefixed(clean(str(view)), node.name)}")
             complete = False
             continue
         complete &= view.complete(expected)
-        print(f"== {f.node}: {view.describe(expected)}")
+        print(f"== {node.name}: {clean(view.describe(expected))}")
         if args.verbose:
-            print(view.raw.rstrip())
+            print(clean(view.raw.rstrip()))
         else:
             for member in view.members:
-                print(f"   nodeid {member.nodeid:<4} votes {member.votes}  {member.name}{' (local)' if member.local else ''}")
+                print(f"   nodeid {member.nodeid:<4} votes {member.votes}  {clean(member.name)}{' (local)' if member.local else ''}")
     print(f"cluster '{cluster.name}': " + ("all members present and quorate" if complete else "NOT complete"))
     return 0 if complete else 1
 
