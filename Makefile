@@ -11,7 +11,8 @@ CLUSTER ?= clusters/chapter.yaml
 # Corosync itself is NOT installed on this machine: `runbook lab up` only downloads its packages so that
 # the hosts install it offline (and the install step has real work to do).
 APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc python3-venv ca-certificates
-DOCS_APT_PACKAGES := chromium chromium-driver
+# The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with.
+DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core
 
 .PHONY: help setup system-deps docs-deps demo test docs lab-down clean
 
@@ -23,6 +24,13 @@ help:
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+docs-deps:
+	@missing=""; for p in $(DOCS_APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
@@ -41,8 +49,12 @@ demo: setup
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) run $(CLUSTER)
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) membership $(CLUSTER)
 
-test: setup
+test: setup docs-deps
 	RUNBOOK_LAB_ONLY=1 $(PY) -m pytest
+
+# The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
+docs: setup
+	$(PY) tools/build_docs.py --site site
 
 lab-down: $(VENV)/.installed
 	$(RUNBOOK) lab down --all

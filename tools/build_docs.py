@@ -1,0 +1,373 @@
+#!/usr/bin/env python3
+"""Build the guide: run the step notebooks against lab hosts, publish the executed copies, build the site.
+
+    python tools/build_docs.py                        # lab up, runbook run, docs/generated/, mkdocs -> site/
+    python tools/build_docs.py --site /tmp/site       # the site somewhere else
+    python tools/build_docs.py --keep-lab             # leave the lab hosts up afterwards (to look around)
+    python tools/build_docs.py --from-record runs/chapter/20250101T120000Z
+                                                      # no lab: publish an existing run record
+
+What it does, in order:
+
+1. brings up a lab (default name `docs`) with one host per node of clusters/chapter.yaml, at the
+   chapter's own addresses. Only one lab at a time can hold 10.0.66.0/24: while another lab holds it,
+   this waits (up to --wait, 300 s by default) and says so;
+2. runs `python -m runbook run clusters/chapter.yaml --out TMP` with RUNBOOK_LAB_ONLY=1, so the run
+   can reach nothing but the lab's hosts;
+3. copies the executed notebooks into docs/generated/ (build output, not committed). The only change
+   made to them: paths of this machine (the temporary run directory, the checkout) become the paths a
+   default run shows (`runs/chapter/<time>/...`, `notebooks/...`). Outputs are never edited;
+4. takes the lab down again, whatever happened (unless --keep-lab);
+5. runs `mkdocs build --strict`, which only renders what is in docs/ and connects to nothing.
+
+Progress goes to stderr. Exit 0 on success, 1 when a step fails (the message says which and why), 2 for
+bad arguments, 130 on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
+NOTEBOOKS = ROOT / "notebooks"
+DOCS = ROOT / "docs"
+GENERATED = DOCS / "generated"
+DEFAULT_SITE = ROOT / "site"
+DEFAULT_LAB = "docs"
+DEFAULT_WAIT = 300.0
+POLL_SECONDS = 10.0
+RUN_TIMEOUT = 1800  # the whole `runbook run`; a single cell has its own limit (runbook run --timeout)
+PUBLISHED_RUNS = "runs"  # how the run directory is shown on the site: like a default `runbook run`
+
+_STEP = re.compile(r"^\d+-[A-Za-z0-9][A-Za-z0-9_-]*\.ipynb$")
+_SUBNET_HELD = re.compile(r"is already routed on this machine via \S+ \(lab '(?P<lab>[a-z0-9]+)'")
+
+
+class BuildError(Exception):
+    """A step of the build failed; the message says which and why."""
+
+    exit_code = 1
+
+
+class UsageError(BuildError):
+    exit_code = 2
+
+
+def say(message: str) -> None:
+    print(f"build_docs: {message}", file=sys.stderr, flush=True)
+
+
+# --- the lab ---------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One docs build at a time: a second one waits instead of overwriting docs/generated/ or the first's lab."""
+    # One lock whatever the lab's name: every build writes docs/generated/ and needs the chapter's subnet.
+    path = Path(tempfile.gettempdir()) / "corosync-runbook-build-docs.lock"
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"another docs build is running (lock {path}); waiting for it to finish")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def lab_up(lab_name: str, wait: float) -> Any:
+    """Make the lab for the chapter's cluster; wait while another lab holds the chapter's subnet."""
+    from runbook import lab
+    from runbook.cluster import load_cluster
+    from runbook.errors import LabError
+
+    cluster = load_cluster(str(CLUSTER_FILE))
+    nodes = [(n.name, n.address) for n in cluster.nodes]
+    # A lab of this name left by --keep-lab or a crash goes first: the pages show a first run on fresh hosts.
+    if lab.down(lab_name, progress=lambda m: say(f"  {m}")):
+        say(f"removed what was left of lab '{lab_name}' by an earlier build")
+    started = time.monotonic()
+    while True:
+        try:
+            return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
+        except LabError as exc:
+            held = _SUBNET_HELD.search(str(exc))
+            if held is None or held["lab"] == lab_name:
+                raise BuildError(f"lab up failed: {exc}") from exc
+            waited = time.monotonic() - started
+            if waited >= wait:
+                raise BuildError(
+                    f"lab up failed: lab '{held['lab']}' still holds the chapter's subnet after {waited:.0f}s "
+                    f"of waiting ({exc})"
+                ) from exc
+            say(f"lab '{held['lab']}' holds the chapter's subnet; waiting for it ({waited:.0f}s of {wait:.0f}s)")
+            time.sleep(min(POLL_SECONDS, max(0.0, wait - waited)))
+
+
+def lab_down(lab_name: str) -> None:
+    from runbook import lab
+
+    say(f"taking lab '{lab_name}' down")
+    lab.down(lab_name, progress=lambda m: say(f"  {m}"))
+
+
+# --- the run ---------------------------------------------------------------------------------------
+
+
+def run_notebooks(out: Path) -> Path:
+    """`runbook run` of every step for the chapter's cluster; returns the run directory."""
+    env = dict(os.environ, RUNBOOK_LAB_ONLY="1")
+    env.pop("RUNBOOK_NOTEBOOKS", None)  # always the notebooks of this checkout
+    cmd = [sys.executable, "-m", "runbook", "run", str(CLUSTER_FILE.relative_to(ROOT)), "--out", str(out)]
+    say("running: python " + " ".join(cmd[1:]) + "   (RUNBOOK_LAB_ONLY=1)")
+    try:
+        result = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr, timeout=RUN_TIMEOUT)
+    except subprocess.TimeoutExpired as exc:
+        raise BuildError(f"runbook run did not finish within {RUN_TIMEOUT}s; its record so far: {out}") from exc
+    if result.returncode != 0:
+        raise BuildError(f"runbook run failed (exit {result.returncode}); the record with the failing notebook is kept in {out}")
+    runs = sorted(p.parent for p in out.glob("*/*/summary.json"))
+    if len(runs) != 1:
+        raise BuildError(f"expected one run record under {out}, found {len(runs)}")
+    return runs[0]
+
+
+# --- publishing the executed notebooks ---------------------------------------------------------------
+
+
+def step_notebooks(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if _STEP.match(p.name) and p.is_file())
+
+
+def _cell_sources(notebook: dict[str, Any]) -> list[str]:
+    """The cells as written in notebooks/: what papermill injected (the run's parameters) left out."""
+    return [
+        "".join(c.get("source", ""))
+        for c in notebook.get("cells", [])
+        if "injected-parameters" not in (c.get("metadata", {}).get("tags") or [])
+    ]
+
+
+def check_record(run_dir: Path) -> dict[str, Any]:
+    """A run record fit to publish: finished ok, not a dry run, every step of notebooks/, from these sources."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{run_dir} is not a run record (no readable summary.json: {exc})") from exc
+    if summary.get("status") != "ok":
+        raise UsageError(f"{run_dir}: the run's status is {summary.get('status')!r}, not 'ok'; publish only a finished run")
+    if summary.get("check"):
+        raise UsageError(f"{run_dir}: a dry run (check mode); the guide shows a real run")
+    wanted = [p.name for p in step_notebooks(NOTEBOOKS)]
+    have = [p.name for p in step_notebooks(run_dir)]
+    if have != wanted:
+        missing = sorted(set(wanted) - set(have))
+        extra = sorted(set(have) - set(wanted))
+        raise UsageError(f"{run_dir}: its notebooks are not the steps in notebooks/ (missing: {missing or 'none'}; not in notebooks/: {extra or 'none'})")
+    for name in wanted:
+        executed = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        source = json.loads((NOTEBOOKS / name).read_text(encoding="utf-8"))
+        if _cell_sources(executed) != _cell_sources(source):
+            raise UsageError(f"{run_dir}/{name} was made from another version of notebooks/{name}; run a fresh build (without --from-record)")
+        errors = [o for c in executed.get("cells", []) for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        if errors:
+            raise UsageError(f"{run_dir}/{name} has an error output ({errors[0].get('ename')}); publish only a run without errors")
+    return summary
+
+
+def machine_paths(run_dir: Path) -> list[tuple[str, str]]:
+    """(this machine's path, what the site shows instead), longest first."""
+    run_dir = run_dir.resolve()
+    out = run_dir.parent.parent  # <out>/<cluster>/<time>/
+    pairs = []
+    if out != ROOT / PUBLISHED_RUNS:
+        pairs.append((str(out) + "/", PUBLISHED_RUNS + "/"))
+    pairs.append((str(ROOT) + "/", ""))
+    return sorted(pairs, key=lambda p: len(p[0]), reverse=True)
+
+
+def _replace_paths(value: Any, pairs: list[tuple[str, str]]) -> Any:
+    if isinstance(value, str):
+        for old, new in pairs:
+            value = value.replace(old, new)
+            value = value.replace(old.rstrip("/"), new.rstrip("/") or ".")
+        return value
+    if isinstance(value, list):
+        return [_replace_paths(v, pairs) for v in value]
+    if isinstance(value, dict):
+        return {k: _replace_paths(v, pairs) for k, v in value.items()}
+    return value
+
+
+def publish(run_dir: Path, target: Path = GENERATED) -> list[Path]:
+    """Copy the run's executed notebooks into `target`, with this machine's paths made neutral."""
+    pairs = machine_paths(run_dir)
+    leaks = sorted({old.rstrip("/") for old, _ in pairs})
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.iterdir():
+        if old.is_file() or old.is_symlink():
+            old.unlink()
+        else:
+            shutil.rmtree(old)
+    written = []
+    for source in step_notebooks(run_dir):
+        notebook = _replace_paths(json.loads(source.read_text(encoding="utf-8")), pairs)
+        text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
+        left = [leak for leak in leaks if leak in text]
+        if left:
+            raise BuildError(f"{source.name}: still names a path of this machine ({', '.join(left)}) after clean-up; not publishing it")
+        path = target / source.name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    say(f"published {len(written)} executed notebooks into {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}/")
+    return written
+
+
+# --- the site --------------------------------------------------------------------------------------
+
+
+def build_site(site: Path) -> None:
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--clean", "--config-file", str(ROOT / "mkdocs.yml"), "--site-dir", str(site)]
+    say("building the site: mkdocs build --strict --site-dir " + str(site))
+    env = dict(os.environ, NO_MKDOCS_2_WARNING="1")  # mkdocs-material's notice about its own future, not about this site
+    result = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    shown = [line for line in lines if not line.startswith("INFO")]
+    for line in shown:
+        print(f"  {line}", file=sys.stderr)
+    if result.returncode != 0:
+        raise BuildError(f"mkdocs build --strict failed (exit {result.returncode}); see its messages above")
+    say(f"site built: {site}")
+
+
+# --- main ------------------------------------------------------------------------------------------
+
+
+def _terminate(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def build(args: argparse.Namespace) -> None:
+    with build_lock():
+        if args.from_record:
+            build_from_record(Path(args.from_record), Path(args.site).resolve())
+        else:
+            build_from_lab(args.lab, args.wait, args.keep_lab, Path(args.site).resolve())
+
+
+def build_from_record(record: Path, site: Path) -> None:
+    run_dir = record.resolve()
+    if not run_dir.is_dir():
+        raise UsageError(f"--from-record: {record} is not a directory")
+    summary = check_record(run_dir)
+    say(f"publishing the run record {run_dir} (cluster '{summary.get('cluster')}', started {summary.get('started')}); no lab, no connection")
+    publish(run_dir)
+    build_site(site)
+
+
+def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> None:
+    from runbook import lab as lab_module
+
+    lab_module.require_lab_support()
+    tmp = Path(tempfile.mkdtemp(prefix="runbook-docs-run-"))
+    keep_tmp = False
+    try:
+        try:
+            say(f"bringing up lab '{lab_name}' for {CLUSTER_FILE.relative_to(ROOT)}")
+            lab_up(lab_name, wait)
+            run_dir = run_notebooks(tmp)
+            check_record(run_dir)
+            publish(run_dir)
+        except BuildError:
+            keep_tmp = any(tmp.iterdir())
+            raise
+        finally:
+            if keep_lab:
+                say(f"leaving lab '{lab_name}' up (--keep-lab); `runbook lab down --lab {lab_name}` removes it")
+            else:
+                lab_down(lab_name)
+    finally:
+        if keep_tmp:
+            say(f"the run record is kept for a look: {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    build_site(site)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="build_docs.py",
+        description=(
+            "Build the guide: run every step notebook against lab hosts at the chapter's addresses, copy the "
+            "executed notebooks into docs/generated/ and build the site with mkdocs --strict. Needs root (the lab)."
+        ),
+        epilog=(
+            "examples:\n"
+            "  python tools/build_docs.py                                     # what `make docs` runs\n"
+            "  python tools/build_docs.py --site /tmp/site --keep-lab\n"
+            "  python tools/build_docs.py --from-record runs/chapter/20250101T120000Z   # no lab, no network\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--site", default=str(DEFAULT_SITE), metavar="DIR", help="where the site goes (default: site/)")
+    parser.add_argument("--keep-lab", action="store_true", help="leave the lab hosts up after the run")
+    parser.add_argument(
+        "--from-record", metavar="RUNDIR",
+        help="skip the lab and the run: publish this run record (runs/<cluster>/<time>/ of a finished `runbook run`)",
+    )
+    parser.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB}; tests use their own)")
+    parser.add_argument(
+        "--wait", type=float, default=DEFAULT_WAIT, metavar="S",
+        help=f"how long to wait while another lab holds the chapter's subnet (default {DEFAULT_WAIT:g} s)",
+    )
+    args = parser.parse_args(argv)
+    if args.from_record and args.keep_lab:
+        parser.error("--keep-lab makes no sense with --from-record (no lab is made)")
+    if args.wait < 0:
+        parser.error("--wait: must be 0 or more seconds")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)  # a killed build still takes its lab down
+    started = time.monotonic()
+    from runbook.errors import RunbookError
+
+    try:
+        build(args)
+    except BuildError as exc:
+        say(f"error: {exc}")
+        return exc.exit_code
+    except RunbookError as exc:
+        say(f"error: {exc}")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        say("interrupted")
+        return 130
+    say(f"done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
