@@ -1,0 +1,285 @@
+"""The published guide, as a reader gets it: built from a real run, opened in headless Chromium.
+
+Every page is visited; every link on it is checked (internal ones must answer 200 from the local
+server, with their #anchor present; external ones are listed, never fetched); the browser must load
+nothing from anywhere but the local server; each step page must show its step's report from the
+run; screenshots of the home page and of step 6 are kept.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urldefrag, urlsplit
+
+import pytest
+
+from tests.docs.conftest import ROOT, TEST_LAB, BuiltSite, Server
+
+NOTEBOOKS = ROOT / "notebooks"
+GENERATED = ROOT / "docs" / "generated"
+ASSETS = ROOT / "docs" / "assets"
+STEPS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+NODES = ("node1", "node2")  # clusters/chapter.yaml
+STATUSES = {"ok", "changed", "unchanged", "skipped"}  # what a successful first run reports per node
+# What each step's report says on a first run on fresh lab hosts (its own words, from runbook/steps/).
+EXPECTED = {
+    "00-preflight": r"ready: .*Debian",
+    "01-install": r"Corosync \S+ (is already installed|with apt-get)|installed Corosync",
+    "02-corosync-conf": r"/etc/corosync/corosync\.conf",
+    "03-authkey": r"authkey|the key from node1",
+    "04-cfgtool": r"Corosync 3: not needed|rc\.local",
+    "05-enable-at-boot": r"at boot|START=yes",
+    "06-start-and-verify": r"sees 2/2 members, quorate",
+}
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def fetch(url: str) -> tuple[int, bytes]:
+    assert urlsplit(url).hostname == "127.0.0.1", f"refusing to fetch {url}: only the local server"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - 127.0.0.1 only, checked above
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+class _Ids(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("id", "name") and value:
+                self.ids.add(value)
+
+
+def anchors(html: bytes) -> set[str]:
+    parser = _Ids()
+    parser.feed(html.decode("utf-8", "replace"))
+    return parser.ids
+
+
+def open_page(driver, url: str) -> None:  # type: ignore[no-untyped-def]
+    driver.get(url)
+    driver.execute_script("return document.readyState")  # get() has waited for the load event
+
+
+def requested_urls(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    """Every URL the browser asked for since the last call (Chromium's performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message.get("method") == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    return urls
+
+
+def console_errors(driver) -> list[str]:  # type: ignore[no-untyped-def]
+    return [e["message"] for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+
+
+def screenshot(driver, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(path)), f"no screenshot saved at {path}"
+    assert path.stat().st_size > 10_000, f"{path} is suspiciously small: an empty page?"
+    return path
+
+
+def copy_if_changed(source: Path, target: Path) -> None:
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+
+
+# --- the build -----------------------------------------------------------------------------------
+
+
+def test_build_is_strict_and_quiet(built_site: BuiltSite) -> None:
+    """mkdocs build --strict passed, and said nothing but INFO (build_docs shows every other line)."""
+    assert "build_docs: site built:" in built_site.log
+    noisy = [line for line in built_site.log.splitlines() if re.search(r"\b(WARNING|ERROR)\b", line)]
+    assert not noisy, "the build warned:\n" + "\n".join(noisy)
+    assert "waiting" in built_site.log or built_site.seconds < 600, "the build took over 10 minutes without waiting for a lab"
+
+
+def test_published_notebooks_are_the_run_and_name_no_machine_path(built_site: BuiltSite) -> None:
+    published = sorted(p.stem for p in GENERATED.glob("*.ipynb"))
+    assert published == STEPS, f"docs/generated/ has {published}, notebooks/ has {STEPS}"
+    for stem in STEPS:
+        text = (GENERATED / f"{stem}.ipynb").read_text(encoding="utf-8")
+        notebook = json.loads(text)
+        assert notebook["metadata"]["papermill"]["parameters"]["cluster_name"] == "chapter"
+        assert notebook["metadata"]["papermill"]["input_path"] == f"notebooks/{stem}.ipynb"
+        outputs = [o for c in notebook["cells"] for o in c.get("outputs", [])]
+        assert outputs, f"{stem}: the published notebook has no outputs"
+        assert not [o for o in outputs if o.get("output_type") == "error"], f"{stem}: an error output"
+        for leak in (str(ROOT) + "/", "runbook-docs-run-", "/var/lib/corosync-runbook/labs/"):
+            assert leak not in text, f"{stem}: the published notebook names {leak!r}"
+        # The sources stay output-free: the executed copies are build output only.
+        source = json.loads((NOTEBOOKS / f"{stem}.ipynb").read_text(encoding="utf-8"))
+        assert not [c for c in source["cells"] if c.get("outputs")], f"notebooks/{stem}.ipynb has outputs"
+
+
+def test_the_build_took_its_lab_down(built_site: BuiltSite) -> None:
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert f"rb-{TEST_LAB}-" not in netns
+
+
+def test_nothing_in_the_site_loads_from_the_network(built_site: BuiltSite) -> None:
+    fetched = re.compile(r"<(script|link|img|iframe|source)\b[^>]*\b(src|href)=\"(https?:)?//", re.I)
+    offenders = [
+        str(p.relative_to(built_site.path)) for p in built_site.path.rglob("*.html") if fetched.search(p.read_text(encoding="utf-8"))
+    ]
+    assert not offenders, f"pages that refer to a remote script/style/font/image: {offenders}"
+
+
+# --- in the browser ------------------------------------------------------------------------------
+
+
+def test_every_page_renders_and_every_link_resolves(built_site: BuiltSite, server: Server, browser, report) -> None:  # type: ignore[no-untyped-def]
+    prose = {"" if p.stem == "index" else f"{p.stem}/" for p in (ROOT / "docs").glob("*.md")}
+    assert set(built_site.pages) == prose | {f"generated/{s}/" for s in STEPS}, built_site.pages
+    open_page(browser, server.url(""))
+    nav = {
+        urldefrag(a.get_property("href"))[0]
+        for a in browser.find_elements("css selector", "nav.md-nav--primary a.md-nav__link[href]")
+    }
+    expected = {server.url(p) for p in built_site.pages}
+    assert expected <= nav, f"pages not in the navigation: {sorted(expected - nav)}"
+
+    links: dict[str, set[str]] = {}  # link -> pages it is on
+    remote_requests: list[str] = []
+    errors: list[str] = []
+    requested_urls(browser)  # drop what the first visit logged
+    console_errors(browser)
+    for page in built_site.pages:
+        url = server.url(page)
+        open_page(browser, url)
+        title = browser.title
+        heading = browser.find_elements("css selector", "article h1")
+        assert heading and heading[0].text.strip(), f"{url}: no h1"
+        assert "404" not in title, f"{url}: title {title!r}"
+        for a in browser.find_elements("css selector", "a[href]"):
+            href = a.get_property("href")
+            if href and not href.startswith(("javascript:", "mailto:")):
+                links.setdefault(href, set()).add(page or "/")
+        remote_requests += [u for u in requested_urls(browser) if not u.startswith((server.base, "data:", "blob:"))]
+        errors += [f"{page or '/'}: {e}" for e in console_errors(browser)]
+
+    assert not remote_requests, f"the browser asked for something beyond the local site: {sorted(set(remote_requests))}"
+    assert not errors, "console errors:\n" + "\n".join(errors)
+
+    broken, external, checked = [], [], {}
+    for href, pages in sorted(links.items()):
+        if not href.startswith(server.base):
+            external.append(f"{href}   (on {', '.join(sorted(pages))})")
+            continue
+        target, fragment = urldefrag(href)
+        if target not in checked:
+            checked[target] = fetch(target)
+        status, body = checked[target]
+        if status != 200:
+            broken.append(f"{href}: HTTP {status} (on {', '.join(sorted(pages))})")
+        elif fragment and target.endswith("/") and fragment not in anchors(body):
+            broken.append(f"{href}: no #{fragment} on that page (on {', '.join(sorted(pages))})")
+    (built_site.out / "external-links.txt").write_text("\n".join(external) + "\n")
+    report["pages"] = f"{len(built_site.pages)} visited, {len(checked)} internal URLs checked, {len(external)} external links listed (not fetched)"
+    assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+@pytest.mark.parametrize("stem", STEPS)
+def test_step_page_shows_the_runs_report(stem: str, server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    open_page(browser, server.url(f"generated/{stem}/"))
+    reports = browser.find_elements("css selector", f'div.runbook-report[data-step="{stem}"]')
+    assert len(reports) == 1, f"{stem}: {len(reports)} report divs for the step"
+    report = reports[0]
+    assert report.is_displayed()
+    rows = report.find_elements("css selector", "table:not(.runbook-membership) > tbody > tr")
+    seen = {}
+    for row in rows:
+        cells = row.find_elements("css selector", ":scope > td")
+        seen[cells[0].text.strip()] = cells[1].text.strip().lower()
+    assert set(seen) == set(NODES), f"{stem}: report rows for {sorted(seen)}"
+    assert set(seen.values()) <= STATUSES, f"{stem}: statuses {seen}"
+    text = report.get_attribute("textContent")
+    assert re.search(EXPECTED[stem], text), f"{stem}: the report does not say {EXPECTED[stem]!r}:\n{text[:2000]}"
+    page_text = browser.find_element("css selector", "article").get_attribute("textContent")
+    assert "Traceback" not in page_text
+    # Where the outputs come from, and the notebook to download (the executed one, as published).
+    note = browser.find_element("css selector", ".runbook-provenance").text
+    assert "chapter" in note and "10.0.66.201" in note
+    downloads = {a.get_property("href") for a in browser.find_elements("css selector", f'a[download][href$="{stem}.ipynb"]')}
+    assert downloads == {server.url(f"generated/{stem}/{stem}.ipynb")}, downloads
+    status, body = fetch(downloads.pop())
+    assert status == 200
+    assert json.loads(body) == json.loads((GENERATED / f"{stem}.ipynb").read_text(encoding="utf-8"))
+
+
+def test_verify_page_shows_the_membership(built_site: BuiltSite, server: Server, browser, report) -> None:  # type: ignore[no-untyped-def]
+    open_page(browser, server.url("generated/06-start-and-verify/"))
+    table = browser.find_element("css selector", 'div.runbook-report[data-step="06-start-and-verify"] table.runbook-membership')
+    header = [th.text.strip().lower() for th in table.find_elements("css selector", "thead th")]
+    rows = {}
+    for tr in table.find_elements("css selector", "tbody tr"):
+        cells = [td.text.strip() for td in tr.find_elements("css selector", "td")]
+        rows[cells[0]] = dict(zip(header, cells))
+    assert set(rows) == set(NODES), rows
+    for node, row in rows.items():
+        assert row["quorate"] == "Yes", (node, row)
+        assert row["members"] == "2/2", (node, row)
+        assert "node1" in row["member list"] and "node2" in row["member list"], (node, row)
+        assert "Quorate" in row["flags"] and "2Node" in row["flags"], (node, row)
+    assert len({row["ring id"] for row in rows.values()}) == 1, f"the nodes see different rings: {rows}"
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", table)
+    time.sleep(0.5)  # the header swaps the site name for the page title as the page scrolls: let it finish
+    shot = screenshot(browser, built_site.out / "screenshots" / "06-start-and-verify.png")
+    report["screenshot (step 6)"] = str(shot)
+
+
+def test_home_page_screenshot(built_site: BuiltSite, server: Server, browser, report) -> None:  # type: ignore[no-untyped-def]
+    open_page(browser, server.url(""))
+    assert "Corosync setup runbook" in browser.title
+    assert browser.find_element("css selector", "article h1").text.strip() == "Corosync setup runbook"
+    shot = screenshot(browser, built_site.out / "screenshots" / "home.png")
+    copy_if_changed(shot, ASSETS / "guide-home.png")  # the README's picture of the guide
+    report["screenshot (home)"] = f"{shot} (copied to docs/assets/guide-home.png)"
+
+
+def test_dark_mode_toggle_and_search_work_offline(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    open_page(browser, server.url(""))
+    def toggle():  # type: ignore[no-untyped-def]
+        labels = browser.find_elements("css selector", "form[data-md-component=palette] label")
+        shown = [label for label in labels if label.is_displayed()]
+        assert len(shown) == 1, f"{len(shown)} visible palette toggles"
+        shown[0].click()
+
+    def scheme() -> str:
+        return browser.find_element("css selector", "body").get_attribute("data-md-color-scheme")
+
+    before = scheme()
+    toggle()
+    WebDriverWait(browser, 10).until(lambda d: scheme() != before)
+    assert {before, scheme()} == {"default", "slate"}
+    toggle()  # and back
+    WebDriverWait(browser, 10).until(lambda d: scheme() == before)
+
+    box = browser.find_element("css selector", "input.md-search__input")
+    assert box.is_displayed()
+    box.click()
+    box.send_keys("authkey")
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", "li.md-search-result__item"))
+    hits = [a.get_attribute("href") for a in browser.find_elements("css selector", "li.md-search-result__item a")]
+    assert any("/security/" in h for h in hits), hits
