@@ -140,16 +140,37 @@ def run_notebooks(out: Path) -> Path:
     env.pop("RUNBOOK_NOTEBOOKS", None)  # always the notebooks of this checkout
     cmd = [sys.executable, "-m", "runbook", "run", str(CLUSTER_FILE.relative_to(ROOT)), "--out", str(out)]
     say("running: python " + " ".join(cmd[1:]) + "   (RUNBOOK_LAB_ONLY=1)")
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr,
+        # A shell's background job inherits SIGINT ignored; the run must hear the ^C that `stop` sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
-        result = subprocess.run(cmd, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=sys.stderr, timeout=RUN_TIMEOUT)
+        returncode = proc.wait(timeout=RUN_TIMEOUT)
     except subprocess.TimeoutExpired as exc:
+        stop(proc)
         raise BuildError(f"runbook run did not finish within {RUN_TIMEOUT}s; its record so far: {out}") from exc
-    if result.returncode != 0:
-        raise BuildError(f"runbook run failed (exit {result.returncode}); the record with the failing notebook is kept in {out}")
+    except BaseException:  # ^C or SIGTERM: the run stops too, before its lab goes away
+        stop(proc)
+        raise
+    if returncode != 0:
+        raise BuildError(f"runbook run failed (exit {returncode}); the record with the failing notebook is kept in {out}")
     runs = sorted(p.parent for p in out.glob("*/*/summary.json"))
     if len(runs) != 1:
         raise BuildError(f"expected one run record under {out}, found {len(runs)}")
     return runs[0]
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """Stop a child run the way ^C would (it records itself as interrupted and stops its kernel), then for sure."""
+    for sig, grace in ((signal.SIGINT, 15), (signal.SIGTERM, 5), (signal.SIGKILL, None)):
+        if proc.poll() is not None:
+            return
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
 
 
 # --- publishing the executed notebooks ---------------------------------------------------------------
