@@ -1,0 +1,112 @@
+"""tools/build_docs.py without a lab: which run records it publishes, and what it changes in them.
+
+The records here are made from the source notebooks (with a fake papermill header), so these tests
+need no kernel and no host. The real build, on real lab hosts, is test_site.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _load_build_docs():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("build_docs", ROOT / "tools" / "build_docs.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_docs"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+build_docs = _load_build_docs()
+
+
+def make_record(out: Path, *, status: str = "ok", check: bool = False) -> Path:
+    """A run record like `runbook run --out OUT` leaves, from the current notebooks/ (no outputs)."""
+    run_dir = out / "chapter" / "20250101T120000Z"
+    run_dir.mkdir(parents=True)
+    for source in sorted(NOTEBOOKS.glob("[0-9][0-9]-*.ipynb")):
+        notebook = json.loads(source.read_text(encoding="utf-8"))
+        notebook["metadata"]["papermill"] = {
+            "input_path": str(source),
+            "output_path": str(run_dir / source.name),
+            "parameters": {"cluster_name": "chapter", "record_dir": str(run_dir), "check": check},
+        }
+        notebook["cells"].insert(
+            1,
+            {"cell_type": "code", "metadata": {"tags": ["injected-parameters"]}, "source": f'record_dir = "{run_dir}"\n', "outputs": [], "execution_count": 2},
+        )
+        (run_dir / source.name).write_text(json.dumps(notebook, indent=1), encoding="utf-8")
+    (run_dir / "summary.json").write_text(json.dumps({"cluster": "chapter", "status": status, "check": check}))
+    return run_dir
+
+
+def test_publish_makes_machine_paths_neutral_and_nothing_else(tmp_path: Path) -> None:
+    run_dir = make_record(tmp_path / "out")
+    build_docs.check_record(run_dir)
+    target = tmp_path / "generated"
+    (target / "stale").mkdir(parents=True)
+    written = build_docs.publish(run_dir, target)
+    assert sorted(p.name for p in written) == sorted(p.name for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in written), "old files stay behind"
+    for path in written:
+        text = path.read_text(encoding="utf-8")
+        assert str(tmp_path) not in text and str(ROOT) not in text
+        notebook = json.loads(text)
+        papermill = notebook["metadata"]["papermill"]
+        assert papermill["input_path"] == f"notebooks/{path.name}"
+        assert papermill["output_path"] == f"runs/chapter/20250101T120000Z/{path.name}"
+        assert papermill["parameters"]["record_dir"] == "runs/chapter/20250101T120000Z"
+        assert notebook["cells"][1]["source"] == 'record_dir = "runs/chapter/20250101T120000Z"\n'
+        source = json.loads((NOTEBOOKS / path.name).read_text(encoding="utf-8"))
+        assert notebook["cells"][0] == source["cells"][0] and notebook["cells"][2:] == source["cells"][1:]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: (d / "summary.json").write_text(json.dumps({"status": "failed", "check": False})), "not 'ok'"),
+        (lambda d: (d / "summary.json").write_text(json.dumps({"status": "ok", "check": True})), "dry run"),
+        (lambda d: (d / "summary.json").unlink(), "not a run record"),
+        (lambda d: (d / "04-cfgtool.ipynb").unlink(), "missing: ['04-cfgtool.ipynb']"),
+    ],
+)
+def test_a_record_that_is_no_successful_real_run_is_refused(tmp_path: Path, change, message: str) -> None:  # type: ignore[no-untyped-def]
+    run_dir = make_record(tmp_path / "out")
+    change(run_dir)
+    with pytest.raises(build_docs.UsageError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        build_docs.check_record(run_dir)
+
+
+def test_a_record_from_other_notebook_sources_is_refused(tmp_path: Path) -> None:
+    run_dir = make_record(tmp_path / "out")
+    path = run_dir / "02-corosync-conf.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    notebook["cells"][-1]["source"] = "an older text\n"
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    with pytest.raises(build_docs.UsageError, match="another version of notebooks/02-corosync-conf.ipynb"):
+        build_docs.check_record(run_dir)
+
+
+def test_a_record_with_an_error_output_is_refused(tmp_path: Path) -> None:
+    run_dir = make_record(tmp_path / "out")
+    path = run_dir / "00-preflight.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    notebook["cells"][-2].setdefault("outputs", []).append({"output_type": "error", "ename": "StepFailed", "evalue": "", "traceback": []})
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    with pytest.raises(build_docs.UsageError, match="error output"):
+        build_docs.check_record(run_dir)
+
+
+def test_waits_only_for_another_lab_holding_the_subnet() -> None:
+    held = "10.0.66.0/24 is already routed on this machine via rb-ptrun (lab 'ptrun'; `runbook lab down --lab ptrun`); refusing"
+    match = build_docs._SUBNET_HELD.search(held)
+    assert match and match["lab"] == "ptrun"
+    assert build_docs._SUBNET_HELD.search("10.0.66.0/24 is already routed on this machine via eth0; refusing") is None
