@@ -69,7 +69,9 @@ class CommandFailed(HostError):
         self.exit_status = exit_status
         self.stderr = stderr
         self.stdout = stdout
-        tail = "\n".join(stderr.strip().splitlines()[-10:])
+        from runbook.report import clean  # output from a node: no terminal escapes in messages
+
+        tail = "\n".join(clean(stderr).strip().splitlines()[-10:])
         message = f"command exited {exit_status}"
         if tail:
             message += "\n  stderr (tail):\n" + "\n".join(f"    {line}" for line in tail.splitlines())
