@@ -52,7 +52,7 @@ class NodeOutcome:
     detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "status": self.status, "summary": self.summary}
+        return {"node": self.node, "status": self.status, "summary": clean(self.summary)}
 
 
 @dataclass
@@ -84,7 +84,7 @@ class StepReport:
             "check": self.check,
             "changed": self.changed,
             "outcomes": [o.to_dict() for o in self.outcomes],
-            "notes": list(self.notes),
+            "notes": [clean(n) for n in self.notes],
         }
 
     def __str__(self) -> str:
