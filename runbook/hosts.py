@@ -12,6 +12,7 @@ backup of what it replaces, then rename. File contents never appear in a command
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import ipaddress
 import os
@@ -246,6 +247,11 @@ class Host:
         except paramiko.AuthenticationException as exc:
             client.close()
             raise ConnectionFailed(ep.node, f"login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; check ssh.user and the key (identity_file or agent)") from None
+        except paramiko.ssh_exception.NoValidConnectionsError as exc:
+            client.close()
+            reasons = sorted({os.strerror(e.errno) if e.errno else str(e) for e in exc.errors.values()}) or ["failed"]
+            hint = " (is sshd running on the node, on that port?)" if all(e.errno == errno.ECONNREFUSED for e in exc.errors.values()) else ""
+            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {'; '.join(reasons)}{hint}") from None
         except (socket.timeout, TimeoutError) as exc:
             client.close()
             raise ConnectionFailed(ep.node, f"no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is the node up and sshd running?)") from exc
