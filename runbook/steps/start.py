@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from runbook.cluster import Cluster, Node
 from runbook.errors import HostError
-from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts
+from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
 from runbook.hosts import Host, Hosts
 from runbook.membership import View, parse_objctl, parse_quorumtool
 from runbook.report import NodeOutcome, StepReport, clean
@@ -173,8 +173,41 @@ def membership_html(views: dict[str, View], expected: int) -> str:
     )
 
 
+def partial_views(cluster: Cluster, hosts: Hosts, unreachable: StepFailed, check: bool) -> StepFailed:
+    """Some nodes cannot be reached, so nothing is started; but what the others see is reported.
+
+    A cut link shows here: the unreachable node fails, and the nodes that answer say how many
+    members they see and whether they are still quorate (e.g. the survivor of a two_node cluster).
+    """
+    reachable = [n for n in cluster.nodes if n.name not in unreachable.failures]
+
+    def view_of(node: Node) -> View:
+        host = hosts[node.name]
+        return read_view(host, cluster.generation or gather(host).generation or 3)
+
+    results = parallel(reachable, view_of)
+    views = {n.name: r for n, r in zip(reachable, results) if isinstance(r, View)}
+    expected = len(cluster.nodes)
+    report = StepReport(step=STEP, title=TITLE, check=check)
+    for node in cluster.nodes:
+        if node.name in unreachable.failures:
+            report.outcomes.append(NodeOutcome(node.name, "failed", unreachable.failures[node.name]))
+        elif node.name in views:
+            view = views[node.name]
+            report.outcomes.append(NodeOutcome(node.name, "unchanged", f"not touched; {view.describe(expected)}", detail=view.raw))
+        else:
+            report.outcomes.append(NodeOutcome(node.name, "unchanged", "not touched; its view could not be read"))
+    names = ", ".join(unreachable.failures)
+    report.notes.append(f"{names} cannot be reached: nothing was started or restarted; the membership as the other nodes see it is shown")
+    report.extra_html = membership_html(views, expected)
+    return StepFailed(STEP, unreachable.failures, report)
+
+
 def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, timeout: float = 90, progress: Callable[[str], None] = print) -> StepReport:
-    facts = gather_facts(STEP, cluster, hosts)
+    try:
+        facts = gather_facts(STEP, cluster, hosts)
+    except StepFailed as exc:
+        raise partial_views(cluster, hosts, exc, check) from None
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
     read = parallel(list(cluster.nodes), lambda n: parse_state(hosts[n.name].run(STATE_SCRIPT, display="read Corosync's state").text))
     failed = {n.name: str(r) for n, r in zip(cluster.nodes, read) if isinstance(r, Exception)}
