@@ -1,9 +1,10 @@
 """`runbook run` and `runbook plan`: execute the step notebooks in order for one cluster file.
 
-Each step notebook runs with papermill in a fresh kernel, with the cluster file's keys as parameters
-(plus `check` and `record_dir`). The executed notebooks are the run's record, kept with a
+Each step notebook runs with papermill, with the cluster file's keys as parameters (plus `check` and
+`record_dir`). The steps of one run share a kernel whose namespace is cleared before each step
+(see SharedKernel), so each executed notebook reads as its own session. The executed notebooks are the run's record, kept with a
 `summary.json`, a `run.log` (the progress lines), each step's report as `<step>.json`, and, if
-the kernels wrote anything to their stderr, `kernel.log`, in
+the kernel wrote anything to its stderr, `kernel.log`, in
 
     <out>/<cluster name>/<UTC start, YYYYmmddTHHMMSSZ>[-check]/
 
@@ -350,7 +351,9 @@ class SharedKernel:
 
     def _start(self) -> None:
         """Start the kernel and one client for the whole run (nbclient's own would wait for the kernel anew)."""
-        from jupyter_core.utils import run_sync
+        from jupyter_core.utils import ensure_event_loop, run_sync
+
+        ensure_event_loop().set_exception_handler(_quiet_dead_kernel)
 
         self.socket_dir = Path(tempfile.mkdtemp(prefix="runbook-kernel-"))
         self.km = kernel_manager_class(self.socket_dir, self.stderr)(kernel_name=KERNEL_NAME)
@@ -419,6 +422,14 @@ class SharedKernel:
 
 
 SHARED_KERNEL_ENGINE = "runbook-shared-kernel"
+
+
+def _quiet_dead_kernel(loop: Any, context: dict[str, Any]) -> None:
+    """After ^C the kernel is gone and nbclient's pending cell task ends in DeadKernelError; the run
+    already reports the interruption, so that task's "exception was never retrieved" is noise."""
+    if type(context.get("exception")).__name__ == "DeadKernelError":
+        return
+    loop.default_exception_handler(context)
 
 
 def _register_engine() -> None:
