@@ -7,10 +7,11 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUNBOOK := $(VENV)/bin/runbook
 CLUSTER ?= clusters/chapter.yaml
-# What the machine needs: sshd for the lab hosts, iproute2/util-linux for namespaces, venv for Python.
+# What the machine needs: sshd for the lab hosts, iproute2/util-linux for namespaces, venv for Python;
+# sudo so that lab hosts (an overlay of this machine) can test logging in as a non-root sudoer.
 # Corosync itself is NOT installed on this machine: `runbook lab up` only downloads its packages so that
 # the hosts install it offline (and the install step has real work to do).
-APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc python3-venv ca-certificates
+APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc sudo python3-venv ca-certificates
 # The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with.
 DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core
 

@@ -230,6 +230,7 @@ def boot_script(state: LabState, host: LabHost) -> str:
     root = d / "root"
     init = (
         f"echo {host.name} > /etc/hostname; mkdir -p /run/sshd /var/log; "
+        f"grep -q ' {host.name}$' /etc/hosts || echo '{host.address} {host.name}' >> /etc/hosts; "
         f"{sshd_command(state, host)} >>/var/log/lab-sshd.log 2>&1 & "
         "trap 'exit 0' TERM; while :; do wait; sleep 1; done"
     )

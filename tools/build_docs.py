@@ -306,6 +306,38 @@ def build_from_record(record: Path, site: Path) -> None:
     build_site(site)
 
 
+def key_forms(key: bytes) -> list[bytes]:
+    """The ways a key could leak into text: raw, hex (either case), base64 (from any of 3 offsets)."""
+    import base64
+
+    forms = [key, key.hex().encode(), key.hex().upper().encode()]
+    forms += [base64.b64encode(key[i:])[4:-4] for i in range(3)]
+    return [f for f in forms if len(f) >= 16]
+
+
+def refuse_if_key_in(key: bytes, where: Path) -> None:
+    """Never publish a page holding the cluster's authkey: scan every file before and after the build."""
+    forms = key_forms(key)
+    for path in sorted(p for p in where.rglob("*") if p.is_file()):
+        data = path.read_bytes()
+        if any(form in data for form in forms):
+            raise BuildError(f"{path} holds the lab cluster's authkey; refusing to publish")
+
+
+def read_authkey() -> bytes:
+    """The docs lab's authkey, read into memory only, to prove the pages do not contain it."""
+    from runbook.cluster import load_cluster
+    from runbook.hosts import hosts_for
+
+    os.environ.setdefault("RUNBOOK_LAB_ONLY", "1")  # only ever the docs lab's own hosts
+    cluster = load_cluster(CLUSTER_FILE)
+    with hosts_for(cluster) as hosts:
+        key = hosts[cluster.primary.name].read_file("/etc/corosync/authkey")
+    if not key:
+        raise BuildError("the docs run left no authkey on the primary; the run did not complete")
+    return key
+
+
 def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> None:
     from runbook import lab as lab_module
 
@@ -318,7 +350,10 @@ def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> No
             lab_up(lab_name, wait)
             run_dir = run_notebooks(tmp)
             check_record(run_dir)
+            key = read_authkey()
+            refuse_if_key_in(key, run_dir)
             publish(run_dir)
+            refuse_if_key_in(key, ROOT / "docs" / "generated")
         except BuildError:
             keep_tmp = any(tmp.iterdir())
             raise
@@ -333,6 +368,9 @@ def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> No
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     build_site(site)
+    refuse_if_key_in(key, site)
+    say("checked: the cluster's authkey (raw, hex, base64) is in no published file")
+    del key
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -110,3 +110,23 @@ def test_waits_only_for_another_lab_holding_the_subnet() -> None:
     match = build_docs._SUBNET_HELD.search(held)
     assert match and match["lab"] == "ptrun"
     assert build_docs._SUBNET_HELD.search("10.0.66.0/24 is already routed on this machine via eth0; refusing") is None
+
+
+@pytest.mark.parametrize("encode", ["raw", "hex", "HEX", "b64", "b64-offset"])
+def test_a_page_holding_the_authkey_is_never_published(tmp_path: Path, encode: str) -> None:
+    import base64
+    import os
+
+    key = os.urandom(256)
+    text = {
+        "raw": key,
+        "hex": key.hex().encode(),
+        "HEX": key.hex().upper().encode(),
+        "b64": base64.b64encode(key),
+        "b64-offset": base64.b64encode(b"x" + key),
+    }[encode]
+    (tmp_path / "page.html").write_bytes(b"<p>" + text + b"</p>")
+    with pytest.raises(build_docs.BuildError, match="holds the lab cluster's authkey"):
+        build_docs.refuse_if_key_in(key, tmp_path)
+    (tmp_path / "page.html").write_bytes(b"<p>sha256 " + key.hex()[:12].encode() + b"</p>")  # a short digest-like id is fine
+    build_docs.refuse_if_key_in(key, tmp_path)
