@@ -35,14 +35,6 @@ BUILD_TIMEOUT = 1200  # the build waits up to 300 s for the chapter's subnet, th
 REPORT: dict[str, str] = {}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/docs/test_site.py" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
-            if os.environ.get("RUNBOOK_SKIP_LAB"):
-                item.add_marker(pytest.mark.skip(reason="RUNBOOK_SKIP_LAB is set (the guide is built from a run on lab hosts)"))
-
-
 def pytest_terminal_summary(terminalreporter) -> None:  # type: ignore[no-untyped-def]
     if REPORT:
         terminalreporter.section("the guide (tests/docs)")

@@ -6,7 +6,6 @@ never passes without having run them; set RUNBOOK_SKIP_LAB=1 to skip them on pur
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,14 +19,6 @@ from runbook.hosts import Hosts, hosts_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPTER = REPO / "clusters" / "chapter.yaml"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/lab/" in str(item.fspath):
-            item.add_marker(pytest.mark.lab)
-            if os.environ.get("RUNBOOK_SKIP_LAB"):
-                item.add_marker(pytest.mark.skip(reason="RUNBOOK_SKIP_LAB is set"))
 
 
 def leftovers(state: lab.LabState) -> list[str]:

@@ -21,7 +21,7 @@ from runbook.errors import ClusterFileError, ConfigParseError
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
-CHAPTER_TEX = Path("/work/shared/reference/corosync-setup.tex")
+CHAPTER_TEX = ROOT.parent / "shared" / "reference" / "corosync-setup.tex"  # shared/ sits beside the checkout
 GOLDEN_FOR = {"node1": GOLDEN / "chapter-primary.conf", "node2": GOLDEN / "chapter-secondary.conf"}
 
 
