@@ -240,11 +240,14 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
     views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
     expected = len(cluster.nodes)
     report.extra_html = membership_html(views, expected)
-    for outcome in report.outcomes:
+    link_status = parallel(
+        [o.node for o in report.outcomes], lambda name: hosts[name].run("corosync-cfgtool -s 2>&1", check=False, timeout=20).text
+    )
+    for outcome, cfg in zip(report.outcomes, link_status):
         view = views[outcome.node]
         outcome.summary += f"; {view.describe(expected)}"
-        cfg = hosts[outcome.node].run("corosync-cfgtool -s 2>&1", check=False, timeout=20).text
-        outcome.detail = f"$ corosync-cfgtool -s\n{cfg.strip()}\n\n$ corosync-quorumtool -s\n{view.raw.strip()}"
+        cfg_text = f"(cannot read: {cfg})" if isinstance(cfg, Exception) else str(cfg).strip()
+        outcome.detail = f"$ corosync-cfgtool -s\n{cfg_text}\n\n$ corosync-quorumtool -s\n{view.raw.strip()}"
     if not all(v.complete(expected) for v in views.values()):
         failures = {}
         for name, view in views.items():
