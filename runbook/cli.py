@@ -297,17 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_ssh)
 
-    _add_run_commands(sub, add)
-    return parser
+    from runbook import runner  # `run` and `plan` execute the step notebooks
 
-
-def _add_run_commands(sub, add) -> None:  # type: ignore[no-untyped-def]
-    """`run` and `plan` execute the step notebooks; they live in runbook.runner."""
-    try:
-        from runbook import runner
-    except ImportError:
-        return
     runner.add_commands(add)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -122,10 +122,9 @@ def resolve_endpoint(node: Node, settings: SshSettings) -> Endpoint:
             raise RunbookError(f"ssh.config: cannot read {config_path}: {exc}") from exc
         options = config.lookup(node.name)
         if options.get("hostname") == node.name:
-            by_address = config.lookup(node.address)
-            options = {**options, **by_address} if by_address.get("hostname") != node.address or len(by_address) > 1 else options
-            if options.get("hostname") == node.name:
-                options["hostname"] = node.address
+            # No HostName for the node's name: entries for its address apply too (the lab writes
+            # `Host node1 10.0.77.11`). lookup() always sets hostname, here to the address itself.
+            options = {**options, **config.lookup(node.address)}
     hostname = str(options.get("hostname") or node.address)
     identity = [settings.identity_file] if settings.identity_file else list(options.get("identityfile", []))  # type: ignore[arg-type]
     known = [settings.known_hosts] if settings.known_hosts else []
