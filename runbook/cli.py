@@ -127,6 +127,23 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lab_prepare(args: argparse.Namespace) -> int:
+    from runbook import lab
+
+    lab.prepare_packages(progress=_progress)
+    print("ready: lab hosts can install corosync offline")
+    return 0
+
+
+def cmd_lab_world(args: argparse.Namespace) -> int:
+    from runbook import world
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return world.run_in_world(args.world, command, progress=_progress)
+
+
 def cmd_lab_ssh(args: argparse.Namespace) -> int:
     from runbook import lab
 
@@ -291,6 +308,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument("--all", action="store_true", help="remove every lab")
     p.set_defaults(func=cmd_lab_down)
+    p = lab_sub.add_parser(
+        "prepare", help="fetch what lab hosts install (corosync's packages) while the network is reachable",
+        description="Fill this machine's apt cache with corosync's packages, so that lab hosts install it "
+        "offline. `lab up` does this itself; inside a lab world (no route out) it must be done first.",
+    )
+    p.set_defaults(func=cmd_lab_prepare)
+    p = lab_sub.add_parser(
+        "world", help="run a command with labs of its own, in a network namespace of its own",
+        description="Run COMMAND in a lab world: a network namespace and a lab root of its own. Labs made "
+        "inside it may use any subnet, the chapter's included, even while a lab of yours holds it here; "
+        "they are removed with the world when COMMAND ends. The world has no route off this machine: "
+        "run `runbook lab prepare` first. Exit status: COMMAND's.",
+        epilog="examples:\n  runbook lab world -- python -m pytest tests/lab      # what `make test` does\n"
+        "  runbook lab world --world docs -- python tools/build_docs.py",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--world", default="test", help="world name (default test); one command per world at a time")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command (after --)")
+    p.set_defaults(func=cmd_lab_world)
     p = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     p.add_argument("node", help="host name")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")

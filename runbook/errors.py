@@ -80,3 +80,17 @@ class CommandFailed(HostError):
 
 class LabError(RunbookError):
     """The local test hosts cannot be made, used or removed."""
+
+
+class SubnetInUse(LabError):
+    """A lab's subnet is already routed on this machine (often by another lab): names the holder."""
+
+    def __init__(self, subnet: str, device: str, lab: str | None = None) -> None:
+        self.subnet = subnet
+        self.device = device
+        self.lab = lab
+        hint = f" (lab '{lab}'; `runbook lab down --lab {lab}`)" if lab else ""
+        super().__init__(
+            f"{subnet} is already routed on this machine via {device}{hint}; refusing to make lab hosts there "
+            "(`runbook lab world -- COMMAND` runs COMMAND with labs of its own, beside this one)"
+        )

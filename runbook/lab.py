@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from runbook.errors import LabError
+from runbook.errors import LabError, SubnetInUse
 from runbook.local import run_local
 
 DEFAULT_LAB = "lab"
@@ -318,9 +318,7 @@ def _check_subnet_free(state: LabState) -> None:
         except ValueError:
             continue
         if net.overlaps(subnet):
-            owner = _lab_owning_link(route.get("dev", ""))
-            hint = f" (lab '{owner}'; `runbook lab down --lab {owner}`)" if owner else ""
-            raise LabError(f"{subnet} is already routed on this machine via {route.get('dev')}{hint}; refusing to make lab hosts there")
+            raise SubnetInUse(str(subnet), route.get("dev", "?"), _lab_owning_link(route.get("dev", "")))
 
 
 def _lab_owning_link(dev: str) -> str | None:
@@ -389,6 +387,11 @@ def prepare_packages(progress: Progress = _quiet) -> None:
         check=False,
         timeout=600,
     )
+    if result.returncode != 0 and os.environ.get("RUNBOOK_WORLD"):
+        raise LabError(
+            "corosync's packages are not in this machine's apt cache, and this lab world has no route to "
+            "fetch them; run `runbook lab prepare` outside the world first (make test does)"
+        )
     if result.returncode != 0:
         progress("apt lists may be missing; running apt-get update once")
         run_local(["apt-get", "update", "-q"], timeout=600)

@@ -10,8 +10,9 @@
 What it does, in order:
 
 1. brings up a lab (default name `docs`) with one host per node of clusters/chapter.yaml, at the
-   chapter's own addresses. Only one lab at a time can hold 10.0.66.0/24: while another lab holds it,
-   this waits (up to --wait, 300 s by default) and says so;
+   chapter's own addresses. Only one lab per network namespace can hold 10.0.66.0/24: if another lab
+   holds it (say, the one `make demo` left up), this stops at once and names it. `make docs` runs
+   the build in a lab world of its own (`runbook lab world`), where no such lab can be;
 2. runs `python -m runbook run clusters/chapter.yaml --out TMP` with RUNBOOK_LAB_ONLY=1, so the run
    can reach nothing but the lab's hosts;
 3. copies the executed notebooks into docs/generated/ (build output, not committed). The only change
@@ -52,13 +53,10 @@ DOCS = ROOT / "docs"
 GENERATED = DOCS / "generated"
 DEFAULT_SITE = ROOT / "site"
 DEFAULT_LAB = "docs"
-DEFAULT_WAIT = 300.0
-POLL_SECONDS = 10.0
 RUN_TIMEOUT = 1800  # the whole `runbook run`; a single cell has its own limit (runbook run --timeout)
 PUBLISHED_RUNS = "runs"  # how the run directory is shown on the site: like a default `runbook run`
 
 _STEP = re.compile(r"^\d+-[A-Za-z0-9][A-Za-z0-9_-]*\.ipynb$")
-_SUBNET_HELD = re.compile(r"is already routed on this machine via \S+ \(lab '(?P<lab>[a-z0-9]+)'")
 
 
 class BuildError(Exception):
@@ -95,33 +93,31 @@ def build_lock() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def lab_up(lab_name: str, wait: float) -> Any:
-    """Make the lab for the chapter's cluster; wait while another lab holds the chapter's subnet."""
+def lab_up(lab_name: str) -> Any:
+    """Make the lab for the chapter's cluster; if another lab holds the chapter's subnet, say which, at once.
+
+    Two docs builds never race for the subnet (build_lock), so a holder is someone's own lab, e.g. the
+    one `make demo` leaves up: waiting for it would wait forever. `make docs` builds in a lab world of
+    its own, where no such lab can be.
+    """
     from runbook import lab
     from runbook.cluster import load_cluster
-    from runbook.errors import LabError
+    from runbook.errors import SubnetInUse
 
     cluster = load_cluster(str(CLUSTER_FILE))
     nodes = [(n.name, n.address) for n in cluster.nodes]
     # A lab of this name left by --keep-lab or a crash goes first: the pages show a first run on fresh hosts.
     if lab.down(lab_name, progress=lambda m: say(f"  {m}")):
         say(f"removed what was left of lab '{lab_name}' by an earlier build")
-    started = time.monotonic()
-    while True:
-        try:
-            return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
-        except LabError as exc:
-            held = _SUBNET_HELD.search(str(exc))
-            if held is None or held["lab"] == lab_name:
-                raise BuildError(f"lab up failed: {exc}") from exc
-            waited = time.monotonic() - started
-            if waited >= wait:
-                raise BuildError(
-                    f"lab up failed: lab '{held['lab']}' still holds the chapter's subnet after {waited:.0f}s "
-                    f"of waiting ({exc})"
-                ) from exc
-            say(f"lab '{held['lab']}' holds the chapter's subnet; waiting for it ({waited:.0f}s of {wait:.0f}s)")
-            time.sleep(min(POLL_SECONDS, max(0.0, wait - waited)))
+    try:
+        return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
+    except SubnetInUse as exc:
+        holder = f"lab '{exc.lab}'" if exc.lab else f"device {exc.device}"
+        remedy = f"`runbook lab down --lab {exc.lab}`, or " if exc.lab else ""
+        raise BuildError(
+            f"{holder} holds the chapter's subnet {exc.subnet} on this machine; {remedy}build in a lab world "
+            "of its own: `make docs` (or `runbook lab world --world docs -- python tools/build_docs.py`)"
+        ) from exc
 
 
 def lab_down(lab_name: str) -> None:
@@ -293,7 +289,7 @@ def build(args: argparse.Namespace) -> None:
         if args.from_record:
             build_from_record(Path(args.from_record), Path(args.site).resolve())
         else:
-            build_from_lab(args.lab, args.wait, args.keep_lab, Path(args.site).resolve())
+            build_from_lab(args.lab, args.keep_lab, Path(args.site).resolve())
 
 
 def build_from_record(record: Path, site: Path) -> None:
@@ -338,7 +334,7 @@ def read_authkey() -> bytes:
     return key
 
 
-def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> None:
+def build_from_lab(lab_name: str, keep_lab: bool, site: Path) -> None:
     from runbook import lab as lab_module
 
     lab_module.require_lab_support()
@@ -347,7 +343,7 @@ def build_from_lab(lab_name: str, wait: float, keep_lab: bool, site: Path) -> No
     try:
         try:
             say(f"bringing up lab '{lab_name}' for {CLUSTER_FILE.relative_to(ROOT)}")
-            lab_up(lab_name, wait)
+            lab_up(lab_name)
             run_dir = run_notebooks(tmp)
             check_record(run_dir)
             key = read_authkey()
@@ -395,15 +391,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the lab and the run: publish this run record (runs/<cluster>/<time>/ of a finished `runbook run`)",
     )
     parser.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB}; tests use their own)")
-    parser.add_argument(
-        "--wait", type=float, default=DEFAULT_WAIT, metavar="S",
-        help=f"how long to wait while another lab holds the chapter's subnet (default {DEFAULT_WAIT:g} s)",
-    )
     args = parser.parse_args(argv)
     if args.from_record and args.keep_lab:
         parser.error("--keep-lab makes no sense with --from-record (no lab is made)")
-    if args.wait < 0:
-        parser.error("--wait: must be 0 or more seconds")
     return args
 
 

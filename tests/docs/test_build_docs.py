@@ -105,13 +105,6 @@ def test_a_record_with_an_error_output_is_refused(tmp_path: Path) -> None:
         build_docs.check_record(run_dir)
 
 
-def test_waits_only_for_another_lab_holding_the_subnet() -> None:
-    held = "10.0.66.0/24 is already routed on this machine via rb-ptrun (lab 'ptrun'; `runbook lab down --lab ptrun`); refusing"
-    match = build_docs._SUBNET_HELD.search(held)
-    assert match and match["lab"] == "ptrun"
-    assert build_docs._SUBNET_HELD.search("10.0.66.0/24 is already routed on this machine via eth0; refusing") is None
-
-
 @pytest.mark.parametrize("encode", ["raw", "hex", "HEX", "b64", "b64-offset"])
 def test_a_page_holding_the_authkey_is_never_published(tmp_path: Path, encode: str) -> None:
     import base64
