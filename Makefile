@@ -15,12 +15,13 @@ APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc 
 # The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with.
 DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core
 
-.PHONY: help setup system-deps docs-deps demo test docs lab-down clean
+.PHONY: help setup system-deps docs-deps demo test docs screenshots lab-down clean
 
 help:
 	@echo "make demo    set up, bring up lab hosts at the chapter's addresses, run the whole runbook"
 	@echo "make test    set up and run the tests (unit, real lab hosts, docs)"
 	@echo "make docs    run the notebooks against lab hosts and build the guide into site/"
+	@echo "make screenshots   retake the README's picture of the guide (docs/assets/guide-home.png)"
 	@echo "make lab-down   remove every lab host"
 
 system-deps:
@@ -50,12 +51,22 @@ demo: setup
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) run $(CLUSTER)
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) membership $(CLUSTER)
 
+# The tests make their labs in a lab world of their own (a network namespace and lab root of its own),
+# so a lab you left up (make demo) is neither in their way nor touched by them. The world has no route
+# out, so what lab hosts install is fetched first.
 test: setup docs-deps
-	RUNBOOK_LAB_ONLY=1 $(PY) -m pytest
+	$(RUNBOOK) lab prepare
+	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) lab world --world test -- $(PY) -m pytest
 
 # The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
 docs: setup
-	$(PY) tools/build_docs.py --site site
+	$(RUNBOOK) lab prepare
+	$(RUNBOOK) lab world --world docs -- $(PY) tools/build_docs.py --site site
+
+# The README's picture of the guide: a test run never changes a tracked file; this does, on purpose.
+screenshots: setup docs-deps
+	$(RUNBOOK) lab prepare
+	RUNBOOK_LAB_ONLY=1 RUNBOOK_UPDATE_ASSETS=1 $(RUNBOOK) lab world --world docs -- $(PY) -m pytest tests/docs/test_site.py -k screenshot
 
 lab-down: $(VENV)/.installed
 	$(RUNBOOK) lab down --all
