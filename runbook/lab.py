@@ -140,6 +140,13 @@ def check_lab_name(name: str) -> str:
     return name
 
 
+def _netns_prefix() -> str:
+    """Namespace names are global to the machine, unlike links and routes: a lab made in a lab world
+    gets the world's name in front, so it never takes the name of a lab of the same name outside."""
+    world = os.environ.get("RUNBOOK_WORLD")
+    return f"w{world}-" if world else ""
+
+
 def plan_lab(name: str, nodes: Sequence[tuple[str, str]]) -> LabState:
     """Decide every kernel object's name and the bridge address for hosts at the given addresses."""
     check_lab_name(name)
@@ -162,7 +169,7 @@ def plan_lab(name: str, nodes: Sequence[tuple[str, str]]) -> LabState:
             raise LabError(f"node {node_name}: {ip} is the network or broadcast address of {subnet}")
     free = [ip for ip in reversed(list(subnet.hosts())) if ip not in addresses]
     hosts = [
-        LabHost(name=node_name, address=str(ip), netns=f"rb-{name}-{node_name}", veth=f"rb{name}v{i}")
+        LabHost(name=node_name, address=str(ip), netns=_netns_prefix() + f"rb-{name}-{node_name}", veth=f"rb{name}v{i}")
         for i, ((node_name, _), ip) in enumerate(zip(nodes, addresses))
     ]
     return LabState(

@@ -67,7 +67,7 @@ def docs_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _test_lab_leftovers() -> list[str]:
     from runbook import lab
 
-    found = [ns for ns in lab._netns_list() if ns.startswith(f"rb-{TEST_LAB}-")]
+    found = [ns for ns in lab._netns_list() if f"rb-{TEST_LAB}-" in ns]  # in a lab world: w<world>-rb-...
     if lab.LabState.load(TEST_LAB) is not None:
         found.append(f"lab state {lab.labs_root() / TEST_LAB}")
     if lab._link_exists(f"rb-{TEST_LAB}"):

@@ -42,7 +42,7 @@ def _runbook(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
 def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(held_lab: lab.LabState) -> None:
     inner = (
         "set -e; python -m runbook lab up clusters/chapter.yaml --lab ptinner; "
-        "python -m runbook lab ssh --lab ptinner node1 hostname"
+        "python -m runbook lab ssh --lab ptinner node1 hostname; ip netns list"
     )
     result = subprocess.run(
         [sys.executable, "-m", "runbook", "lab", "world", "--world", "ptw", "--", "sh", "-c",
@@ -51,6 +51,7 @@ def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(h
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "node1" in result.stdout.splitlines()  # a real host in the world answered
+    assert "wptw-rb-ptinner-node1" in result.stdout  # its namespace is named after the world: no clash
     # The world and its lab are gone; ours is still whole.
     assert "rbw-ptw" not in lab._netns_list()
     assert not any("ptinner" in ns for ns in lab._netns_list())

@@ -6,11 +6,21 @@ from runbook.errors import LabError
 from runbook.lab import cluster_yaml_text, generated_nodes, plan_lab, ssh_config_text
 
 
-def test_chapter_hosts_share_a_bridge_in_their_subnet():
+def test_chapter_hosts_share_a_bridge_in_their_subnet(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("RUNBOOK_WORLD", raising=False)
     state = plan_lab("lab", [("node1", "10.0.66.201"), ("node2", "10.0.66.202")])
     assert state.subnet == "10.0.66.0/24" and state.bridge_address == "10.0.66.254"
     assert [h.netns for h in state.hosts] == ["rb-lab-node1", "rb-lab-node2"]
     assert all(len(h.veth) <= 15 for h in state.hosts) and len(state.bridge) <= 15
+
+
+def test_a_lab_in_a_world_never_takes_the_namespace_names_of_a_lab_outside(monkeypatch: pytest.MonkeyPatch):
+    nodes = [("node1", "10.0.66.201"), ("node2", "10.0.66.202")]
+    monkeypatch.delenv("RUNBOOK_WORLD", raising=False)
+    outside = {h.netns for h in plan_lab("lab", nodes).hosts}
+    monkeypatch.setenv("RUNBOOK_WORLD", "test")
+    inside = {h.netns for h in plan_lab("lab", nodes).hosts}
+    assert inside == {"wtest-rb-lab-node1", "wtest-rb-lab-node2"} and not inside & outside
 
 
 def test_bridge_never_takes_a_node_address():
