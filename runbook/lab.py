@@ -389,23 +389,38 @@ def prepare_packages(progress: Progress = _quiet) -> None:
         progress("corosync is installed on this machine itself; lab hosts inherit it")
         return
     progress("downloading corosync packages into the apt cache (for offline installs in hosts)")
-    result = run_local(
-        ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"],
-        check=False,
-        timeout=600,
-    )
+    result = _download_corosync(progress)
     if result.returncode != 0 and os.environ.get("RUNBOOK_WORLD"):
+        tail = " / ".join(result.stderr.strip().splitlines()[-2:])
         raise LabError(
             "corosync's packages are not in this machine's apt cache, and this lab world has no route to "
-            "fetch them; run `runbook lab prepare` outside the world first (make test does)"
+            f"fetch them; run `runbook lab prepare` outside the world first (make test does). apt said: {tail}"
         )
     if result.returncode != 0:
         progress("apt lists may be missing; running apt-get update once")
         run_local(["apt-get", "update", "-q"], timeout=600)
-        run_local(
+        result = _download_corosync(progress)
+        if result.returncode != 0:
+            raise LabError(f"cannot download corosync's packages: {result.stderr.strip()[-300:]}")
+
+
+_APT_LOCK_WAIT = 300.0
+
+
+def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
+    """apt-get --download-only, waiting while another apt or dpkg on this machine holds its lock."""
+    deadline = time.monotonic() + _APT_LOCK_WAIT
+    while True:
+        result = run_local(
             ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"],
+            check=False,
             timeout=600,
         )
+        locked = "Could not get lock" in result.stderr or "Unable to acquire" in result.stderr
+        if result.returncode == 0 or not locked or time.monotonic() > deadline:
+            return result
+        progress("another apt-get or dpkg holds apt's lock on this machine; waiting for it")
+        time.sleep(3)
 
 
 def up(name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet, packages: bool = True) -> LabState:
