@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from runbook import lab
-from runbook.errors import CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError
+from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError, RunbookError
 from runbook.report import clean
 
 if TYPE_CHECKING:
@@ -39,6 +39,25 @@ if TYPE_CHECKING:
 SUDO_PASSWORD_ENV = "RUNBOOK_SUDO_PASSWORD"
 SSH_CONFIG_ENV = "RUNBOOK_SSH_CONFIG"
 MISSING_FILE_STATUS = 44
+
+
+# The step's deadline for node commands (time.monotonic()), set by the runner before each step; None
+# outside `runbook run` (plain papermill, a notebook by hand): then only each command's own timeout.
+_budget: dict[str, float | None] = {"deadline": None, "seconds": None}
+
+
+def set_command_budget(seconds: float | None) -> None:
+    """From now on, node commands in this process end within `seconds` (None: no budget)."""
+    _budget["seconds"] = seconds
+    _budget["deadline"] = None if seconds is None else time.monotonic() + seconds
+
+
+def command_limit(timeout: float) -> tuple[float, float]:
+    """(the timeout to use for one command, the step's budget): its own, or what is left of the step's."""
+    deadline, seconds = _budget["deadline"], _budget["seconds"]
+    if deadline is None or seconds is None:
+        return timeout, 0.0
+    return min(timeout, deadline - time.monotonic()), seconds
 
 
 @dataclass(frozen=True)
@@ -365,7 +384,7 @@ class Host:
         except HostError:
             raise
         except (socket.timeout, TimeoutError) as exc:
-            raise HostError(self.name, f"no result within {timeout:g}s", command=shown) from exc
+            raise CommandTimeout(self.name, f"no result within {timeout:g}s", command=shown) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self.close()
             raise ConnectionFailed(self.name, f"connection lost: {exc or type(exc).__name__}", command=shown) from exc
@@ -386,7 +405,15 @@ class Host:
         if self.uses_sudo and not self._sudo_ok:
             self._check_sudo()
         wrapped, prefix = self._wrap(text)
-        status, stdout, stderr = self._exec(wrapped, prefix + (input or b""), timeout, shown)
+        limit, budget = command_limit(timeout)
+        if limit <= 0:
+            raise CommandTimeout(self.name, f"not started: the step's time for node commands ({budget:g}s, from --timeout) had run out", command=shown)
+        try:
+            status, stdout, stderr = self._exec(wrapped, prefix + (input or b""), limit, shown)
+        except CommandTimeout as exc:
+            if limit < timeout:  # the step's budget, not the command's own limit, stopped it
+                raise CommandTimeout(self.name, f"no result within {limit:.0f}s (the step's time for node commands, {budget:g}s, from --timeout)", command=shown) from exc
+            raise
         result = Result(self.name, shown, status, stdout, stderr)
         if check and status != 0:
             raise CommandFailed(self.name, shown, status, stderr.decode("utf-8", "replace"), result.text)
