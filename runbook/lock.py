@@ -145,8 +145,11 @@ class ControllerLock:
             os.ftruncate(fd, 0)
             os.pwrite(fd, (holder.to_json() + "\n").encode(), 0)
             os.fsync(fd)
-        except BaseException:
+        except OSError as exc:
             os.close(fd)  # closing frees the flock
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        except BaseException:
+            os.close(fd)
             raise
         self._fd = fd
 
@@ -215,7 +218,7 @@ class NodeLocks:
         self._thread: threading.Thread | None = None
 
     def acquire(self, holder: Holder, names: Sequence[str] | None = None) -> None:
-        """Lock every node (in parallel). A node held by another run: RunLocked (locks taken are let go).
+        """Lock every node (in parallel). A node held by another run: RunLocked (all locks are let go).
 
         A node that cannot be reached is noted in `unreachable`, not raised: preflight reports it
         with its own words, and the runner tries again after preflight.
@@ -237,7 +240,8 @@ class NodeLocks:
             self.release()
             if len(busy) == 1:
                 raise busy[0]
-            raise RunLocked(busy[0].host, "\n".join(str(b) for b in busy), holder=busy[0].holder)
+            text = "\n".join(str(b) for b in busy).removeprefix(f"{busy[0].host}: ")
+            raise RunLocked(busy[0].host, text, holder=busy[0].holder)
         if self._thread is None and self.channels:
             self._thread = threading.Thread(target=self._heartbeat, name="runbook-node-locks", daemon=True)
             self._thread.start()

@@ -861,9 +861,9 @@ def run(
             if node_locks is not None and not _is_preflight(step):
                 problem = _check_node_locks(node_locks, holder)
                 if problem:
-                    progress.line(f"runbook: error: {problem}; stopped before step {step.stem}, which changed nothing")
+                    progress.line(f"runbook: error: {problem}\n  (stopped before step {step.stem}, which changed nothing)")
                     state.status = "failed"
-                    exit_code = 1
+                    exit_code = RunLocked.exit_code
                     break
             progress.begin(f"[{index}/{len(steps)}] {step.stem} ... ")
             t0 = time.monotonic()
@@ -955,13 +955,21 @@ def run(
 
 
 def _check_node_locks(node_locks: lock.NodeLocks, holder: lock.Holder) -> str | None:
-    """Before a step that may change nodes: every node locked (retrying those preflight found), none lost."""
-    if node_locks.unreachable:
-        node_locks.acquire(holder, list(node_locks.unreachable))
+    """Before a step that may change nodes: take the lock on nodes that had none (or lost theirs).
+
+    A node that cannot be reached is left to the step: every step reads every node before it
+    changes any, so it stops there with nothing changed, and says why in its own words. A node
+    whose lock another run took meanwhile stops the run (the message, None when all is well).
+    """
     lost = node_locks.lost()
-    problems = [f"{n}: {why}" for n, why in node_locks.unreachable.items()] + [f"{n}: the run's lock on the node was lost (connection closed)" for n in lost]
-    if problems:
-        return "cannot hold the run lock on every node (" + "; ".join(problems) + ")"
+    for name in lost:
+        node_locks.channels.pop(name).close()
+        node_locks.unreachable[name] = "the run's lock on the node was lost (connection closed)"
+    if node_locks.unreachable:
+        try:
+            node_locks.acquire(holder, list(node_locks.unreachable))
+        except RunLocked as exc:
+            return str(exc)
     return None
 
 
