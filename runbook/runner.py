@@ -9,9 +9,15 @@ the kernel wrote anything to its stderr, `kernel.log`, in
     <out>/<cluster name>/<UTC start, YYYYmmddTHHMMSSZ>[-check]/
 
 Order of business: the cluster file is validated and the steps are chosen before any kernel starts
-or any host is touched (bad input exits 2). The run stops at the first failing step (exit 1) and
-says which step, which node and why, and where the executed notebook with the error is. Ctrl-C stops
-the run, records it as interrupted and exits 130.
+or any host is touched (bad input exits 2). Then the run takes the cluster's lock on this controller
+and on every node (runbook.lock); a run that finds either held is refused at once with exit 75,
+before it makes a run directory. `plan` takes no lock (it never holds up a run) but is refused the
+same way while a run holds the cluster: what it would read is half-changed. The run stops at the
+first failing step (exit 1) and says which step, which node and why, and where the executed
+notebook with the error is. Ctrl-C stops the run, records it as interrupted and exits 130; SIGTERM
+does the same and exits 143. After a SIGKILL the kernel kills itself (see watch_parent), and the
+next run marks the record the dead run left "running" (mark_dead_runs). A controller disk that
+cannot take the record ends the run with one line naming the path (ControllerDiskError).
 
 Kernels talk to this process over IPC (Unix sockets in a private temporary directory), not TCP:
 ipykernel 7 warns "Kernel is running over TCP without encryption" otherwise, and local sockets are
