@@ -187,14 +187,14 @@ def probe_controller(cluster_dir: Path) -> Holder | None:
 # --- the nodes' locks ----------------------------------------------------------------------------------
 
 
-def node_lock_script(holder: Holder) -> str:
+def node_lock_script(holder: Holder, path: str = NODE_LOCK_PATH) -> str:
     """The shell that takes the node's lock and holds it while heartbeats arrive on its stdin.
 
     It answers one line: `locked`, `busy` (then the holder's record), or `noflock`. `timeout` ends a
     wait for a heartbeat that never comes; EOF on stdin (the connection closed) ends it at once.
     """
     record = shlex.quote(holder.to_json())
-    f = NODE_LOCK_PATH
+    f = shlex.quote(path)
     return "\n".join(
         [
             "command -v flock >/dev/null 2>&1 || { echo noflock; exit 0; }",
