@@ -712,8 +712,12 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated()
 
 
-def disk_error(exc: BaseException, under: Path) -> ControllerDiskError | None:
-    """The controller's own write failure in `exc` (or its causes) for a path under `under`, if any."""
+def disk_error(exc: BaseException, under: Path, writing: Path | None = None) -> ControllerDiskError | None:
+    """The controller's own write failure in `exc` (or its causes) for a path under `under`, if any.
+
+    An error without a file name (a failed write() rather than open()) is taken as one of `writing`
+    (what the runner was writing), else of `under`.
+    """
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -723,7 +727,7 @@ def disk_error(exc: BaseException, under: Path) -> ControllerDiskError | None:
         if isinstance(current, OSError) and current.errno in _DISK_ERRNOS:
             path = current.filename or ""
             if not path or str(path).startswith(str(under)):
-                return ControllerDiskError(socket.gethostname(), str(path or under), os.strerror(current.errno))
+                return ControllerDiskError(socket.gethostname(), str(path or writing or under), os.strerror(current.errno))
         current = current.__cause__ or current.__context__
     return None
 
@@ -810,7 +814,7 @@ def run(
             node_locks.release()
             node_locks.hosts.close()
         controller_lock.release()
-        if isinstance(exc, OSError) and (found := disk_error(exc, out_dir)) is not None:
+        if isinstance(exc, OSError) and (found := disk_error(exc, out_dir, cluster_dir)) is not None:
             raise found from None
         raise
     os.environ[RUN_ID_ENV] = run_id  # the kernel inherits it: backups on the nodes carry the run's id
@@ -832,6 +836,7 @@ def run(
         f"from {cluster_file}{mode}; {len(steps)} step{'s' if len(steps) != 1 else ''}"
     )
     record_error: list[ControllerDiskError] = []
+    disk_reported = False  # a step already ended on the controller's disk: said once, not twice
 
     def save_summary() -> None:
         try:
@@ -881,9 +886,10 @@ def run(
                 result.seconds = time.monotonic() - t0
                 result.status = "failed"
                 result.record = read_record(run_dir, step)
-                found = disk_error(exc, out_dir)
+                found = disk_error(exc, out_dir, output)
                 if found is not None:
                     message, result.error = str(found), one_line(str(found))
+                    disk_reported = True
                 else:
                     message, result.error = failure_message(step, exc, result.record, timeout)
                 progress.end(f"FAILED ({result.seconds:.1f}s)")
@@ -950,7 +956,8 @@ def run(
             record_error.append(disk_error(progress.error, out_dir) or ControllerDiskError(socket.gethostname(), str(run_dir / RUN_LOG), str(progress.error)))
         if record_error:
             exit_code = exit_code or 1
-            progress.line(f"runbook: error: {record_error[0]}; the run's record is incomplete")
+            if not disk_reported:
+                progress.line(f"runbook: error: {record_error[0]}; the run's record is incomplete")
         progress.line(f"record: {_display_path(run_dir)}/ ({SUMMARY}, {RUN_LOG}, executed notebooks)")
         progress.line(verdict(state))
         progress.close()

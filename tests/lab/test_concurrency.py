@@ -379,3 +379,31 @@ def test_a_full_disk_under_out_is_one_line_naming_the_controller_and_the_path(en
     assert lines[-1].endswith(": No space left on device"), lines
     assert "Traceback" not in result.stderr and len(lines) == 1, result.stderr
     assert after == before
+
+
+def test_a_disk_that_fills_during_a_run_stops_it_with_one_line(env: Env) -> None:
+    tiny = env.work / "tiny-later"
+    tiny.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(tiny)], check=True)
+    try:
+        process = start(env, "run", out=tiny)
+        try:
+            wait_for(lambda: "00-preflight ... ok" in log_of_newest(tiny), 120, "preflight")
+            os.killpg(process.pid, signal.SIGSTOP)
+            try:
+                subprocess.run(["sh", "-c", f"cat /dev/zero > {tiny}/fill"], capture_output=True)
+            finally:
+                os.killpg(process.pid, signal.SIGCONT)
+            _, stderr = process.communicate(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    finally:
+        subprocess.run(["umount", str(tiny)], check=True)
+    assert process.returncode == 1, stderr[-3000:]
+    errors = [line for line in stderr.splitlines() if line.startswith("runbook: error:")]
+    assert len(errors) == 1, stderr
+    assert errors[0].startswith(f"runbook: error: {socket.gethostname()}: controller cannot write {tiny}/{LAB}/")
+    assert errors[0].endswith(": No space left on device"), errors
+    assert "Traceback" not in stderr and "FAILED: cluster" in stderr
