@@ -1014,7 +1014,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `run` and `plan` to the runbook CLI (`add(name, help, examples, func)`)."""
     p = add(
         "run",
-        "Run the step notebooks in order for a cluster file; the executed notebooks are the record.",
+        "Run the step notebooks in order for a cluster file; the executed notebooks are the record. "
+        "One run per cluster at a time (a lock here and on every node). Exit 0 done, 1 failed, 2 bad input, "
+        "75 another run holds the cluster, 130 ^C, 143 SIGTERM.",
         "runbook run clusters/chapter.yaml                       # every step, records in ./runs/chapter/<time>/\n"
         "runbook run clusters/chapter.yaml --check               # dry run: what would change, per node\n"
         "runbook run clusters/chapter.yaml --only 2 --only authkey\n"
@@ -1026,7 +1028,8 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = add(
         "plan",
-        "Dry run of every step (same as `run --check`): what would change on each node, nothing changed.",
+        "Dry run of every step (same as `run --check`): what would change on each node, nothing changed. "
+        "Takes no lock, but is refused (exit 75) while a run of the cluster holds it.",
         "runbook plan clusters/chapter.yaml\n"
         "runbook plan clusters/chapter.yaml --only corosync-conf",
         cmd_plan,
