@@ -1,7 +1,8 @@
 """`runbook`: validate, render and migrate cluster files, run the chapter's steps, manage the lab.
 
 Every error the runbook raises on purpose ends as one line (or a short list) on stderr and an exit
-code: 2 for bad input (cluster file, arguments), 1 for a failure on a node or in the lab, 130 for ^C.
+code: 2 for bad input (cluster file, arguments), 1 for a failure on a node or in the lab, 75 when
+another run holds the cluster (`run`, `plan`), 130 for ^C, 143 for SIGTERM during `run`/`plan`.
 """
 
 from __future__ import annotations

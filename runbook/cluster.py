@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from runbook.backups import Backups, parse_backups
 from runbook.errors import ClusterFileError
 
 PARAMETER_KEYS: tuple[str, ...] = (
@@ -29,6 +30,7 @@ PARAMETER_KEYS: tuple[str, ...] = (
     "totem",
     "logging",
     "ssh",
+    "backups",
 )
 GENERATIONS: tuple[int, ...] = (1, 2, 3)
 TRANSPORTS: tuple[str, ...] = ("auto", "udpu", "udp", "knet")
@@ -120,6 +122,7 @@ class Cluster:
     totem: Totem = Totem()
     logging: Logging = Logging()
     ssh: SshSettings = SshSettings()
+    backups: Backups = Backups()
     source: str | None = field(default=None, compare=False)
 
     @property
@@ -180,6 +183,7 @@ class Cluster:
             "totem": asdict(self.totem),
             "logging": asdict(self.logging),
             "ssh": ssh,
+            "backups": self.backups.to_parameters(),
         }
 
     def _check_generation(self, generation: int) -> None:
@@ -387,6 +391,8 @@ def cluster_from_mapping(data: Mapping[str, Any], source: str | None = None) -> 
     totem = _totem(p, data.get("totem"))
     logging = _logging(p, data.get("logging"))
     ssh = _ssh(p, data.get("ssh"), nodes or ())
+    backups, backup_problems = parse_backups(data.get("backups"))
+    p.messages.extend(backup_problems)
 
     if generation is not None and transport is not None and crypto is not None:
         p.messages.extend(_generation_problems(nodes or (), transport, crypto, generation))
@@ -398,7 +404,7 @@ def cluster_from_mapping(data: Mapping[str, Any], source: str | None = None) -> 
     return Cluster(
         name=name, nodes=nodes, generation=generation, transport=transport, crypto=crypto,
         rrp_mode=rrp_mode, pacemaker_plugin=pacemaker_plugin, totem=totem, logging=logging, ssh=ssh,
-        source=source,
+        backups=backups or Backups(), source=source,
     )
 
 

@@ -94,3 +94,33 @@ class SubnetInUse(LabError):
             f"{subnet} is already routed on this machine via {device}{hint}; refusing to make lab hosts there "
             "(`runbook lab world -- COMMAND` runs COMMAND with labs of its own, beside this one)"
         )
+
+
+# --- concurrent runs and the controller's own disk (issue 15) -------------------------------------
+
+
+class RunLocked(HostError):
+    """Another run holds the cluster's lock (on this controller or on a node): refused at once, exit 75.
+
+    `host` is where the lock is (this controller's name, or the node's); `holder` the other run's
+    record (runbook.lock.Holder) when it could be read.
+    """
+
+    exit_code = 75  # EX_TEMPFAIL: try again later
+
+    def __init__(self, host: str, message: str, holder: object = None) -> None:
+        self.holder = holder
+        super().__init__(host, message)
+
+
+class ControllerDiskError(HostError):
+    """The controller cannot write its run record (disk full, read-only, no permission): names the path."""
+
+    def __init__(self, host: str, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(host, f"controller cannot write {path}: {reason}")
+
+
+class CommandTimeout(HostError):
+    """A command on a node gave no result within its time (its own, or what --timeout left for the step)."""

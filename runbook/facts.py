@@ -36,6 +36,7 @@ s init; if [ -d /run/systemd/system ]; then echo systemd; elif /sbin/initctl ver
 s update_rc; for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done
 s addresses; (ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{{print $2}}' | sed 's/^addr://'
 s corosync_pids; pidof corosync 2>/dev/null || true
+s links; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -L $f ] && echo "$f $(readlink -f $f || readlink $f)"; done; true
 s authkey; if [ -e {AUTHKEY_PATH} ]; then stat -c '%s %a %U %G' {AUTHKEY_PATH}; sha256sum {AUTHKEY_PATH} | cut -d' ' -f1; fi
 """ + "".join(
     f"s file:{path}; if [ -e {path} ]; then stat -c '%a %U %G' {path}; base64 < {path} | tr -d '\\n'; echo; fi\n"
@@ -85,6 +86,7 @@ class NodeFacts:
     corosync_pids: tuple[int, ...]
     authkey: AuthkeyFact | None
     files: dict[str, FileFact] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)  # a managed path that is a symbolic link -> its target
 
     @property
     def generation(self) -> int | None:
@@ -184,6 +186,7 @@ def parse_facts(node: str, output: str) -> NodeFacts:
         corosync_pids=tuple(int(p) for p in sec.get("corosync_pids", "").split() if p.isdigit()),
         authkey=authkey,
         files=files,
+        links=dict(line.split(" ", 1) for line in sec.get("links", "").splitlines() if " " in line),
     )
 
 

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from runbook import lab
-from runbook.errors import CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError
+from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError, RunbookError
 from runbook.report import clean
 
 if TYPE_CHECKING:
@@ -39,6 +39,25 @@ if TYPE_CHECKING:
 SUDO_PASSWORD_ENV = "RUNBOOK_SUDO_PASSWORD"
 SSH_CONFIG_ENV = "RUNBOOK_SSH_CONFIG"
 MISSING_FILE_STATUS = 44
+
+
+# The step's deadline for node commands (time.monotonic()), set by the runner before each step; None
+# outside `runbook run` (plain papermill, a notebook by hand): then only each command's own timeout.
+_budget: dict[str, float | None] = {"deadline": None, "seconds": None}
+
+
+def set_command_budget(seconds: float | None) -> None:
+    """From now on, node commands in this process end within `seconds` (None: no budget)."""
+    _budget["seconds"] = seconds
+    _budget["deadline"] = None if seconds is None else time.monotonic() + seconds
+
+
+def command_limit(timeout: float) -> tuple[float, float]:
+    """(the timeout to use for one command, the step's budget): its own, or what is left of the step's."""
+    deadline, seconds = _budget["deadline"], _budget["seconds"]
+    if deadline is None or seconds is None:
+        return timeout, 0.0
+    return min(timeout, deadline - time.monotonic()), seconds
 
 
 @dataclass(frozen=True)
@@ -185,6 +204,82 @@ def _guard(hostname: str, node: str) -> None:
         lab.guard_address(hostname)
     except RunbookError as exc:
         raise ConnectionFailed(node, str(exc)) from exc
+
+
+# --- backups of replaced files -----------------------------------------------------------------------
+
+DEFAULT_KEEP = 5
+ORIGINAL_SUFFIX = ".orig-runbook"
+RUN_ID_ENV = "RUNBOOK_RUN_ID"
+SYMLINK_STATUS = 7
+BACKUP_FAILED_STATUS = 6
+_PROCESS_RUN_ID = os.urandom(4).hex()
+
+
+def backup_stamp() -> str:
+    """UTC with microseconds, from the controller's clock: `20261126T071502.123456Z`."""
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def run_id() -> str:
+    """The run's id (`runbook run` sets $RUNBOOK_RUN_ID), else one per process; [0-9a-z] only."""
+    given = "".join(c for c in os.environ.get(RUN_ID_ENV, "") if c.isascii() and c.isalnum())[:16]
+    return given or _PROCESS_RUN_ID
+
+
+def backup_lines(path: str, stamp: str, run: str, keep: int) -> list[str]:
+    """Shell lines that keep what is at `path` (if anything) before it is replaced; run under `set -e`.
+
+    - `PATH.orig-runbook`: the file as it was before the runbook first replaced it (or, where an
+      older runbook left `PATH.runbook-YYYYmmddTHHMMSS` backups, the oldest of those). Made once,
+      never replaced, never pruned.
+    - `PATH.runbook-<UTC stamp>-<run id>.bak`: a copy per replacement. Created with O_EXCL (`set -C`):
+      an existing name is never reused, a clash takes the next `-2`, `-3`, ... Only the newest `keep`
+      of these are kept.
+
+    Each copy is checked against the file (size, SHA-256) and synced; a copy that cannot be made
+    whole (disk full) is removed and the write stops with exit 6, before the file is touched, so
+    there is never a short or empty newest backup.
+    """
+    q = shlex.quote(path)
+    base = shlex.quote(f"{path}.runbook-{stamp}-{run}")
+    old_format = shlex.quote(f"{path}.runbook-") + "[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]"
+    fail = (
+        f'{{ echo "cannot keep a whole backup of {path} as $bak (is the disk full?); the file was left as it was" >&2;'
+        f" exit {BACKUP_FAILED_STATUS}; }}"
+    )
+    return [
+        f"if [ -e {q} ]; then",
+        "export LC_ALL=C",
+        # copy $1 to a new file $2: 3 when $2 exists, 1 when the copy is not whole (then removed)
+        "rb_copy() {",
+        '  ( set -C; : > "$2" ) 2>/dev/null || return 3',
+        '  if cp -p -- "$1" "$2" 2>/dev/null && [ "$(wc -c < "$1")" -eq "$(wc -c < "$2")" ] \\',
+        '     && [ "$(sha256sum < "$1")" = "$(sha256sum < "$2")" ] && { sync -- "$2" 2>/dev/null || sync; }; then return 0; fi',
+        '  rm -f -- "$2"; return 1',
+        "}",
+        f"orig={shlex.quote(path + ORIGINAL_SUFFIX)}; src={q}",
+        f"for f in {old_format}; do [ -f \"$f\" ] && src=$f; break; done",
+        'if [ ! -e "$orig" ] && [ ! -L "$orig" ]; then',
+        '  if rb_copy "$src" "$orig"; then :; else rc=$?; bak=$orig; [ $rc -eq 3 ] || ' + fail + "; fi",
+        "fi",
+        f"bak={base}.bak; i=1",
+        f'while :; do if rb_copy {q} "$bak"; then break; else rc=$?; fi; i=$((i + 1)); [ $rc -eq 3 ] && [ $i -le 100 ] || {fail}; bak={base}-$i.bak; done',
+        f"set -- {shlex.quote(path + '.runbook-')}*.bak",
+        f'n=$(($# - {int(keep)})); while [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done',
+        'echo "backup $bak"',
+        "fi",
+    ]
+
+
+def parse_backup(output: str) -> str | None:
+    """The backup's path from the write script's output (`backup PATH`), or None when none was made."""
+    for line in output.splitlines():
+        if line.startswith("backup "):
+            return line[len("backup "):].strip()
+    return None
 
 
 class Host:
@@ -365,7 +460,7 @@ class Host:
         except HostError:
             raise
         except (socket.timeout, TimeoutError) as exc:
-            raise HostError(self.name, f"no result within {timeout:g}s", command=shown) from exc
+            raise CommandTimeout(self.name, f"no result within {timeout:g}s", command=shown) from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             self.close()
             raise ConnectionFailed(self.name, f"connection lost: {exc or type(exc).__name__}", command=shown) from exc
@@ -386,7 +481,15 @@ class Host:
         if self.uses_sudo and not self._sudo_ok:
             self._check_sudo()
         wrapped, prefix = self._wrap(text)
-        status, stdout, stderr = self._exec(wrapped, prefix + (input or b""), timeout, shown)
+        limit, budget = command_limit(timeout)
+        if limit <= 0:
+            raise CommandTimeout(self.name, f"not started: the step's time for node commands ({budget:g}s, from --timeout) had run out", command=shown)
+        try:
+            status, stdout, stderr = self._exec(wrapped, prefix + (input or b""), limit, shown)
+        except CommandTimeout as exc:
+            if limit < timeout:  # the step's budget, not the command's own limit, stopped it
+                raise CommandTimeout(self.name, f"no result within {limit:.0f}s (the step's time for node commands, {budget:g}s, from --timeout)", command=shown) from exc
+            raise
         result = Result(self.name, shown, status, stdout, stderr)
         if check and status != 0:
             raise CommandFailed(self.name, shown, status, stderr.decode("utf-8", "replace"), result.text)
@@ -413,20 +516,28 @@ class Host:
         owner: str = "root",
         group: str = "root",
         backup: bool = True,
+        keep: int = DEFAULT_KEEP,
         timestamp: str | None = None,
     ) -> WriteResult:
-        """Atomically replace `path` with `data` (mode and owner set before the rename), keeping a backup.
+        """Atomically replace `path` with `data` (mode and owner set before the rename), keeping backups.
 
-        The backup is a copy named PATH.runbook-YYYYmmddTHHMMSS, made only when the file existed.
+        Order on the node: the new bytes go to a temp file in the same directory and are checked
+        (size), owned, moded and synced; then the old file is copied to a backup that is checked
+        (size and SHA-256 against the old file) and synced; only then is the temp file renamed over
+        `path`. A backup that cannot be made whole (a full disk) stops the write with the file as
+        it was. See `backup_lines` for the names. A symbolic link at `path` is refused: writing
+        through it could change a file other nodes share, and replacing it would leave its target
+        with the old settings.
         """
-        stamp = timestamp or time.strftime("%Y%m%dT%H%M%S")
         q = shlex.quote(path)
-        backup_path = f"{path}.runbook-{stamp}"
         script = "\n".join(
             [
                 "set -e",
+                "export LC_ALL=C",
+                f"if [ -L {q} ]; then echo \"{path} is a symbolic link to $(readlink -- {q}); refusing to replace it (the file was left as it was)\" >&2; exit {SYMLINK_STATUS}; fi",
                 f"dir=$(dirname -- {q})",
                 'mkdir -p -- "$dir"',
+                "umask 077",
                 f'tmp=$(mktemp "$dir/.$(basename -- {q}).runbook-XXXXXX")',
                 "trap 'rm -f -- \"$tmp\"' EXIT",
                 'cat > "$tmp"',
@@ -435,22 +546,23 @@ class Host:
                 f'chown {shlex.quote(owner)}:{shlex.quote(group)} "$tmp"',
                 f'chmod {mode:o} "$tmp"',
                 'sync -- "$tmp" 2>/dev/null || sync',
-                f"if [ -e {q} ]; then cp -p -- {q} {shlex.quote(backup_path)}; echo backup; fi" if backup else ":",
+                *(backup_lines(path, timestamp or backup_stamp(), run_id(), keep) if backup else []),
                 f'mv -f -- "$tmp" {q}',
                 "trap - EXIT",
                 'sync -- "$dir" 2>/dev/null || sync',
             ]
         )
         result = self.run(script, input=data, display=f"atomic write of {path} (mode {mode:o}, {owner}:{group})")
-        made_backup = b"backup" in result.stdout
-        return WriteResult(path=path, changed=True, backup=backup_path if made_backup else None)
+        return WriteResult(path=path, changed=True, backup=parse_backup(result.text))
 
-    def ensure_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> WriteResult:
+    def ensure_file(
+        self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root", keep: int = DEFAULT_KEEP
+    ) -> WriteResult:
         """Write only if content, mode or owner differ: the idempotent form every step uses."""
         current = self.read_file(path)
         if current == data and self.file_mode(path) == (mode, owner, group):
             return WriteResult(path=path, changed=False, backup=None)
-        return self.write_file(path, data, mode=mode, owner=owner, group=group, backup=current is not None)
+        return self.write_file(path, data, mode=mode, owner=owner, group=group, backup=current is not None, keep=keep)
 
     def file_mode(self, path: str) -> tuple[int, str, str] | None:
         """(mode, owner, group) of a file, or None when it does not exist."""

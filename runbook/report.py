@@ -1,8 +1,9 @@
 """How a step's outcome shows: a rich table in a notebook, a plain table in a terminal, JSON in a run record.
 
-Text that comes from nodes (diffs, command output) is cleaned of terminal escape sequences and
-control characters before it is shown, and HTML-escaped in notebooks: a hostile file on a node must
-not be able to restyle the guide or the operator's terminal.
+Text that comes from nodes (diffs, command output) is cleaned of terminal escape sequences, control
+characters, bidi controls and zero-width characters, and cut to MAX_LINE characters a line, before it
+is shown, and HTML-escaped in notebooks: a hostile file on a node must not be able to restyle the
+guide or the operator's terminal, make text read other than it is, or flood the screen.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ Status = Literal["ok", "changed", "unchanged", "skipped", "would change", "faile
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# Invisible characters that change how text reads: bidi embeddings, overrides and isolates (a node
+# could make `ok` display as `ko`, or hide part of a line), zero-width spaces and joiners, the BOM.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff]")
+MAX_LINE = 2000  # characters of one line shown; the rest is cut, with a marker saying how much
 
 _BADGE = {
     "ok": ("#1f7a1f", "ok"),
@@ -28,9 +33,18 @@ _BADGE = {
 }
 
 
-def clean(text: str) -> str:
-    """Drop terminal escape sequences and control characters (keeps newlines and tabs)."""
-    return _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n")))
+def clean(text: str, max_line: int = MAX_LINE) -> str:
+    """Text from a node made safe to show: no terminal escape sequences, control characters, bidi
+    controls or zero-width characters (newlines and tabs stay), and no line longer than `max_line`."""
+    return cut_long_lines(_INVISIBLE.sub("", _CONTROL.sub("", _ANSI.sub("", text.replace("\r\n", "\n")))), max_line)
+
+
+def cut_long_lines(text: str, limit: int = MAX_LINE) -> str:
+    """Each line of at most `limit` characters; a longer one ends in `… [N more characters cut]`."""
+    if len(text) <= limit:
+        return text
+    lines = text.split("\n")
+    return "\n".join(line if len(line) <= limit else f"{line[:limit]}… [{len(line) - limit:,} more characters cut]" for line in lines)
 
 
 def unified_diff(old: str, new: str, path: str) -> str:
@@ -94,7 +108,7 @@ class StepReport:
         for o in self.outcomes:
             lines.append(f"  {o.node:<{width}}  {o.status:<12}  {clean(o.summary)}")
             if o.diff:
-                lines += ["    " + line for line in o.diff.rstrip("\n").splitlines()]
+                lines += ["    " + line for line in clean(o.diff).rstrip("\n").splitlines()]
         lines += [f"  note: {clean(n)}" for n in self.notes]
         return "\n".join(lines)
 

@@ -9,9 +9,15 @@ the kernel wrote anything to its stderr, `kernel.log`, in
     <out>/<cluster name>/<UTC start, YYYYmmddTHHMMSSZ>[-check]/
 
 Order of business: the cluster file is validated and the steps are chosen before any kernel starts
-or any host is touched (bad input exits 2). The run stops at the first failing step (exit 1) and
-says which step, which node and why, and where the executed notebook with the error is. Ctrl-C stops
-the run, records it as interrupted and exits 130.
+or any host is touched (bad input exits 2). Then the run takes the cluster's lock on this controller
+and on every node (runbook.lock); a run that finds either held is refused at once with exit 75,
+before it makes a run directory. `plan` takes no lock (it never holds up a run) but is refused the
+same way while a run holds the cluster: what it would read is half-changed. The run stops at the
+first failing step (exit 1) and says which step, which node and why, and where the executed
+notebook with the error is. Ctrl-C stops the run, records it as interrupted and exits 130; SIGTERM
+does the same and exits 143. After a SIGKILL the kernel kills itself (see watch_parent), and the
+next run marks the record the dead run left "running" (mark_dead_runs). A controller disk that
+cannot take the record ends the run with one line naming the path (ControllerDiskError).
 
 Kernels talk to this process over IPC (Unix sockets in a private temporary directory), not TCP:
 ipykernel 7 warns "Kernel is running over TCP without encryption" otherwise, and local sockets are
@@ -21,13 +27,18 @@ not reachable from other users or hosts anyway.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
 import re
+import secrets
 import shutil
+import signal
+import socket
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +47,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import runbook
-from runbook.errors import RunbookError
+from runbook import lock
+from runbook.errors import ControllerDiskError, RunbookError, RunLocked
 from runbook.local import write_json_atomic
 from runbook.report import clean as clean_text
 
@@ -49,6 +61,7 @@ RUN_LOG = "run.log"
 KERNEL_LOG = "kernel.log"
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_SUFFIX = "-check"
+RUN_ID_ENV = "RUNBOOK_RUN_ID"
 
 _STEP_FILE = re.compile(r"^(?P<number>\d+)-(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.ipynb$")
 
@@ -200,6 +213,8 @@ class RunState:
     results: list[StepResult] = field(default_factory=list)
     finished: datetime | None = None
     status: str = "running"  # running | ok | failed | interrupted
+    run_id: str = ""
+    runner: dict[str, Any] = field(default_factory=dict)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -217,7 +232,43 @@ def build_summary(state: RunState) -> dict[str, Any]:
         "status": state.status,
         "steps": [r.to_dict() for r in state.results],
         "runbook_version": runbook.__version__,
+        "run_id": state.run_id,
+        "runner": state.runner,
     }
+
+
+def mark_dead_runs(cluster_dir: Path) -> list[Path]:
+    """Records left "running" by a runner that is gone (SIGKILL, power loss): mark them interrupted.
+
+    A runner is known by host, pid and the pid's start time (a reused pid has another start time).
+    Records from another host, or without a runner, are left alone. Called with the cluster's lock
+    held, so no live run of this cluster writes them.
+    """
+    marked = []
+    for path in sorted(cluster_dir.glob(f"*/{SUMMARY}")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        runner = data.get("runner") if isinstance(data, dict) else None
+        if data.get("status") != "running" or not isinstance(runner, dict) or not isinstance(runner.get("pid"), int):
+            continue
+        if lock.is_alive(str(runner.get("host")), runner["pid"], runner.get("pid_start")) is not False:
+            continue
+        data["status"] = "interrupted"
+        data["ended"] = (
+            f"the runner (pid {runner['pid']} on {runner.get('host')}) was gone when the next run started; "
+            "marked by that run"
+        )
+        steps = data.get("steps") if isinstance(data.get("steps"), list) else []
+        for step in steps:  # the step that was going: the first not finished whose notebook was begun
+            if isinstance(step, dict) and step.get("status") == "not run":
+                if (path.parent / str(step.get("notebook"))).exists():
+                    step["status"] = "interrupted"
+                break
+        write_json(path, data)
+        marked.append(path.parent)
+    return marked
 
 
 write_json = write_json_atomic
@@ -330,6 +381,42 @@ def kernel_manager_class(socket_dir: Path, stderr: IO[bytes] | IO[str] | None) -
 
 
 RESET_NAMESPACE = "get_ipython().reset(new_session=True)"
+WATCH_PARENT = "import runbook.runner as _rb; _rb.watch_parent({pid}, {socket_dir!r}); del _rb"
+SET_BUDGET = "import runbook.hosts as _rb; _rb.set_command_budget({budget!r}); del _rb"
+PARENT_POLL = 0.2
+
+
+def command_budget(timeout: float | None) -> float | None:
+    """How long the node commands of one step may take in all: a little less than the cell's --timeout.
+
+    So a command that hangs on a node (apt-get, corosync-keygen) is stopped by its own timeout first,
+    and the error names the node and the command, with the step's per-node lines, instead of the
+    cell limit cutting the notebook off with nothing said about where it hung.
+    """
+    if timeout is None:
+        return None
+    return max(timeout * 0.5, timeout - min(10.0, max(2.0, timeout * 0.1)))
+
+
+def watch_parent(runner_pid: int, socket_dir: str) -> None:
+    """In the kernel: die at once when the runner is gone (its parent changes), even after SIGKILL.
+
+    The kernel runs in its own session (jupyter_client starts it so), so a SIGKILL of the runner
+    does not reach it; left alone it would go on changing nodes. A thread checks every PARENT_POLL
+    seconds whether its parent is still the runner (a reparented process has another parent, 1 or
+    a subreaper), removes the kernel's socket directory and kills the kernel with SIGKILL: its
+    SSH connections close, no further command reaches a node.
+    """
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            time.sleep(PARENT_POLL)
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if os.getppid() != runner_pid:
+        raise RunbookError(f"the kernel's parent is pid {os.getppid()}, not the runner (pid {runner_pid})")
+    threading.Thread(target=watch, name="runbook-watch-runner", daemon=True).start()
 
 
 class SharedKernel:
@@ -355,20 +442,26 @@ class SharedKernel:
 
         ensure_event_loop().set_exception_handler(_quiet_dead_kernel)
 
-        self.socket_dir = Path(tempfile.mkdtemp(prefix="runbook-kernel-"))
+        # The runner's pid in the name: a later run removes the directory of a runner that is gone.
+        self.socket_dir = Path(tempfile.mkdtemp(prefix=f"runbook-kernel-{os.getpid()}-"))
         self.km = kernel_manager_class(self.socket_dir, self.stderr)(kernel_name=KERNEL_NAME)
         run_sync(self.km.start_kernel)(cwd=str(self.cwd))
         self.kc = self.km.client()
         self.kc.start_channels()
         run_sync(self.kc.wait_for_ready)(timeout=60)
+        self._silent(WATCH_PARENT.format(pid=os.getpid(), socket_dir=str(self.socket_dir)), "watch the runner")
+
+    def _silent(self, code: str, what: str) -> None:
+        """Run `code` in the kernel as a silent request: not counted, not in any notebook."""
+        from jupyter_core.utils import run_sync
+
+        reply = run_sync(self.kc.execute_interactive)(code, silent=True, store_history=False, timeout=60)
+        if reply["content"].get("status") != "ok":
+            raise RunbookError(f"could not {what} in the kernel: {reply['content'].get('evalue', '')}")
 
     def reset(self) -> None:
         """Clear the user namespace and restart the execution count (a silent request: not counted)."""
-        from jupyter_core.utils import run_sync
-
-        reply = run_sync(self.kc.execute_interactive)(RESET_NAMESPACE, silent=True, store_history=False, timeout=60)
-        if reply["content"].get("status") != "ok":
-            raise RunbookError(f"could not reset the kernel between steps: {reply['content'].get('evalue', '')}")
+        self._silent(RESET_NAMESPACE, "reset the kernel between steps")
 
     def __call__(
         self,
@@ -387,6 +480,8 @@ class SharedKernel:
             self._start()
         else:
             self.reset()
+        budget = command_budget(timeout)
+        self._silent(SET_BUDGET.format(budget=budget), "set the step's time for node commands")
         papermill.execute_notebook(
             str(step.path),
             str(output),
@@ -485,11 +580,21 @@ def check_kernel() -> None:
 
 
 class Progress:
-    """Progress lines on stderr, and the same lines in run.log."""
+    """Progress lines on stderr, and the same lines in run.log.
+
+    A run.log that cannot be written (the controller's disk is full) is given up, and the first
+    error kept in `error`: the terminal still gets every line, and the runner reports the disk.
+    """
 
     def __init__(self, stream: IO[str], log_path: Path | None = None) -> None:
         self.stream = stream
-        self.log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115
+        self.error: OSError | None = None
+        self.log: IO[str] | None = None
+        if log_path:
+            try:
+                self.log = open(log_path, "a", encoding="utf-8")  # noqa: SIM115
+            except OSError as exc:
+                self.error = exc
         self._partial = ""
 
     def begin(self, text: str) -> None:
@@ -513,13 +618,23 @@ class Progress:
 
     def _log(self, text: str) -> None:
         if self.log:
-            self.log.write(text + "\n")
-            self.log.flush()
+            try:
+                self.log.write(text + "\n")
+                self.log.flush()
+            except OSError as exc:
+                self.error = self.error or exc
+                self._drop_log()
+
+    def _drop_log(self) -> None:
+        log, self.log = self.log, None
+        try:
+            if log is not None:
+                log.close()
+        except OSError:
+            pass
 
     def close(self) -> None:
-        if self.log:
-            self.log.close()
-            self.log = None
+        self._drop_log()
 
 
 class _ToRunLog(logging.Handler):
@@ -584,6 +699,56 @@ def failure_message(
     return message, one_line(f"{ename}: {evalue}" if evalue else ename)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, systemd and CI send): handled like Ctrl-C, exit 143."""
+
+
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM, errno.EFBIG}
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def disk_error(exc: BaseException, under: Path, writing: Path | None = None) -> ControllerDiskError | None:
+    """The controller's own write failure in `exc` (or its causes) for a path under `under`, if any.
+
+    An error without a file name (a failed write() rather than open()) is taken as one of `writing`
+    (what the runner was writing), else of `under`.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ControllerDiskError):
+            return current
+        if isinstance(current, OSError) and current.errno in _DISK_ERRNOS:
+            path = current.filename or ""
+            if not path or str(path).startswith(str(under)):
+                return ControllerDiskError(socket.gethostname(), str(path or writing or under), os.strerror(current.errno))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def sweep_kernel_dirs(directory: Path | None = None) -> list[Path]:
+    """Remove `runbook-kernel-<pid>-*` socket directories whose runner is gone (SIGKILL leaves them)."""
+    removed = []
+    for path in Path(directory or tempfile.gettempdir()).glob("runbook-kernel-*"):
+        parts = path.name.split("-")
+        if len(parts) < 4 or not parts[2].isdigit() or not path.is_dir():
+            continue
+        if lock.process_start(int(parts[2])) is None:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _is_preflight(step: Step) -> bool:
+    return step.name == "preflight"
+
+
 def run(
     cluster_file: str,
     *,
@@ -593,8 +758,14 @@ def run(
     timeout: float | None = DEFAULT_TIMEOUT,
     stream: IO[str] | None = None,
     executor: Callable[..., None] | None = None,
+    lock_nodes: bool | None = None,
 ) -> int:
-    """Run the step notebooks for `cluster_file`; returns the exit code (0 ok, 1 failed, 130 interrupted)."""
+    """Run the step notebooks for `cluster_file`; returns the exit code.
+
+    0 ok, 1 failed, 130 interrupted (^C), 143 terminated (SIGTERM); RunLocked (75) is raised when
+    another run holds the cluster. `lock_nodes` (default: yes, unless a test passes `executor`)
+    takes the lock on every node too.
+    """
     from runbook.cluster import load_cluster
 
     stream = stream or sys.stderr
@@ -603,9 +774,50 @@ def run(
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
     steps = select_steps(discover_steps(notebooks_dir()), only)
     check_kernel()
+    if lock_nodes is None:
+        lock_nodes = executor is None
 
-    started = datetime.now(timezone.utc)
-    run_dir = make_run_dir(Path(out if out is not None else DEFAULT_OUT).resolve(), cluster.name, started, check)
+    out_dir = Path(out if out is not None else DEFAULT_OUT).resolve()
+    cluster_dir = out_dir / cluster.name
+    run_id = secrets.token_hex(4)
+    holder = lock.this_holder("plan" if check else "run", cluster.name, run_id)
+    controller_lock = lock.ControllerLock(cluster_dir)
+    node_locks: lock.NodeLocks | None = None
+    try:
+        if check:
+            # A plan changes nothing and takes no lock, so it never holds up a run; but while a run
+            # changes the nodes, what a plan reads is already out of date: refused the same way.
+            other = lock.probe_controller(cluster_dir)
+            if other is not None:
+                raise RunLocked(
+                    socket.gethostname(),
+                    f"a {other.describe()} is changing the nodes now; a plan would read them half-changed. "
+                    "Run the plan when it has ended.",
+                    holder=other,
+                )
+        else:
+            controller_lock.acquire(holder)
+            mark_dead_runs(cluster_dir)
+        sweep_kernel_dirs()
+        if lock_nodes and not check:
+            from runbook.hosts import hosts_for
+
+            node_locks = lock.NodeLocks(hosts_for(cluster))
+            node_locks.acquire(holder)
+            if node_locks.unreachable and not _is_preflight(steps[0]):
+                lines = "; ".join(f"{n}: {why}" for n, why in node_locks.unreachable.items())
+                raise RunbookError(f"cannot take the run lock on every node ({lines}); nothing was changed")
+        started = datetime.now(timezone.utc)
+        run_dir = make_run_dir(out_dir, cluster.name, started, check)
+    except BaseException as exc:
+        if node_locks is not None:
+            node_locks.release()
+            node_locks.hosts.close()
+        controller_lock.release()
+        if isinstance(exc, OSError) and (found := disk_error(exc, out_dir, cluster_dir)) is not None:
+            raise found from None
+        raise
+    os.environ[RUN_ID_ENV] = run_id  # the kernel inherits it: backups on the nodes carry the run's id
     state = RunState(
         cluster_name=cluster.name,
         cluster_file=os.path.abspath(cluster_file),
@@ -613,6 +825,8 @@ def run(
         run_dir=run_dir,
         started=started,
         results=[StepResult(step) for step in steps],
+        run_id=run_id,
+        runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
     )
     parameters = {**cluster.to_parameters(), "check": check, "record_dir": _record_dir_parameter(run_dir)}
     progress = Progress(stream, run_dir / RUN_LOG)
@@ -621,23 +835,47 @@ def run(
         f"runbook {'plan' if check else 'run'}: cluster '{cluster.name}' ({len(cluster.nodes)} nodes) "
         f"from {cluster_file}{mode}; {len(steps)} step{'s' if len(steps) != 1 else ''}"
     )
-    write_json(run_dir / SUMMARY, build_summary(state))
+    record_error: list[ControllerDiskError] = []
+    disk_reported = False  # a step already ended on the controller's disk: said once, not twice
+
+    def save_summary() -> None:
+        try:
+            write_json(run_dir / SUMMARY, build_summary(state))
+        except OSError as exc:
+            found = disk_error(exc, out_dir)
+            if found is None:
+                raise
+            if not record_error:
+                record_error.append(found)
+
     exit_code = 0
-    kernel_log = open(run_dir / KERNEL_LOG, "ab")  # noqa: SIM115
     papermill_log = logging.getLogger("papermill")
     handler, propagate = _ToRunLog(progress), papermill_log.propagate
-    papermill_log.addHandler(handler)
-    papermill_log.propagate = False
     current: StepResult | None = None
     t0 = time.monotonic()
-    if executor is None:
-        _register_engine()
-        executor = SharedKernel(repo_root(), kernel_log)
+    kernel_log: IO[bytes] | None = None
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
+        save_summary()
+        kernel_log = open(run_dir / KERNEL_LOG, "ab")  # noqa: SIM115
+        papermill_log.addHandler(handler)
+        papermill_log.propagate = False
+        if executor is None:
+            _register_engine()
+            executor = SharedKernel(repo_root(), kernel_log)
         for index, result in enumerate(state.results, start=1):
             current = result
             step = result.step
             output = run_dir / step.notebook
+            if node_locks is not None and not _is_preflight(step):
+                problem = _check_node_locks(node_locks, holder)
+                if problem:
+                    progress.line(f"runbook: error: {problem}\n  (stopped before step {step.stem}, which changed nothing)")
+                    state.status = "failed"
+                    exit_code = RunLocked.exit_code
+                    break
             progress.begin(f"[{index}/{len(steps)}] {step.stem} ... ")
             t0 = time.monotonic()
             try:
@@ -648,12 +886,18 @@ def run(
                 result.seconds = time.monotonic() - t0
                 result.status = "failed"
                 result.record = read_record(run_dir, step)
-                message, result.error = failure_message(step, exc, result.record, timeout)
+                found = disk_error(exc, out_dir, output)
+                if found is not None:
+                    message, result.error = str(found), one_line(str(found))
+                    disk_reported = True
+                else:
+                    message, result.error = failure_message(step, exc, result.record, timeout)
                 progress.end(f"FAILED ({result.seconds:.1f}s)")
                 for line in outcome_lines(result.record):
                     progress.line(line)
                 progress.line(f"runbook: error: {message}")
-                progress.line(f"  executed notebook with the error: {_display_path(output)}")
+                if found is None:
+                    progress.line(f"  executed notebook with the error: {_display_path(output)}")
                 state.status = "failed"
                 exit_code = 1
                 break
@@ -663,38 +907,83 @@ def run(
             progress.end(f"ok ({result.seconds:.1f}s)")
             for line in outcome_lines(result.record):
                 progress.line(line)
-            write_json(run_dir / SUMMARY, build_summary(state))
+            save_summary()
+            if record_error:
+                break
         else:
             state.status = "ok"
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the run is ending: a second SIGTERM must not cut the cleanup
+        terminated = isinstance(exc, Terminated)
         if current is not None and current.status == "not run":
             current.status = "interrupted"
             current.seconds = time.monotonic() - t0
             current.record = read_record(run_dir, current.step)
-            progress.end(f"interrupted ({current.seconds:.1f}s)")
+            progress.end(f"{'terminated' if terminated else 'interrupted'} ({current.seconds:.1f}s)")
         state.status = "interrupted"
-        exit_code = 130
+        exit_code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         where = f" during step {current.step.stem}" if current else ""
-        progress.line(f"runbook: interrupted{where}")
+        progress.line(f"runbook: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}")
         if current is not None and (run_dir / current.step.notebook).exists():
             progress.line(f"  executed notebook so far: {_display_path(run_dir / current.step.notebook)}")
+    except OSError as exc:
+        found = disk_error(exc, out_dir)
+        if found is None:
+            raise
+        record_error.append(found)
     finally:
         close = getattr(executor, "close", None)
         if close is not None:
             close()
+        if node_locks is not None:
+            node_locks.release()
+            node_locks.hosts.close()
         papermill_log.removeHandler(handler)
         papermill_log.propagate = propagate
-        kernel_log.close()
-        if (run_dir / KERNEL_LOG).stat().st_size == 0:
-            (run_dir / KERNEL_LOG).unlink()  # the kernels said nothing outside the notebooks
+        if kernel_log is not None:
+            kernel_log.close()
+            try:
+                if (run_dir / KERNEL_LOG).stat().st_size == 0:
+                    (run_dir / KERNEL_LOG).unlink()  # the kernels said nothing outside the notebooks
+            except OSError:
+                pass
         state.finished = datetime.now(timezone.utc)
-        if state.status == "running":  # an unexpected error in the runner itself
+        if state.status == "running":  # an unexpected error in the runner itself, or its disk
             state.status = "failed"
-        write_json(run_dir / SUMMARY, build_summary(state))
+        save_summary()
+        if progress.error is not None and not record_error:
+            record_error.append(disk_error(progress.error, out_dir) or ControllerDiskError(socket.gethostname(), str(run_dir / RUN_LOG), str(progress.error)))
+        if record_error:
+            exit_code = exit_code or 1
+            if not disk_reported:
+                progress.line(f"runbook: error: {record_error[0]}; the run's record is incomplete")
         progress.line(f"record: {_display_path(run_dir)}/ ({SUMMARY}, {RUN_LOG}, executed notebooks)")
         progress.line(verdict(state))
         progress.close()
+        controller_lock.release()
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
     return exit_code
+
+
+def _check_node_locks(node_locks: lock.NodeLocks, holder: lock.Holder) -> str | None:
+    """Before a step that may change nodes: take the lock on nodes that had none (or lost theirs).
+
+    A node that cannot be reached is left to the step: every step reads every node before it
+    changes any, so it stops there with nothing changed, and says why in its own words. A node
+    whose lock another run took meanwhile stops the run (the message, None when all is well).
+    """
+    lost = node_locks.lost()
+    for name in lost:
+        node_locks.channels.pop(name).close()
+        node_locks.unreachable[name] = "the run's lock on the node was lost (connection closed)"
+    if node_locks.unreachable:
+        try:
+            node_locks.acquire(holder, list(node_locks.unreachable))
+        except RunLocked as exc:
+            return str(exc)
+    return None
 
 
 # --- CLI -------------------------------------------------------------------------------------------
@@ -725,7 +1014,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `run` and `plan` to the runbook CLI (`add(name, help, examples, func)`)."""
     p = add(
         "run",
-        "Run the step notebooks in order for a cluster file; the executed notebooks are the record.",
+        "Run the step notebooks in order for a cluster file; the executed notebooks are the record. "
+        "One run per cluster at a time (a lock here and on every node). Exit 0 done, 1 failed, 2 bad input, "
+        "75 another run holds the cluster, 130 ^C, 143 SIGTERM.",
         "runbook run clusters/chapter.yaml                       # every step, records in ./runs/chapter/<time>/\n"
         "runbook run clusters/chapter.yaml --check               # dry run: what would change, per node\n"
         "runbook run clusters/chapter.yaml --only 2 --only authkey\n"
@@ -737,7 +1028,8 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = add(
         "plan",
-        "Dry run of every step (same as `run --check`): what would change on each node, nothing changed.",
+        "Dry run of every step (same as `run --check`): what would change on each node, nothing changed. "
+        "Takes no lock, but is refused (exit 75) while a run of the cluster holds it.",
         "runbook plan clusters/chapter.yaml\n"
         "runbook plan clusters/chapter.yaml --only corosync-conf",
         cmd_plan,

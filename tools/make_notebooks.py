@@ -45,6 +45,7 @@ PARAMETER_HELP = {
     "totem": "the chapter's totem timings (ms) and UDP port",
     "logging": "the chapter's logging: syslog and stderr, no log file, no debug",
     "ssh": "how to reach the nodes (host keys are always checked); never a password",
+    "backups": "keep: newest runbook backups kept per replaced file (the original is kept besides)",
 }
 # The annotation papermill shows as each parameter's type.
 PARAMETER_TYPE = {
@@ -58,6 +59,7 @@ PARAMETER_TYPE = {
     "totem": "dict",
     "logging": "dict",
     "ssh": "dict",
+    "backups": "dict",
 }
 EXTRA_PARAMETERS = (
     ("check", "bool", False, "True: dry run, show what would change and change nothing"),

@@ -11,7 +11,7 @@ import hashlib
 
 from runbook.cluster import Cluster, Node
 from runbook.facts import AUTHKEY_PATH, AuthkeyFact, NodeFacts
-from runbook.hosts import Host, Hosts
+from runbook.hosts import DEFAULT_KEEP, Host, Hosts, backup_lines, backup_stamp, run_id
 from runbook.report import NodeOutcome, StepReport
 from runbook.steps._common import StepFailed, gather_facts, generation_of, run_per_node
 
@@ -20,12 +20,13 @@ TITLE = "Share the authkey"
 KEY_MODE = 0o400
 
 
-def keygen_script(generation: int) -> str:
+def keygen_script(generation: int, keep: int = DEFAULT_KEEP, stamp: str | None = None) -> str:
     """Pure: make a new key in a temp dir next to the real one, then move it into place atomically.
 
     corosync-keygen reads /dev/urandom on 2.x (-l) and 3.x, so it never waits for keyboard entropy;
     1.x's keygen reads /dev/random and can block for minutes, so there the same 128 bytes come from
-    /dev/urandom directly.
+    /dev/urandom directly. A key it replaces is backed up first, the same way as every write
+    (runbook.hosts.backup_lines), under umask 077 and with the key's own mode.
     """
     make = (
         'head -c 128 /dev/urandom > "$d/authkey"'
@@ -43,7 +44,7 @@ def keygen_script(generation: int) -> str:
             'chown root:root "$d/authkey"',
             'chmod 400 "$d/authkey"',
             'sync -- "$d/authkey" 2>/dev/null || sync',
-            f'if [ -e {AUTHKEY_PATH} ]; then cp -p {AUTHKEY_PATH} {AUTHKEY_PATH}.runbook-$(date +%Y%m%dT%H%M%S); fi',
+            *backup_lines(AUTHKEY_PATH, stamp or backup_stamp(), run_id(), keep),  # kept 0400 like the key
             f'mv -f "$d/authkey" {AUTHKEY_PATH}',
         ]
     )
@@ -74,7 +75,7 @@ def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False) -
         if check:
             outcomes[primary.name] = NodeOutcome(primary.name, "would change", "would generate a new authkey (corosync-keygen)")
         else:
-            hosts[primary.name].run(keygen_script(generation), display="corosync-keygen into /etc/corosync/authkey (atomic)")
+            hosts[primary.name].run(keygen_script(generation, cluster.backups.keep), display="corosync-keygen into /etc/corosync/authkey (atomic)")
             outcomes[primary.name] = NodeOutcome(primary.name, "changed", "generated a new authkey (root:root 0400)")
     elif not mode_ok(key):
         was = f"{key.mode:o} {key.owner}:{key.group}"
@@ -113,7 +114,7 @@ def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False) -
         if check:
             return NodeOutcome(node.name, "would change", f"{why}: would copy the key from {primary.name}")
         assert key_bytes is not None
-        result = host.write_file(AUTHKEY_PATH, key_bytes, mode=KEY_MODE, owner="root", group="root")
+        result = host.write_file(AUTHKEY_PATH, key_bytes, mode=KEY_MODE, owner="root", group="root", keep=cluster.backups.keep)
         kept = f"; its old key kept as {result.backup}" if result.backup else ""
         return NodeOutcome(node.name, "changed", f"{why}: copied the key from {primary.name} (root:root 0400){kept}")
 

@@ -75,7 +75,7 @@ def write_config(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> Step
         if check:
             what = "would create" if old is None else "would replace"
             return NodeOutcome(node.name, "would change", f"{what} {CONF_PATH} (Corosync {generation}.x)", diff=diff)
-        result = host.write_file(CONF_PATH, new.encode(), mode=0o644)
+        result = host.write_file(CONF_PATH, new.encode(), mode=0o644, keep=cluster.backups.keep)
         kept = f"; previous file kept as {result.backup}" if result.backup else ""
         tested = f", {verdicts[node.name]}" if node.name in verdicts else ""
         return NodeOutcome(node.name, "changed", f"wrote {CONF_PATH} (Corosync {generation}.x{tested}){kept}", diff=diff)

@@ -39,6 +39,13 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
         problems.append(
             f"the cluster file says generation: {cluster.generation}, but Corosync {facts.corosync_version} is installed"
         )
+    for path, target in facts.links.items():  # the write path refuses links too; here nothing has changed yet
+        problems.append(
+            f"{path} is a symbolic link to {target}; the runbook writes each node's own file and will neither "
+            f"write through a link (its target may be shared or managed elsewhere) nor replace it (the target would "
+            f"keep the old settings). Make it a regular file (`cp --remove-destination {target} {path}`), "
+            f"or remove the link, then run again"
+        )
     return problems
 
 

@@ -359,7 +359,7 @@ def test_a_transfer_cut_short_never_replaces_the_file(env: Env, monkeypatch: pyt
     assert "incomplete transfer: 4000 of 12000 bytes arrived" in str(caught.value)
     assert sh(env, "node1", f"cat {path}; stat -c %a {path}") == "old\n644\n"
     assert lab.host_exec(env.host("node1"), TEMP_FILES).stdout == ""
-    sh(env, "node1", f"rm -f {path} {path}.runbook-*")
+    sh(env, "node1", f"rm -f {path} {path}.runbook-* {path}.orig-runbook")
 
 
 # --- 3. a node lost between steps, then a rerun -------------------------------------------------
@@ -485,8 +485,9 @@ def test_rc_local_and_start_no_are_reconciled_on_generation_2(env: Env) -> None:
     assert [o.status for o in rc_again.outcomes + boot_again.outcomes] == ["unchanged"] * 4
     for node in ("node1", "node2"):  # the originals are kept
         assert sh(env, node, "ls /etc/rc.local.runbook-* | wc -l").strip() == "1"
-    sh(env, "node1", "cat /tmp/default.orig > /etc/default/corosync; rm -f /etc/rc.local /etc/rc.local.runbook-* /etc/default/corosync.runbook-*")
-    sh(env, "node2", "rm -f /etc/rc.local /etc/rc.local.runbook-*")
+    sh(env, "node1", "cat /tmp/default.orig > /etc/default/corosync; rm -f /etc/rc.local /etc/rc.local.runbook-* /etc/default/corosync.runbook-*"
+                     " /etc/rc.local.orig-runbook /etc/default/corosync.orig-runbook")
+    sh(env, "node2", "rm -f /etc/rc.local /etc/rc.local.runbook-* /etc/rc.local.orig-runbook")
 
 
 FAKE_COROSYNC = r"""#!/bin/sh

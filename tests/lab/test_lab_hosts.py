@@ -53,7 +53,8 @@ def test_binary_file_written_atomically_with_mode_and_owner(two_hosts):
         assert host.read_file("/etc/corosync/test-key") == data[::-1]
         # no temp file is left next to it
         listing = host.run("ls -A /etc/corosync").text.split()
-        assert sorted(listing) == sorted(["test-key", Path(second.backup).name])
+        assert sorted(listing) == sorted(["test-key", Path(second.backup).name, "test-key.orig-runbook"])
+        assert host.read_file("/etc/corosync/test-key.orig-runbook") == data  # the first file, kept for good
         assert host.ensure_file("/etc/corosync/test-key", data[::-1], mode=0o400).changed is False
         digest = hashlib.sha256(data[::-1]).hexdigest()
         assert host.run("sha256sum /etc/corosync/test-key").text.split()[0] == digest

@@ -25,3 +25,22 @@ def test_diff_names_the_file_and_is_empty_when_same():
     assert unified_diff("a\n", "a\n", "/etc/x") == ""
     diff = unified_diff("a\n", "b\n", "/etc/x")
     assert "--- /etc/x (current)" in diff and "-a" in diff and "+b" in diff
+
+
+def test_bidi_controls_and_zero_width_characters_are_removed():
+    # RLO makes "ok" display reversed; isolates, marks, zero-width space/joiners and the BOM hide text
+    hostile = "status: \u202eko\u202c \u2066x\u2069 a\u200bb\u200dc\u2060d\ufeffe \u200fmark\u061c"
+    assert clean(hostile) == "status: ko x abcde mark"
+    report = StepReport("x", "X", False, [NodeOutcome("n1", "failed", hostile, diff="+\u202eevil\n")])
+    for text in (str(report), report._repr_html_(), str(report.to_dict())):
+        assert not any(ch in text for ch in "\u202e\u202c\u2066\u2069\u200b\u200d\u2060\ufeff\u200f\u061c")
+
+
+def test_long_lines_are_cut_with_a_marker_that_says_how_much():
+    line = "x" * 1_000_111
+    text = clean(f"short\n{line}\nend")
+    first, cut, last = text.split("\n")
+    assert (first, last) == ("short", "end")
+    assert cut == "x" * 2000 + "… [998,111 more characters cut]"
+    assert clean("y" * 2000) == "y" * 2000
+    assert len(unified_diff("a\n", line + "\n", "/etc/x")) < 3000

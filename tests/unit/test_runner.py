@@ -8,7 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import socket
+import subprocess
 import tempfile
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -17,6 +22,7 @@ import nbformat
 import pytest
 
 import runbook
+import runbook.lock
 from runbook import runner
 from runbook.errors import ClusterFileError
 
@@ -181,6 +187,8 @@ def test_summary_contents(tmp_path: Path) -> None:
             {"step": "02-corosync-conf", "notebook": "02-corosync-conf.ipynb", "status": "not run", "seconds": None, "error": None, "changed": []},
         ],
         "runbook_version": runbook.__version__,
+        "run_id": "",
+        "runner": {},
     }
     json.dumps(summary)  # JSON-able
 
@@ -294,7 +302,7 @@ class Executor:
 
 
 def only_run_dir(out: Path) -> Path:
-    dirs = list((out / "chapter").iterdir())
+    dirs = [p for p in (out / "chapter").iterdir() if not p.name.startswith(".")]
     assert len(dirs) == 1
     return dirs[0]
 
@@ -438,7 +446,7 @@ def test_real_kernels_over_ipc_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
     out, stream = tmp_path / "runs", io.StringIO()
 
-    assert runner.run(str(CHAPTER), out=out, stream=stream, timeout=120) == 1
+    assert runner.run(str(CHAPTER), out=out, stream=stream, timeout=120, lock_nodes=False) == 1
 
     run_dir = only_run_dir(out)
     assert sorted(p.name for p in run_dir.iterdir() if not p.name.startswith(".")) == [
@@ -472,9 +480,145 @@ def test_steps_share_a_kernel_but_not_a_namespace(tmp_path: Path, monkeypatch: p
     )
     monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
     out = tmp_path / "runs"
-    assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), timeout=120) == 0
+    assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), timeout=120, lock_nodes=False) == 0
     run_dir = only_run_dir(out)
     for name in ("00-define.ipynb", "01-look.ipynb"):
         executed = nbformat.read(run_dir / name, as_version=4)
         counts = [c.execution_count for c in executed.cells if c.cell_type == "code"]
         assert counts == list(range(1, len(counts) + 1)), f"{name}: {counts}"
+
+
+# --- one run at a time, signals, dead runs, the controller's disk ---------------------------------------
+
+
+def test_a_second_run_is_refused_at_once_naming_the_holder(fake_notebooks: Path, tmp_path: Path) -> None:
+    from runbook import lock
+    from runbook.errors import RunLocked
+
+    out = tmp_path / "runs"
+    held = lock.ControllerLock(out / "chapter")
+    held.acquire(lock.Holder("ctl-a", 4242, "2026-11-26T07:15:02+00:00", "99", "run", "chapter"))
+    try:
+        executor = Executor()
+        with pytest.raises(RunLocked) as info:
+            runner.run(str(CHAPTER), out=out, stream=io.StringIO(), executor=executor)
+        text = str(info.value)
+        assert info.value.exit_code == 75
+        assert "run of cluster 'chapter' by pid 4242 on ctl-a, started 2026-11-26T07:15:02+00:00" in text
+        assert "ps -p 4242" in text and "nothing was changed" in text
+        assert executor.calls == [] and [p.name for p in (out / "chapter").iterdir()] == [".runbook.lock"]
+        with pytest.raises(RunLocked, match="a plan would read them half-changed"):
+            runner.run(str(CHAPTER), check=True, out=out, stream=io.StringIO(), executor=executor)
+    finally:
+        held.release()
+    assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), executor=Executor()) == 0
+
+
+def test_a_plan_holds_no_lock(fake_notebooks: Path, tmp_path: Path) -> None:
+    from runbook import lock
+
+    out = tmp_path / "runs"
+    seen: list[object] = []
+
+    class Looks(Executor):
+        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+            seen.append(lock.probe_controller(out / "chapter"))
+            super().__call__(step, output, parameters, **kwargs)
+
+    assert runner.run(str(CHAPTER), check=True, out=out, stream=io.StringIO(), executor=Looks()) == 0
+    assert seen == [None, None, None]
+    seen.clear()
+    assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), executor=Looks()) == 0
+    assert all(h is not None and h.pid == os.getpid() and h.command == "run" for h in seen)
+
+
+def test_sigterm_is_handled_like_ctrl_c_with_exit_143(fake_notebooks: Path, tmp_path: Path) -> None:
+    class Killed(Executor):
+        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+            super().__call__(step, output, parameters, **kwargs)
+            if step.stem == "01-install":
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises before this ends
+                raise AssertionError("SIGTERM was not handled")
+
+    out, stream = tmp_path / "runs", io.StringIO()
+    assert runner.run(str(CHAPTER), out=out, stream=stream, executor=Killed()) == 143
+    summary = json.loads((only_run_dir(out) / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert [s["status"] for s in summary["steps"]] == ["ok", "interrupted", "not run"]
+    assert "runbook: terminated (SIGTERM) during step 01-install" in stream.getvalue()
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_a_record_left_running_by_a_dead_runner_is_marked(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    cluster_dir = tmp_path / "chapter"
+    records = {}
+    for name, pid, start in (("dead", dead.pid, "1"), ("alive", os.getpid(), runbook.lock.process_start(os.getpid())),
+                             ("reused", os.getpid(), "1"), ("other-host", dead.pid, "1")):
+        (cluster_dir / name).mkdir(parents=True)
+        host = "elsewhere.example" if name == "other-host" else socket.gethostname()
+        data = {"status": "running", "runner": {"host": host, "pid": pid, "pid_start": start},
+                "steps": [{"step": "00-a", "notebook": "00-a.ipynb", "status": "ok"},
+                          {"step": "01-b", "notebook": "01-b.ipynb", "status": "not run"},
+                          {"step": "02-c", "notebook": "02-c.ipynb", "status": "not run"}]}
+        (cluster_dir / name / "01-b.ipynb").write_text("{}")
+        (cluster_dir / name / "summary.json").write_text(json.dumps(data))
+        records[name] = cluster_dir / name / "summary.json"
+    marked = runner.mark_dead_runs(cluster_dir)
+    assert sorted(p.name for p in marked) == ["dead", "reused"]
+    for name in ("dead", "reused"):
+        data = json.loads(records[name].read_text())
+        assert data["status"] == "interrupted" and "was gone when the next run started" in data["ended"]
+        assert [s["status"] for s in data["steps"]] == ["ok", "interrupted", "not run"]
+    for name in ("alive", "other-host"):
+        assert json.loads(records[name].read_text())["status"] == "running"
+
+
+def test_kernel_dirs_of_dead_runners_are_swept(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / f"runbook-kernel-{dead.pid}-abc123"
+    mine = tmp_path / f"runbook-kernel-{os.getpid()}-def456"
+    old = tmp_path / "runbook-kernel-xyz"
+    for path in (gone, mine, old):
+        path.mkdir()
+    assert runner.sweep_kernel_dirs(tmp_path) == [gone]
+    assert not gone.exists() and mine.exists() and old.exists()
+
+
+def test_disk_errors_name_the_controller_and_the_path(tmp_path: Path) -> None:
+    import errno
+
+    error = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x" / "summary.json"))
+    found = runner.disk_error(error, tmp_path / "runs")
+    assert found is not None and found.exit_code == 1
+    assert str(found) == f"{socket.gethostname()}: controller cannot write {tmp_path}/runs/x/summary.json: No space left on device"
+    wrapped = RuntimeError("papermill failed")
+    wrapped.__cause__ = error
+    assert runner.disk_error(wrapped, tmp_path / "runs") is not None
+    assert runner.disk_error(OSError(errno.ENOSPC, "full", "/elsewhere"), tmp_path / "runs") is None
+    assert runner.disk_error(ValueError("x"), tmp_path) is None
+
+
+def test_a_full_disk_under_out_ends_the_run_with_one_line(fake_notebooks: Path, tmp_path: Path) -> None:
+    import errno
+
+    out, stream = tmp_path / "runs", io.StringIO()
+
+    class Full(Executor):
+        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+            super().__call__(step, output, parameters, **kwargs)
+            if step.stem == "01-install":
+                raise OSError(errno.ENOSPC, "No space left on device", str(output))
+
+    assert runner.run(str(CHAPTER), out=out, stream=stream, executor=Full()) == 1
+    text = stream.getvalue()
+    assert f"runbook: error: {socket.gethostname()}: controller cannot write {only_run_dir(out)}/01-install.ipynb: No space left on device" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(("timeout", "budget"), [(600, 590), (60, 54), (20, 18), (4, 2), (None, None)])
+def test_node_commands_end_before_the_cell_timeout(timeout: float | None, budget: float | None) -> None:
+    assert runner.command_budget(timeout) == budget

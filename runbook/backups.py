@@ -1,0 +1,60 @@
+"""The cluster file's `backups` section: how many runbook backups of a replaced file each node keeps.
+
+    backups:
+      keep: 5      # newest PATH.runbook-<UTC>-<run>.bak copies kept per file (1..1000); default 5
+
+The file as it was before the runbook first replaced it (`PATH.orig-runbook`) is kept apart from
+these and never pruned. Parsed here, on its own, so the rest of the cluster file's validation does
+not need to know about it; `runbook.cluster` calls `parse_backups` and keeps the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+DEFAULT_KEEP = 5
+MAX_KEEP = 1000
+KEYS = ("keep",)
+
+
+@dataclass(frozen=True)
+class Backups:
+    keep: int = DEFAULT_KEEP
+
+    def to_parameters(self) -> dict[str, int]:
+        return {"keep": self.keep}
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"<{type(value).__name__} too large to show>"
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def parse_backups(value: Any) -> tuple[Backups | None, list[str]]:
+    """(the section, []) or (None, problems), each problem naming its field: `backups.keep: ...`."""
+    if value is None:
+        return Backups(), []
+    if not isinstance(value, Mapping):
+        return None, [f"backups: {_show(value)} is not a mapping (expected keys: {', '.join(KEYS)})"]
+    problems = [
+        f"backups.{key if isinstance(key, str) else _show(key)}: unknown key; known keys: {', '.join(KEYS)}"
+        for key in value
+        if key not in KEYS
+    ]
+    keep = value.get("keep", DEFAULT_KEEP)
+    if keep is None:
+        keep = DEFAULT_KEEP
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
+        problems.append(
+            f"backups.keep: {_show(keep)} must be a whole number of backups from 1 to {MAX_KEEP} "
+            "(the original file, PATH.orig-runbook, is kept besides)"
+        )
+    return (None, problems) if problems else (Backups(keep=keep), [])
