@@ -413,22 +413,12 @@ def _check_unique(p: Problems, nodes: list[dict[str, Any] | None]) -> None:
     with_addresses = [(i, n) for i, n in enumerate(nodes) if n is not None and "addresses" in n]
     if not with_addresses:
         return
-    counts = {len(n["addresses"]) for _, n in with_addresses}
-    if len(counts) > 1:
-        most = max(counts)
-        for index, node in with_addresses:
-            if len(node["addresses"]) < most:
-                p.add(
-                    f"nodes[{index}].addresses",
-                    f"has {len(node['addresses'])} address(es) but another node has {most}: every node needs "
-                    "one address per link (ring); add the missing ones or remove the extra link",
-                )
-        return
-    for link in range(counts.pop()):
+    for link in range(max(len(n["addresses"]) for _, n in with_addresses)):
+        on_link = [(i, n) for i, n in with_addresses if len(n["addresses"]) > link]
         seen: dict[str, int] = {}
         family: tuple[int, int] | None = None
-        loopback = [i for i, n in with_addresses if _is_loopback(n["addresses"][link])]
-        for index, node in with_addresses:
+        loopback = [i for i, n in on_link if _is_loopback(n["addresses"][link])]
+        for index, node in on_link:
             address = node["addresses"][link]
             field_path = f"nodes[{index}].address" if len(node["addresses"]) == 1 else f"nodes[{index}].addresses[{link}]"
             if address.lower() in seen:
@@ -437,7 +427,7 @@ def _check_unique(p: Problems, nodes: list[dict[str, Any] | None]) -> None:
                       else f"is also nodes[{other}].address")
                 continue
             seen[address.lower()] = index
-            if loopback and len(loopback) < len(with_addresses) and index in loopback:
+            if loopback and len(loopback) < len(on_link) and index in loopback:
                 p.bad(field_path, address, "is a loopback address; use the node's address on the cluster network")
             version = _ip_version(address)
             if version is None:
@@ -507,12 +497,6 @@ def _links(p: Problems, value: Any, nodes: tuple[Node, ...]) -> tuple[Link, ...]
             result.append(Link(**got))
     if len(p.messages) > before:
         return None
-    if nodes:
-        count = max(len(n.addresses) for n in nodes)
-        for index, link in enumerate(result):
-            if link.number >= count:
-                p.add(f"links[{index}].number", f"{link.number} has no node addresses: the nodes have {count} link(s) "
-                      "(give each node one address per link in addresses)")
     return tuple(result)
 
 
@@ -612,7 +596,7 @@ def _quorum(p: Problems, value: Any) -> Quorum | None:
         result["last_man_standing_window"] = p.integer("quorum.last_man_standing_window",
                                                        section["last_man_standing_window"], 1, _U32)
     if section.get("expected_votes") is not None:
-        result["expected_votes"] = p.integer("quorum.expected_votes", section["expected_votes"], 1, _U32)
+        result["expected_votes"] = p.integer("quorum.expected_votes", section["expected_votes"], 0, _U32)
     node = section.get("auto_tie_breaker_node")
     if node is not None:
         text = str(node) if isinstance(node, int) and not isinstance(node, bool) else node
@@ -842,6 +826,22 @@ def generation_problems(cluster: Cluster, generation: int) -> list[str]:
             if node.nodeid is None:
                 problems.append(f"nodes[{index}].nodeid: null, but Corosync 3 needs a node id for every node; set one")
     count = cluster.link_count
+    counts = {len(n.addresses) for n in cluster.nodes}
+    if len(counts) > 1 and (generation != 2 or cluster.rrp_mode not in (None, "none")):
+        most = max(counts)
+        for index, node in enumerate(cluster.nodes):
+            if len(node.addresses) < most:
+                problems.append(
+                    f"nodes[{index}].addresses: {len(node.addresses)} address(es) but another node has {most}: every "
+                    "node needs one address per link (ring); add the missing ones or remove the extra link "
+                    "(only Corosync 2 without rrp_mode ignores addresses beyond ring 0)"
+                )
+    if effective != "udp":
+        for index, link in enumerate(cluster.links):
+            if link.number >= count:
+                problems.append(f"links[{index}].number: {link.number} has no node addresses: the nodes have {count} "
+                                f"link(s) (give each node one address per link in addresses; only multicast (udp) "
+                                "rings need none)")
     if count > MAX_LINKS[generation]:
         what = "knet links" if generation >= 3 else "rings (RRP)"
         problems.append(f"nodes: {count} addresses per node, but Corosync {generation}.x has at most "

@@ -210,7 +210,8 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
         if cluster.rrp_mode is not None:
             w.kv("rrp_mode", cluster.rrp_mode)
         transport = _transport_line(cluster, 1)
-        for number in range(cluster.link_count):
+        numbers = sorted(set(range(cluster.link_count)) | {link.number for link in cluster.links})
+        for number in numbers:
             link = cluster.link(number) or Link(number=number)
             with w.section("interface"):
                 if cluster.transport_for(1) == "udpu":
@@ -218,7 +219,9 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
                         with w.section("member"):
                             w.kv("memberaddr", member.addresses[number])
                 w.kv("ringnumber", number)
-                w.kv("bindnetaddr", link.bindnetaddr or node.addresses[number])  # each node's own address (unicast)
+                own = node.addresses[number] if number < len(node.addresses) else None
+                if link.bindnetaddr or own:
+                    w.kv("bindnetaddr", link.bindnetaddr or own)  # each node's own address (unicast)
                 _link_options(w, cluster, link, 1)
         if transport is not None:
             w.kv("transport", transport)
@@ -517,3 +520,84 @@ def equivalent(text_a: str | bytes, text_b: str | bytes) -> bool:
         return parse_entries(text_a) == parse_entries(text_b)
     except ConfigParseError:
         return False
+
+
+# --- comparing two files' settings ---------------------------------------------------------------
+
+# Keys whose value is a yes/no switch: Corosync reads yes/on/true/1 alike (and no/off/false/0).
+BOOLEAN_KEYS = frozenset((
+    "secauth", "to_syslog", "to_stderr", "to_logfile", "debug", "timestamp", "broadcast", "two_node",
+    "wait_for_all", "last_man_standing", "auto_tie_breaker",
+))
+_MERGED = ("totem", "logging", "quorum", "nodelist")
+
+
+def settings(text: str | bytes, source: str = "corosync.conf") -> dict[str, Any]:
+    """A file's settings as Corosync reads them, for comparing two files key by key.
+
+    Normalized only where Corosync itself makes no difference (each is truly equivalent):
+    comments, indentation, blank lines and key order; repeated top-level sections (merged, as
+    Corosync does); a repeated key (the last value wins, as in Corosync); an empty section (= none);
+    yes/on/true/1 and no/off/false/0 in `BOOLEAN_KEYS`; the order of repeated sections other than
+    `node` (interface, member, logger_subsys: each is identified by its own keys).
+    """
+    return _normal(parse_entries(text, source), top=True)
+
+
+def _normal(entries: list[Entry], top: bool = False) -> dict[str, Any]:
+    scalars: dict[str, str] = {}
+    sections: dict[str, list[list[Entry]]] = {}
+    for key, value in entries:
+        if isinstance(value, list):
+            sections.setdefault(key, []).append(value)
+        else:
+            scalars[key] = _normal_value(key, value)
+    result: dict[str, Any] = dict(scalars)
+    for key, bodies in sections.items():
+        if top and key in _MERGED:
+            merged = _normal([pair for body in bodies for pair in body])
+            if merged:
+                result[key] = merged
+            continue
+        normals = [n for n in (_normal(body) for body in bodies) if n]
+        if not normals:
+            continue
+        if key != "node":
+            normals.sort(key=lambda n: repr(sorted(n.items())))
+        result[key] = normals
+    return result
+
+
+def _normal_value(key: str, value: str) -> str:
+    lowered = value.strip().lower()
+    if key in BOOLEAN_KEYS:
+        if lowered in ("yes", "on", "true", "1"):
+            return "1"
+        if lowered in ("no", "off", "false", "0"):
+            return "0"
+    return value.strip()
+
+
+def differences(before: dict[str, Any], after: dict[str, Any], path: str = "") -> list[str]:
+    """`path: before -> after` for every setting that differs between two `settings()`."""
+    found = []
+    for key in list(before) + [k for k in after if k not in before]:
+        where = f"{path}.{key}" if path else key
+        a, b = before.get(key), after.get(key)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            found.extend(differences(a, b, where))
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for index, (x, y) in enumerate(zip(a, b)):
+                found.extend(differences(x, y, f"{where}[{index}]"))
+        else:
+            found.append(f"{where}: {_brief(a)} -> {_brief(b)}")
+    return found
+
+
+def _brief(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
