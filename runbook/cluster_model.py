@@ -106,6 +106,7 @@ class Node:
     named: bool = True
     quorum_votes: int | None = None
     extra: Extra = ()
+    listed: bool = True  # in the nodelist; false: a multicast member that joins without being listed
 
     def __post_init__(self) -> None:
         if not self.addresses:

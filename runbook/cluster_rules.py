@@ -59,7 +59,8 @@ PARAMETER_KEYS: tuple[str, ...] = (
     "nodelist",
 )
 _U32 = 2**32 - 1
-_MIN_TOKEN_RETRANSMIT_MS = 30  # corosync refuses token / (retransmits + 0.2) below this
+_MIN_TOKEN_RETRANSMIT_MS = 30  # corosync refuses a token, and token / (retransmits + 0.2), below this
+_DEFAULT_RETRANSMITS = 4  # token_retransmits_before_loss_const when the file sets none (every generation)
 _MAX_EXTRA_DEPTH = 8
 
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", re.ASCII)
@@ -300,7 +301,7 @@ def _nodes(p: Problems, value: Any, present: bool) -> tuple[Node, ...] | None:
         Node(
             name=n["name"], address=n["addresses"][0], nodeid=n["nodeid"],
             role="primary" if i == primary else None, addresses=tuple(n["addresses"]), named=n["named"],
-            quorum_votes=n.get("quorum_votes"), extra=n.get("extra", ()),
+            quorum_votes=n.get("quorum_votes"), extra=n.get("extra", ()), listed=bool(n.get("listed", True)),
         )
         for i, n in enumerate(parsed)
         if n is not None  # always true here: a non-mapping node added a problem
@@ -309,7 +310,7 @@ def _nodes(p: Problems, value: Any, present: bool) -> tuple[Node, ...] | None:
 
 def _node(p: Problems, index: int, item: Any) -> dict[str, Any] | None:
     path = f"nodes[{index}]"
-    allowed = ("name", "address", "addresses", "nodeid", "role", "quorum_votes", "extra")
+    allowed = ("name", "address", "addresses", "nodeid", "role", "quorum_votes", "extra", "listed")
     if not isinstance(item, Mapping):
         p.bad(path, item, "is not a mapping with name and address")
         return None
@@ -358,6 +359,7 @@ def _node(p: Problems, index: int, item: Any) -> dict[str, Any] | None:
     if item.get("quorum_votes") is not None:
         node["quorum_votes"] = p.integer(f"{path}.quorum_votes", item["quorum_votes"], 0, _U32)
     node["extra"] = _extra(p, f"{path}.extra", item.get("extra"), _NODE_OWN)
+    node["listed"] = True if item.get("listed") is None else p.boolean(f"{path}.listed", item["listed"])
     return node
 
 
@@ -543,12 +545,17 @@ def _totem(p: Problems, value: Any) -> Totem | None:
             shown = int(minimum) if minimum == int(minimum) else round(minimum, 1)
             p.bad("totem.consensus", consensus, f"is below 1.2 x totem.token ({shown})")
     retransmits = result.get("token_retransmits_before_loss_const")
-    if token is not None and retransmits is not None:
-        retransmit = token / (retransmits + 0.2)
+    if token is not None and token < _MIN_TOKEN_RETRANSMIT_MS:
+        p.bad("totem.token", token, f"is below Corosync's minimum of {_MIN_TOKEN_RETRANSMIT_MS} ms; raise it (Corosync refuses to start)")
+    elif token is not None:
+        counted = retransmits if retransmits is not None else _DEFAULT_RETRANSMITS
+        retransmit = token / (counted + 0.2)
         if retransmit < _MIN_TOKEN_RETRANSMIT_MS:
+            which = (f"totem.token_retransmits_before_loss_const {retransmits}" if retransmits is not None
+                     else f"Corosync's default of {_DEFAULT_RETRANSMITS} token retransmits")
             p.bad(
                 "totem.token", token,
-                f"is too short for totem.token_retransmits_before_loss_const {retransmits}: token / (retransmits + 0.2) = "
+                f"is too short for {which}: token / (retransmits + 0.2) = "
                 f"{retransmit:.1f} ms, below Corosync's minimum of {_MIN_TOKEN_RETRANSMIT_MS} ms",
             )
     if len(p.messages) > before:
@@ -787,6 +794,11 @@ def _cluster_problems(cluster: Cluster) -> list[str]:
     if not cluster.nodelist and cluster.transport not in ("udp", "default"):
         problems.append("nodelist: false needs transport udp (multicast finds the members); "
                         "udpu and knet need the nodelist")
+    for index, node in enumerate(cluster.nodes):
+        if not node.listed and (not cluster.nodelist or cluster.transport not in ("udp", "default")):
+            problems.append(f"nodes[{index}].listed: false is for a multicast (udp) cluster whose nodelist lists "
+                            "only some members; " + ("nodelist is false: every node is unlisted already"
+                                                      if not cluster.nodelist else "udpu and knet need every node listed"))
     device = cluster.quorum.device
     if device is not None and cluster.quorum.two_node:
         problems.append("quorum.two_node: true with a quorum device: votequorum refuses both; "
@@ -823,6 +835,9 @@ def generation_problems(cluster: Cluster, generation: int) -> list[str]:
                 )
     if generation >= 3:
         for index, node in enumerate(cluster.nodes):
+            if not node.listed:
+                problems.append(f"nodes[{index}].listed: false needs multicast, which Corosync 3 (knet) does not "
+                                "have; list every node")
             if node.nodeid is None:
                 problems.append(f"nodes[{index}].nodeid: null, but Corosync 3 needs a node id for every node; set one")
     count = cluster.link_count
@@ -884,6 +899,8 @@ def to_parameters(cluster: Cluster) -> dict[str, Any]:
             entry["quorum_votes"] = n.quorum_votes
         if n.extra:
             entry["extra"] = extra_to_yaml(n.extra)
+        if not n.listed:
+            entry["listed"] = False
         nodes.append(entry)
     return {
         "cluster_name": cluster.name,

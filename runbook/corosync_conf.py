@@ -339,7 +339,7 @@ def _render_modern(w: _Writer, cluster: Cluster, generation: int) -> None:
     if cluster.nodelist:
         w.line("")
         with w.section("nodelist"):
-            for node in cluster.nodes:
+            for node in (n for n in cluster.nodes if n.listed):
                 with w.section("node"):
                     if node.named:
                         w.kv("name", node.name)

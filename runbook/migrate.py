@@ -247,16 +247,28 @@ class _Reader:
                 if key != "node":
                     self.lost.append(f"nodelist.{key} (only node sections belong in a nodelist)")
         nodes: list[dict[str, Any]] = []
+        multicast = mapping.get("transport") in ("udp", "default") and self.generation < 3
         if listed:
-            if given:
-                raise ClusterFileError("--node: the file lists its nodes (nodelist); --node is only for a multicast "
-                                       "file without one")
+            if given and not multicast:
+                raise ClusterFileError("--node: the file lists its nodes (nodelist) and is not multicast; --node is "
+                                       "only for the members a multicast file does not list")
             for index, entries in enumerate(listed):
                 nodes.append(self.listed_node(index, entries))
-            if len(nodes) == 1:
+            for option in given:
+                node = {"name": option.name, "nodeid": None, "listed": False}
+                node.update({"address": option.addresses[0]} if len(option.addresses) == 1
+                            else {"addresses": list(option.addresses)})
+                nodes.append(node)
+            if given:
+                self.notes.append(f"nodes: {len(given)} from --node, not in the file's nodelist (multicast members "
+                                  "that join unlisted): listed: false, so the nodelist stays as it is")
+            elif len(nodes) == 1:
                 self.refusals.append(
-                    "nodelist: lists only 1 node (the others of this multicast cluster join without being listed); "
-                    "the runbook must know every node: add the other nodes to the nodelist, then migrate again"
+                    "nodelist: lists only 1 node" + (" (the others of this multicast cluster join without being "
+                                                     "listed)" if multicast else "")
+                    + "; the runbook must know every node: "
+                    + ("give the others with --node NAME=ADDR" if multicast else "add the others to the nodelist")
+                    + ", then migrate again"
                 )
             ids: dict[Any, int] = {}
             for index, node in enumerate(nodes):
@@ -553,6 +565,8 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
             mapping.setdefault("quorum", {}).pop("provider", None)
     if target == 3:
         for index, node in enumerate(mapping["nodes"]):
+            if node.pop("listed", True) is False:
+                notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
             if node.get("nodeid") is None:
                 used = {n.get("nodeid") for n in mapping["nodes"]}
                 node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
