@@ -50,13 +50,13 @@ PARAMETER_KEYS: tuple[str, ...] = (
     "pacemaker_plugin",
     "totem",
     "logging",
-    "ssh",
     "links",
     "quorum",
     "extra",
     "legacy_1x",
     "name_in_conf",
     "nodelist",
+    "ssh",
 )
 _U32 = 2**32 - 1
 _MIN_TOKEN_RETRANSMIT_MS = 30  # corosync refuses a token, and token / (retransmits + 0.2), below this
@@ -431,6 +431,7 @@ def _check_unique(p: Problems, nodes: list[dict[str, Any] | None]) -> None:
             seen[address.lower()] = index
             if loopback and len(loopback) < len(on_link) and index in loopback:
                 p.bad(field_path, address, "is a loopback address; use the node's address on the cluster network")
+                continue
             version = _ip_version(address)
             if version is None:
                 continue
@@ -521,9 +522,8 @@ def _totem(p: Problems, value: Any) -> Totem | None:
     before = len(p.messages)
     for key in ("token", "join", "consensus"):
         if section.get(key) is not None:
-            low = 0 if key == "consensus" else 1
-            result[key] = p.integer(f"totem.{key}", section[key], low, _U32,
-                                    f"must be a positive number of milliseconds ({low}..{_U32})")
+            result[key] = p.integer(f"totem.{key}", section[key], 1, _U32,
+                                    f"must be a positive number of milliseconds (1..{_U32})")
     for key in ("max_messages", "token_retransmits_before_loss_const"):
         if section.get(key) is not None:
             result[key] = p.integer(f"totem.{key}", section[key], 1, _U32, f"must be a positive count (1..{_U32})")
@@ -539,7 +539,7 @@ def _totem(p: Problems, value: Any) -> Totem | None:
     if len(p.messages) > before:
         return None
     token, consensus = result.get("token"), result.get("consensus")
-    if token is not None and consensus:  # 0 is carried as written
+    if token is not None and consensus is not None:
         if consensus * 5 < token * 6:
             minimum = token * 6 / 5
             shown = int(minimum) if minimum == int(minimum) else round(minimum, 1)
@@ -912,13 +912,13 @@ def to_parameters(cluster: Cluster) -> dict[str, Any]:
         "pacemaker_plugin": cluster.pacemaker_plugin,
         "totem": _plain(cluster.totem),
         "logging": _plain(cluster.logging),
-        "ssh": ssh,
         "links": [_compact(link) for link in cluster.links],
         "quorum": _plain(cluster.quorum),
         "extra": extra_to_yaml(cluster.extra),
         "legacy_1x": extra_to_yaml(cluster.legacy_1x),
         "name_in_conf": cluster.name_in_conf,
         "nodelist": cluster.nodelist,
+        "ssh": ssh,
     }
 
 
