@@ -65,8 +65,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     for item in ["the file's comments (a cluster file has its own)", *migration.lost]:
         print(f"not carried: {item}", file=sys.stderr)
     if args.output:
-        with open(args.output, "x", encoding="utf-8") as handle:
-            handle.write(output)
+        try:
+            with open(args.output, "x", encoding="utf-8") as handle:
+                handle.write(output)
+        except FileExistsError:
+            raise ClusterFileError("exists; migrate never overwrites a file: choose another -o", args.output) from None
+        except OSError as exc:
+            raise ClusterFileError(f"cannot write it: {exc.strerror or exc}", args.output) from None
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(output)

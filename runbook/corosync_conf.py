@@ -172,7 +172,9 @@ def _legacy_kv(w: _Writer, legacy: Extra, key: str, comments: tuple[str, ...] = 
 def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
     """The chapter's layout for what is set: same sections, keys, order and comments."""
     t = cluster.totem
-    legacy_totem = _section(cluster.legacy_1x, "totem")
+    # The chapter's keys take the chapter's places, whether the file keeps them as 1.x-only or for every generation.
+    legacy_totem = _section(cluster.legacy_1x, "totem") + t.extra
+    placed = ("vsftype", "clear_node_high_bit", "threads", "nodeid")
     w.line("# Please read the openais.conf.5 manual page")
     with w.section("totem"):
         w.kv("version", 2)
@@ -201,7 +203,7 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
             w.kv("secauth", _on(crypto))
         _legacy_kv(w, legacy_totem, "threads", ("# How many threads to use for encryption/decryption",))
         w.line("# Optionally assign a fixed node id (integer)")
-        fixed = extra_get(t.extra, "nodeid") is not None or extra_get(legacy_totem, "nodeid") is not None
+        fixed = extra_get(legacy_totem, "nodeid") is not None
         if ":" in node.address and node.nodeid is not None and not fixed:  # Corosync 1.x needs a fixed node id on IPv6
             w.kv("nodeid", node.nodeid)
         elif not fixed:
@@ -227,8 +229,7 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
             w.kv("transport", transport)
         if t.ip_version is not None:
             w.kv("ip_version", t.ip_version)
-        w.extra(_without(legacy_totem, "vsftype", "clear_node_high_bit", "threads", "nodeid"))
-        w.extra(t.extra)
+        w.extra(_without(legacy_totem, *placed))
     plugin_written = False
     for key, value in cluster.legacy_1x:
         if key in ("totem", "logging"):
@@ -239,8 +240,8 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
         w.extra(((key, value),))
     if cluster.pacemaker_plugin and not plugin_written:
         _plugin(w)
-    legacy_logging = _section(cluster.legacy_1x, "logging")
     lg = cluster.logging
+    legacy_logging = _section(cluster.legacy_1x, "logging") + lg.extra
     if legacy_logging or lg != type(lg)():
         with w.section("logging"):
             _legacy_kv(w, legacy_logging, "fileline")
@@ -258,7 +259,6 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node) -> None:
             if lg.timestamp is not None:
                 w.kv("timestamp", _on(lg.timestamp))
             w.extra(_without(legacy_logging, "fileline", "syslog_facility"))
-            w.extra(lg.extra)
     _quorum(w, cluster, 1)
     w.extra(cluster.extra)
 
