@@ -536,9 +536,7 @@ def _totem(p: Problems, value: Any) -> Totem | None:
     if section.get("secauth") is not None:
         result["secauth"] = p.boolean("totem.secauth", section["secauth"])
     result["extra"] = _extra(p, "totem.extra", section.get("extra"), _TOTEM_OWN + allowed)
-    if len(p.messages) > before:
-        return None
-    token, consensus = result.get("token"), result.get("consensus")
+    token, consensus = result.get("token"), result.get("consensus")  # None where unset or already refused
     if token is not None and consensus is not None:
         if consensus * 5 < token * 6:
             minimum = token * 6 / 5
