@@ -569,3 +569,29 @@ if given is not None:
             load_cluster(path)
         except ClusterFileError:
             pass
+
+
+# --- the reference page cannot drift from the model ------------------------------------------------
+
+
+def test_every_model_key_has_a_row_in_the_reference() -> None:
+    from runbook.cluster_reference import KEYS, model_paths
+
+    documented = {key.path for key in KEYS}
+    assert model_paths() - documented == set(), "model keys without a row in runbook/cluster_reference.py"
+    assert documented - model_paths() == set(), "rows for keys the model does not have"
+
+
+def test_the_cluster_file_page_holds_the_generated_reference() -> None:
+    from runbook.cluster_reference import reference_markdown
+
+    page = (ROOT / "docs" / "cluster-file.md").read_text()
+    assert reference_markdown() in page, "refresh it: python -m runbook.cluster_reference docs/cluster-file.md"
+
+
+def test_the_page_lists_what_the_runbook_writes_unasked() -> None:
+    from runbook.corosync_conf import MUST_SET
+
+    page = (ROOT / "docs" / "cluster-file.md").read_text()
+    for key, generations, why in MUST_SET:
+        assert f"| `{key}` | {generations} | {why} |" in page
