@@ -528,9 +528,10 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
         notes.append(f"transport: knet does not exist on Corosync {target}.x -> auto (udpu)")
         mapping["transport"] = "auto"
     if target == 3 and not any(k in totem for k in ("crypto_cipher", "crypto_hash")):
-        if totem.pop("secauth", None) is not None or True:
-            notes.append("crypto: auto: knet encrypts with crypto_cipher aes256 / crypto_hash sha256 and the authkey")
-            mapping["crypto"] = "auto"
+        secauth = totem.pop("secauth", None)
+        notes.append("crypto: auto: knet encrypts with crypto_cipher aes256 / crypto_hash sha256 and the authkey"
+                     + ("" if secauth is None else f" (the file had secauth: {'on' if secauth else 'off'})"))
+        mapping["crypto"] = "auto"
     if target == 1:
         for key in ("crypto_cipher", "crypto_hash", "crypto_model"):
             if totem.pop(key, None) is not None:
@@ -560,9 +561,8 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
                 notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (the file fixes none; "
                              f"Corosync {target}.x needs one)")
             if "name" not in node:
-                notes.append(f"nodes[{index}]: no name in the file; the nodelist names none either")
-        if target >= 2 and mapping.get("quorum", {}).get("provider") is None:
-            mapping.setdefault("quorum", {}).pop("provider", None)
+                notes.append(f"nodes[{index}]: no name in the file, so none in the nodelist either; add the node's "
+                             "hostname as name: if Pacemaker should know it by name")
     if target == 3:
         for index, node in enumerate(mapping["nodes"]):
             if node.pop("listed", True) is False:
