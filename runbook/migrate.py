@@ -563,10 +563,44 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
             if "name" not in node:
                 notes.append(f"nodes[{index}]: no name in the file, so none in the nodelist either; add the node's "
                              "hostname as name: if Pacemaker should know it by name")
+    extra = totem.get("extra", {})
+    if target >= 2 and source == 1 and "nodeid" in extra:
+        notes.append(f"totem.nodeid: {extra.pop('nodeid')!r} dropped: on Corosync {target}.x node ids are in the nodelist")
+        if not extra:
+            totem.pop("extra")
     if target == 3:
+        counts = [len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"]]
+        if len(set(counts)) > 1:
+            keep = min(counts)
+            for index, node in enumerate(mapping["nodes"]):
+                if len(node.get("addresses") or []) > keep:
+                    dropped = node["addresses"][keep:]
+                    node["addresses"] = node["addresses"][:keep]
+                    if keep == 1:
+                        node["address"] = node.pop("addresses")[0]
+                    notes.append(f"nodes[{index}]: {', '.join(dropped)} dropped: the other nodes have no address on "
+                                 "that link, and knet needs every node on every link")
+        if mapping.pop("nodelist", True) is False:
+            notes.append("nodelist: written (knet has no multicast to find the members)")
+        if mapping.get("transport") in ("auto", "knet"):
+            count = min(len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"])
+            for link in list(mapping.get("links", [])):
+                if isinstance(link.get("number"), int) and link["number"] >= count:
+                    mapping["links"].remove(link)
+                    notes.append(f"links: ring {link['number']} dropped: the nodes have no address on it (a "
+                                 f"multicast ring); give each node a ring{link['number']}_addr to make it a knet link")
+                    continue
+                for key in ("mcastaddr", "ttl", "broadcast", "bindnetaddr"):
+                    if key in link:
+                        notes.append(f"links[{link.get('number')}].{key}: {link.pop(key)} dropped: knet is unicast and "
+                                     "binds to each node's own address")
         for index, node in enumerate(mapping["nodes"]):
             if node.pop("listed", True) is False:
                 notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
+            if isinstance(node.get("nodeid"), int) and node["nodeid"] > 65535:
+                used = {n.get("nodeid") for n in mapping["nodes"]}
+                old_id, node["nodeid"] = node["nodeid"], next(i for i in range(1, 65536) if i not in used)
+                notes.append(f"nodes[{index}].nodeid: {old_id} -> {node['nodeid']} (knet allows at most 65535)")
             if node.get("nodeid") is None:
                 used = {n.get("nodeid") for n in mapping["nodes"]}
                 node["nodeid"] = next(i for i in range(1, 1000) if i not in used)

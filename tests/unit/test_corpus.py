@@ -20,6 +20,7 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 import yaml
@@ -143,3 +144,38 @@ def test_the_conformance_check_sees_a_change() -> None:
     cluster = cluster_from_mapping(data)
     changed = differences(settings(path.read_text()), settings(render(cluster, cluster.primary.name, 3)))
     assert changed == ["nodelist.node[0].ring1_addr: 10.20.20.2 -> 10.20.20.99"]
+
+
+# --- generation 3 of every accepted file, with its addresses mapped (for `corosync -t` on a lab host) ----
+
+
+def generation_3_render(path: Path, address_of: Callable[[int, int], str]) -> str:
+    """The file migrated with `--generation 3` (every change listed by migrate), its node addresses
+    replaced by `address_of(node_index, link)` (and IPv6 to IPv4 with them: ip_version follows), rendered
+    for node 0. Addresses only: the lab cannot hold the file's own networks or resolve its hostnames."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        output, _ = migrate(text, path.name, generation=3)
+    except ClusterFileError as error:
+        if "lists no nodes" not in str(error) and "lists only 1 node" not in str(error):
+            raise
+        output, _ = migrate(text, path.name, generation=3, nodes=node_options(text))
+    data = yaml.safe_load(output)
+    for index, node in enumerate(data["nodes"]):
+        count = len(node.pop("addresses", None) or [node.pop("address")])
+        node["addresses"] = [address_of(index, link) for link in range(count)]
+    if data.get("totem", {}).get("ip_version") == "ipv6":
+        data["totem"]["ip_version"] = "ipv4"
+    cluster = cluster_from_mapping(data, f"{path.name} (generation 3, lab addresses)")
+    return render(cluster, cluster.nodes[0].name, 3)
+
+
+ACCEPTED = [p for p in FILES if p.name not in REFUSED]
+
+
+@pytest.mark.parametrize("path", ACCEPTED, ids=[p.name[:2] for p in ACCEPTED])
+def test_every_accepted_file_converts_to_generation_3(path: Path) -> None:
+    text = generation_3_render(path, lambda node, link: f"10.0.{93 + link}.{11 + node}")
+    parsed = settings(text)
+    assert parsed["totem"].get("transport", "knet") == "knet"
+    assert parsed["nodelist"]["node"][0]["ring0_addr"] == "10.0.93.11"
