@@ -859,6 +859,11 @@ def generation_problems(cluster: Cluster, generation: int) -> list[str]:
         what = "knet links" if generation >= 3 else "rings (RRP)"
         problems.append(f"nodes: {count} addresses per node, but Corosync {generation}.x has at most "
                         f"{MAX_LINKS[generation]} {what}")
+    if generation >= 3 and count > 1:
+        for index, node in enumerate(cluster.nodes):
+            if not node.named:
+                problems.append(f"nodes[{index}].name: missing, but Corosync 3 needs a name for every node of a "
+                                "multi-link cluster; give the node's hostname")
     if generation >= 3 and effective != "knet" and count > 1:
         problems.append(f"nodes: {count} links need transport knet on Corosync 3 (udpu/udp have one link)")
     if cluster.rrp_mode == "rr" and generation < 3:

@@ -582,6 +582,12 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
                                  "that link, and knet needs every node on every link")
         if mapping.pop("nodelist", True) is False:
             notes.append("nodelist: written (knet has no multicast to find the members)")
+        if any(len(n.get("addresses") or []) > 1 for n in mapping["nodes"]):
+            for index, node in enumerate(mapping["nodes"]):
+                if "name" not in node:
+                    node["name"] = node.get("address") or node["addresses"][0]
+                    notes.append(f"nodes[{index}].name: {node['name']} (its address; Corosync 3 needs a name for "
+                                 "every node with several links: put the node's hostname here)")
         if mapping.get("transport") in ("auto", "knet"):
             count = min(len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"])
             for link in list(mapping.get("links", [])):

@@ -330,6 +330,8 @@ RULES: list[tuple[str, Patch, str]] = [
     ("ip_version 4-6 on 2", lambda d: d.update(generation=2, totem={"ip_version": "ipv4-6"}), "totem.ip_version: 'ipv4-6' is Corosync 3 only"),
     ("three links on 2", lambda d: [d.update(generation=2)] + [n.update(address=None, addresses=[a, a.replace("66", "67"), a.replace("66", "68")]) for n, a in zip(d["nodes"], ["10.0.66.201", "10.0.66.202"])],
      "nodes: 3 addresses per node, but Corosync 2.x has at most 2 rings"),
+    ("unnamed with two links on 3", lambda d: [d.update(generation=3)] + [n.update(name=None, address=None, addresses=[a, a.replace("66", "67")]) for n, a in zip(d["nodes"], ["10.0.66.201", "10.0.66.202"])],
+     "nodes[0].name: missing, but Corosync 3 needs a name for every node of a multi-link cluster"),
     ("nodeid null on 3", lambda d: d.update(generation=3) or d["nodes"][1].update(nodeid=None), "nodes[1].nodeid: null, but Corosync 3 needs a node id"),
     # links
     ("links not list", _set("links", {"mcastport": 5405}), "links: {'mcastport': 5405} is not a list"),
