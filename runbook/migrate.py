@@ -22,7 +22,7 @@ import yaml
 
 from runbook.cluster import cluster_from_mapping
 from runbook.cluster_model import Link, NetDevice, QuorumDevice
-from runbook.corosync_conf import Entry, parse_entries
+from runbook.corosync_conf import Entry, differences, parse_entries, render, settings
 from runbook.errors import ClusterFileError
 
 DEFAULT_CLUSTER_NAME = "cluster"
@@ -637,7 +637,11 @@ def migrate(
         migration = cluster_mapping_from_conf(entries, cluster_name, generation, nodes)
     except ClusterFileError as error:
         raise ClusterFileError(error.problems, f"{source} (cannot migrate)") from None
-    cluster_from_mapping(migration.mapping, f"{source} (migrated)")  # refuses what the model cannot hold
+    cluster = cluster_from_mapping(migration.mapping, f"{source} (migrated)")  # refuses what the model cannot hold
+    if migration.generation == migration.source_generation:  # lossless: prove it, and say so if not
+        rendered = render(cluster, cluster.primary.name, migration.generation)
+        for difference in differences(settings(text, source), settings(rendered)):
+            migration.lost.append(f"{difference} (rendered differently; please report this file)")
     lines = [
         f"# Cluster file migrated by corosync-runbook from {_one_line(source)} (Corosync {migration.source_generation}.x).",
         f"# Generation: {migration.generation}. Keys the file leaves out stay out (Corosync's own defaults).",
