@@ -99,6 +99,8 @@ def conform(path: Path) -> tuple[str, str]:
     except RunbookError as error:
         return "refused", str(error)
     cluster = cluster_from_mapping(yaml.safe_load(output), f"{path.name} (migrated)")
+    assert cluster_from_mapping(cluster.to_parameters()) == cluster  # as papermill parameters, the same cluster
+    assert not [item for item in migration.lost if "rendered differently" in item]
     rendered = render(cluster, cluster.primary.name, migration.generation)
     changed = differences(settings(text, path.name), settings(rendered))
     return ("changed", "; ".join(changed)) if changed else ("same", f"generation {migration.generation}")
