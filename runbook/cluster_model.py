@@ -186,7 +186,7 @@ class NetDevice:
 class QuorumDevice:
     """quorum.device { }: a quorum device (model net: corosync-qdevice talking to corosync-qnetd)."""
 
-    model: str = "net"
+    model: str | None = None  # net, the only model; written when the file sets it
     votes: int | None = None
     timeout: int | None = None
     sync_timeout: int | None = None

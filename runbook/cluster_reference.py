@@ -135,7 +135,7 @@ KEYS: tuple[Key, ...] = (
     Key("quorum.expected_votes", "integer", "quorum.expected_votes", "not written (the sum of the nodes' votes)"),
     Key("quorum.device", "mapping", "quorum.device", "none"),
     Key("quorum.extra", "mapping", "other quorum keys (votes, allow_downscale, ...)", "none"),
-    Key("quorum.device.model", "`net`", "quorum.device.model", "`net`"),
+    Key("quorum.device.model", "`net`", "quorum.device.model", "not written"),
     Key("quorum.device.votes", "integer", "quorum.device.votes", "not written (computed by votequorum)"),
     Key("quorum.device.timeout", "milliseconds", "quorum.device.timeout", "not written (10000)"),
     Key("quorum.device.sync_timeout", "milliseconds", "quorum.device.sync_timeout", "not written (30000)"),

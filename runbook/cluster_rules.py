@@ -620,7 +620,9 @@ def _device(p: Problems, value: Any) -> QuorumDevice | None:
     section = p.section("quorum.device", value, allowed)
     if not isinstance(value, Mapping):
         return None
-    result: dict[str, Any] = {"model": p.choice("quorum.device.model", section.get("model", "net"), ("net",))}
+    result: dict[str, Any] = {}
+    if section.get("model") is not None:
+        result["model"] = p.choice("quorum.device.model", section["model"], ("net",))
     for key in ("votes", "timeout", "sync_timeout"):
         if section.get(key) is not None:
             result[key] = p.integer(f"quorum.device.{key}", section[key], 0 if key == "votes" else 1, _U32)

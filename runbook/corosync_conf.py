@@ -417,7 +417,8 @@ def _quorum(w: _Writer, cluster: Cluster, generation: int) -> None:
 
 def _device(w: _Writer, device: QuorumDevice) -> None:
     with w.section("device"):
-        w.kv("model", device.model)
+        if device.model is not None:
+            w.kv("model", device.model)
         for key in ("votes", "timeout", "sync_timeout"):
             if getattr(device, key) is not None:
                 w.kv(key, getattr(device, key))
@@ -539,9 +540,20 @@ def settings(text: str | bytes, source: str = "corosync.conf") -> dict[str, Any]
     comments, indentation, blank lines and key order; repeated top-level sections (merged, as
     Corosync does); a repeated key (the last value wins, as in Corosync); an empty section (= none);
     yes/on/true/1 and no/off/false/0 in `BOOLEAN_KEYS`; the order of repeated sections other than
-    `node` (interface, member, logger_subsys: each is identified by its own keys).
+    `node` (interface, member, logger_subsys: each is identified by its own keys); and two keys whose
+    absence Corosync reads as their only or default value: totem.version (2, the only valid one) and an
+    interface's ringnumber/linknumber (0).
     """
-    return _normal(parse_entries(text, source), top=True)
+    result = _normal(parse_entries(text, source), top=True)
+    totem = result.get("totem")
+    if isinstance(totem, dict):
+        totem.setdefault("version", "2")
+        for interface in totem.get("interface", []):
+            if "ringnumber" not in interface and "linknumber" not in interface:
+                interface["ringnumber" if "member" in interface or "bindnetaddr" in interface else "linknumber"] = "0"
+        if isinstance(totem.get("interface"), list):
+            totem["interface"].sort(key=lambda n: repr(sorted(n.items())))
+    return result
 
 
 def _normal(entries: list[Entry], top: bool = False) -> dict[str, Any]:

@@ -641,7 +641,8 @@ def migrate(
     if migration.generation == migration.source_generation:  # lossless: prove it, and say so if not
         rendered = render(cluster, cluster.primary.name, migration.generation)
         for difference in differences(settings(text, source), settings(rendered)):
-            migration.lost.append(f"{difference} (rendered differently; please report this file)")
+            migration.lost.append(f"{difference} (the render writes it so: a key the runbook must set, see "
+                                  "docs/cluster-file.md, or something to report)")
     lines = [
         f"# Cluster file migrated by corosync-runbook from {_one_line(source)} (Corosync {migration.source_generation}.x).",
         f"# Generation: {migration.generation}. Keys the file leaves out stay out (Corosync's own defaults).",
