@@ -57,7 +57,7 @@ COROSYNC_DEFAULTS: dict[str, dict[int, Any]] = {
     "quorum.auto_tie_breaker_node": {1: "lowest", 2: "lowest", 3: "lowest"},
     "nodelist.node.quorum_votes": {1: 1, 2: 1, 3: 1},
     "logging.to_syslog": {1: "yes", 2: "yes", 3: "yes"},
-    "logging.to_stderr": {1: "yes", 2: "no", 3: "no"},
+    "logging.to_stderr": {1: "yes", 2: "yes", 3: "yes"},  # man: "The default is syslog and stderr"
     "logging.to_logfile": {1: "no", 2: "no", 3: "no"},
     "logging.debug": {1: "off", 2: "off", 3: "off"},
     "logging.timestamp": {1: "off", 2: "off", 3: "off"},
