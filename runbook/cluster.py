@@ -1,8 +1,10 @@
 """The cluster model: one YAML file (= the notebooks' papermill parameters) describes a cluster.
 
-Three seams, three modules: `cluster_model` (the types: nodes with one address per link, links,
-totem, quorum, logging, verbatim extras), `cluster_rules` (validation into a Cluster, with every
-problem named by its field), and this one, which reads the file and keeps the old import path:
+Split along its seams: `cluster_model` (the types: nodes with one address per link, links, totem,
+quorum and its device, logging, verbatim extras), `cluster_problems` (naming what is wrong),
+`cluster_sections` (each section's validation), `cluster_rules` (the whole file, cross-section and
+per-generation rules, and back to parameters), `cluster_reference` (the docs table), and this
+module, which reads the file and keeps the old import path:
 `from runbook.cluster import Cluster, load_cluster, cluster_from_mapping`.
 """
 
@@ -31,7 +33,8 @@ from runbook.cluster_model import (  # noqa: F401 - re-exported
     SshSettings,
     Totem,
 )
-from runbook.cluster_rules import PARAMETER_KEYS, cluster_from_mapping, clip  # noqa: F401 - re-exported
+from runbook.cluster_problems import clip
+from runbook.cluster_rules import PARAMETER_KEYS, cluster_from_mapping  # noqa: F401 - re-exported
 from runbook.errors import ClusterFileError
 
 MAX_FILE_BYTES = 1024 * 1024

@@ -17,7 +17,6 @@ Two shapes:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from contextlib import contextmanager
 from typing import Any, Iterator, Union

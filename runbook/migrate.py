@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import yaml
 
 from runbook.cluster import cluster_from_mapping
-from runbook.cluster_model import Link, NetDevice, QuorumDevice
+from runbook.cluster_model import NetDevice, QuorumDevice
 from runbook.corosync_conf import Entry, differences, parse_entries, render, settings
 from runbook.errors import ClusterFileError
 
@@ -672,5 +672,5 @@ def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
 
 
-__all__ = ["Link", "Migration", "NodeOption", "cluster_mapping_from_conf", "detect_generation", "migrate",
+__all__ = ["Migration", "NodeOption", "cluster_mapping_from_conf", "detect_generation", "migrate",
            "migrate_conf", "parse_node_option"]
