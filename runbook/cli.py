@@ -54,17 +54,25 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from runbook.errors import ClusterFileError
-    from runbook.migrate import migrate_conf
+    from runbook.migrate import migrate, parse_node_option
 
+    nodes = [parse_node_option(text) for text in args.node or []]
     try:
         with open(args.conf, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ClusterFileError(f"cannot read {args.conf}: {exc}") from exc
-    output = migrate_conf(text, source=args.conf, cluster_name=args.name, generation=args.generation)
+    output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation, nodes=nodes)
+    for item in ["the file's comments (a cluster file has its own)", *migration.lost]:
+        print(f"not carried: {item}", file=sys.stderr)
     if args.output:
-        with open(args.output, "x", encoding="utf-8") as handle:
-            handle.write(output)
+        try:
+            with open(args.output, "x", encoding="utf-8") as handle:
+                handle.write(output)
+        except FileExistsError:
+            raise ClusterFileError("exists; migrate never overwrites a file: choose another -o", args.output) from None
+        except OSError as exc:
+            raise ClusterFileError(f"cannot write it: {exc.strerror or exc}", args.output) from None
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(output)
@@ -265,13 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", required=True, help="node name from the cluster file")
     p.add_argument("--generation", type=int, choices=(1, 2, 3), help="Corosync generation (default: the cluster file's)")
 
-    p = add("migrate", "Turn an existing corosync.conf (e.g. the chapter's 1.x file) into a cluster file.",
+    p = add("migrate", "Turn an existing corosync.conf (1.x, 2.x or 3.x) into a cluster file, losing nothing.",
             "runbook migrate /etc/corosync/corosync.conf                 # print the cluster file\n"
-            "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)",
+            "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)\n"
+            "runbook migrate mcast.conf --node n1=10.0.0.1 --node n2=10.0.0.2   # a multicast file lists no nodes\n"
+            "runbook migrate old-1x.conf --generation 3                  # convert (every change is listed)",
             cmd_migrate)
     p.add_argument("conf", help="an existing corosync.conf")
     p.add_argument("--name", help="cluster name (default: the file's cluster_name, else 'cluster')")
-    p.add_argument("--generation", type=int, choices=(1, 2, 3), default=3, help="target Corosync generation (default 3)")
+    p.add_argument("--generation", type=int, choices=(1, 2, 3),
+                   help="target Corosync generation (default: the file's own, read from its keys: lossless)")
+    p.add_argument("--node", action="append", metavar="NAME=ADDR[,ADDR2]",
+                   help="a node of a multicast file that lists none (repeat per node; one address per ring)")
     p.add_argument("-o", "--output", help="write the cluster file here (refuses to overwrite)")
 
     p = add("facts", "Connect to every node and show what it is: OS, Corosync, init system, addresses.",

@@ -105,6 +105,8 @@ class NodeFacts:
         return bool(self.corosync_pids)
 
     def has_address(self, address: str) -> bool:
+        if not _is_ip(address):
+            return False  # a hostname: preflight does not resolve names yet, so it is not found as an address
         want = ipaddress.ip_address(address)
         return any(ipaddress.ip_address(a) == want for a in self.addresses if _is_ip(a))
 

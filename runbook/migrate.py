@@ -1,81 +1,616 @@
-"""Turn an existing corosync.conf (the chapter's 1.x files, or a 2.x/3.x one) into a cluster file.
+"""Turn an existing corosync.conf (1.x, 2.x or 3.x, by anyone) into a cluster file, losing nothing.
 
-So a cluster built by hand from the book can be brought under the runbook: the result is YAML that
-`load_cluster` accepts, headed by comments that say where it came from and what changed on the way
-(plugin dropped, rrp_mode -> link_mode, udpu -> knet with crypto, settings the model does not carry).
+Every key of the file lands somewhere: in the model (nodes with their ids and one address per link,
+links, quorum and its device, crypto, timings, logging), or verbatim in the `extra` of its section
+(`legacy_1x` for the openais-era keys of a 1.x file). Nothing is invented: a key the file leaves out
+stays out (Corosync's own default), a node without a name or id keeps none. The generation is read
+from the file's own keys. Rendering the result for that generation gives back the file's settings;
+`tests/unit/test_corpus.py` checks this on real files written by others.
+
+What cannot be carried (a `version` other than 2, earlier values of a repeated key, the file's
+comments) is listed in the output header and returned, each with its reason. A file the model cannot
+describe (no address for a node, duplicate node ids, a node missing a link) is refused with a
+ClusterFileError that names the construct and what to do.
 """
 
 from __future__ import annotations
 
-import math
+import re
 from typing import Any, NamedTuple
 
 import yaml
 
-from runbook.cluster import PARAMETER_KEYS, cluster_from_mapping
-from runbook.corosync_conf import Entry, Parsed, guess_generation, parse, parse_entries, settings_of
+from runbook.cluster import cluster_from_mapping
+from runbook.cluster_model import NetDevice, QuorumDevice
+from runbook.corosync_conf import Entry, differences, parse_entries, render, settings
 from runbook.errors import ClusterFileError
 
 DEFAULT_CLUSTER_NAME = "cluster"
-
-# (section path, key) -> value the runbook itself writes; other values are reported as not carried.
-_FIXED: dict[tuple[str, str], str | None] = {
-    ("totem", "version"): "2",
-    ("totem", "vsftype"): "none",
-    ("totem", "clear_node_high_bit"): "yes",
-    ("totem", "threads"): "0",
-    ("amf", "mode"): "disabled",
-    ("service", "ver"): "0",
-    ("service", "name"): "pacemaker",
-    ("aisexec", "user"): "root",
-    ("aisexec", "group"): "root",
-    ("logging", "fileline"): "off",
-    ("logging", "syslog_facility"): "daemon",
-    ("logging.logger_subsys", "subsys"): "AMF",
-    ("logging.logger_subsys", "debug"): "off",
-    ("logging.logger_subsys", "tags"): "enter|leave|trace1|trace2|trace3|trace4|trace6",
-    ("quorum", "provider"): "corosync_votequorum",
-}
-# (section path, key) the model carries (values checked by validation, not here).
-_CARRIED: set[tuple[str, str]] = {
-    *(("totem", k) for k in (
-        "cluster_name", "token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages",
-        "transport", "secauth", "crypto_cipher", "crypto_hash", "rrp_mode", "link_mode", "interface", "nodeid",
-    )),
-    *(("totem.interface", k) for k in ("ringnumber", "linknumber", "bindnetaddr", "mcastport", "member")),
-    ("totem.interface.member", "memberaddr"),
-    ("nodelist", "node"),
-    *(("nodelist.node", k) for k in ("name", "nodeid", "ring0_addr")),
-    ("quorum", "two_node"),
-    *(("logging", k) for k in (
-        "to_syslog", "to_stderr", "to_logfile", "logfile", "debug", "timestamp", "logger_subsys",
-    )),
-    *((name, "") for name in ("totem", "nodelist", "quorum", "logging", "amf", "service", "aisexec")),
-}
+_TRUE = ("yes", "on", "true", "1")
+_FALSE = ("no", "off", "false", "0")
+_TIMINGS = ("token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages")
+_LINK_INTS = ("mcastport", "ttl", "knet_link_priority", "knet_ping_interval", "knet_ping_timeout",
+              "knet_ping_precision", "knet_pong_count")
+# Keys that exist on Corosync 1.x (openais) only: from a 1.x file they go to legacy_1x.
+_ONLY_1X_TOTEM = ("vsftype", "threads")
+_ONLY_1X_TOP = ("amf", "aisexec", "compatibility")
+_KNET_HINTS = ("link_mode", "crypto_model", "knet_compression_model", "knet_compression_level",
+               "knet_compression_threshold", "knet_pmtud_interval", "block_unlisted_ips")
 
 
 class Migration(NamedTuple):
-    """A cluster-file mapping and the human notes on what changed to get it."""
+    """A cluster-file mapping, the notes on how it was read, and what could not be carried (with why)."""
 
     mapping: dict[str, Any]
     notes: list[str]
+    lost: list[str]
+    generation: int
+    source_generation: int
 
 
-def not_carried(entries: list[Entry], path: str = "") -> list[str]:
-    """`section.key: value` for every setting of the file the cluster model neither carries nor writes."""
-    found = []
+class NodeOption(NamedTuple):
+    """One `--node NAME=ADDR[,ADDR2]`: a node of a multicast file that lists none."""
+
+    name: str
+    addresses: tuple[str, ...]
+
+
+def parse_node_option(text: str) -> NodeOption:
+    """`NAME=ADDR[,ADDR2...]` (one address per ring/link) -> NodeOption; a ClusterFileError names it."""
+    name, sep, rest = text.partition("=")
+    addresses = tuple(a.strip() for a in rest.split(",") if a.strip())
+    if not sep or not name.strip() or not addresses:
+        raise ClusterFileError(f"--node {text!r}: expected NAME=ADDR or NAME=ADDR0,ADDR1 (one address per link)")
+    return NodeOption(name.strip(), addresses)
+
+
+# --- reading the file ----------------------------------------------------------------------------
+
+
+def _merged(entries: list[Entry], name: str) -> list[Entry]:
+    """Corosync merges repeated top-level sections (two `totem {}` blocks act as one)."""
+    return [pair for key, value in entries if key == name and isinstance(value, list) for pair in value]
+
+
+def _last(entries: list[Entry], key: str) -> str | None:
+    values = [v for k, v in entries if k == key and isinstance(v, str)]
+    return values[-1] if values else None
+
+
+def _sections(entries: list[Entry], key: str) -> list[list[Entry]]:
+    return [v for k, v in entries if k == key and isinstance(v, list)]
+
+
+def detect_generation(entries: list[Entry]) -> tuple[int, str]:
+    """Which Corosync the file is for, from its own keys, and why (a nodelist means 2.x or later)."""
+    totem = _merged(entries, "totem")
+    interfaces = _sections(totem, "interface")
+    keys = {k for k, _ in totem} | {k for i in interfaces for k, _ in i}
+    if _last(totem, "transport") == "knet":
+        return 3, "transport: knet"
+    hints = sorted(k for k in keys if k in _KNET_HINTS or k.startswith("knet_") or k == "linknumber")
+    if hints:
+        return 3, f"{hints[0]} (a knet key)"
+    if _sections(entries, "nodelist"):
+        return 2, "a nodelist without knet keys"
+    modern = sorted(k for k in ("cluster_name", "crypto_cipher", "crypto_hash") if k in keys)
+    if modern:
+        return 2, f"{modern[0]} (a 2.x key)"
+    return 1, "no nodelist and no 2.x/3.x key"
+
+
+def _bool(text: str | None) -> Any:
+    """A Corosync yes/no word as a bool; anything else is returned as is, for validation to name."""
+    if text is None:
+        return None
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return text
+
+
+def _int(text: str | None) -> Any:
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.isascii() and stripped.isdigit() and len(stripped) < 20 else text
+
+
+def _extra(entries: list[Entry]) -> dict[str, Any]:
+    """Entries as an `extra` mapping (a repeated key becomes a list), values verbatim."""
+    result: dict[str, Any] = {}
+    counts: dict[str, int] = {}
+    for key, _ in entries:
+        counts[key] = counts.get(key, 0) + 1
     for key, value in entries:
-        if isinstance(value, list):
-            if (path, key) in _CARRIED or (path, key) in _FIXED or (not path and (key, "") in _CARRIED):
-                found.extend(not_carried(value, f"{path}.{key}" if path else key))
+        shown: Any = _extra(value) if isinstance(value, list) else value
+        if counts[key] > 1:
+            result.setdefault(key, []).append(shown)
+        else:
+            result[key] = shown
+    return result
+
+
+class _Reader:
+    """Walks one file's entries into a cluster mapping, noting what it does and what it cannot carry."""
+
+    def __init__(self, entries: list[Entry], generation: int) -> None:
+        self.entries = entries
+        self.generation = generation
+        self.notes: list[str] = []
+        self.lost: list[str] = []
+        self.refusals: list[str] = []
+
+    def single(self, section: str, entries: list[Entry], key: str) -> str | None:
+        """The value of a modelled key; earlier values of a repeated key are lost, as in Corosync."""
+        values = [v for k, v in entries if k == key and isinstance(v, str)]
+        if len(values) > 1:
+            self.lost.append(f"{section}.{key}: {', '.join(values[:-1])} (repeated; Corosync uses the last, "
+                             f"{values[-1]}, and so does the cluster file)")
+        return values[-1] if values else None
+
+    def totem(self, mapping: dict[str, Any]) -> None:
+        totem = _merged(self.entries, "totem")
+        own = ("version", "cluster_name", "transport", "secauth", "crypto_cipher", "crypto_hash",
+               "crypto_model", "ip_version", "interface", *_TIMINGS)
+        version = self.single("totem", totem, "version")
+        if version is not None and version != "2":
+            self.lost.append(f"totem.version: {version} (the runbook writes version: 2, the only one Corosync reads)")
+        name = self.single("totem", totem, "cluster_name")
+        if name is not None:
+            mapping["cluster_name"] = name
+        elif self.generation >= 2:
+            mapping["name_in_conf"] = False
+        t: dict[str, Any] = {}
+        for key in _TIMINGS:
+            value = _int(self.single("totem", totem, key))
+            if value is not None:
+                t[key] = value
+        transport = self.single("totem", totem, "transport")
+        mapping["transport"] = transport if transport is not None else "default"
+        for key in ("crypto_cipher", "crypto_hash", "crypto_model"):
+            value = self.single("totem", totem, key)
+            if value is not None:
+                t[key] = value
+        secauth = self.single("totem", totem, "secauth")
+        if secauth is not None:
+            t["secauth"] = _bool(secauth)
+        mapping["crypto"] = "default"  # the file's own crypto keys (or none: Corosync's default)
+        ip_version = self.single("totem", totem, "ip_version")
+        mode_key = "link_mode" if self.generation >= 3 else "rrp_mode"
+        mode = self.single("totem", totem, mode_key)
+        if mode is not None:
+            mapping["rrp_mode"] = mode.strip()
+        extra: list[Entry] = []
+        legacy: list[Entry] = []
+        for key, value in totem:
+            if key in own or key == mode_key:
+                continue
+            if key == "ip_version":
+                continue
+            (legacy if self.generation == 1 and key in _ONLY_1X_TOTEM else extra).append((key, value))
+        if ip_version is not None:
+            if self.generation < 3 and ip_version in ("ipv4-6", "ipv6-4"):
+                extra.append(("ip_version", ip_version))
             else:
-                found.append(f"{path + '.' if path else ''}{key} {{ ... }}")
-        elif (path, key) in _FIXED:
-            if _FIXED[(path, key)] != value:
-                found.append(f"{path}.{key}: {value}")
-        elif (path, key) not in _CARRIED:
-            found.append(f"{path + '.' if path else ''}{key}: {value}")
-    return found
+                t["ip_version"] = ip_version
+        if extra:
+            t["extra"] = _extra(extra)
+        mapping["totem"] = t
+        if legacy:
+            mapping.setdefault("legacy_1x", {})["totem"] = _extra(legacy)
+
+    def links(self, mapping: dict[str, Any]) -> dict[int, list[str]]:
+        """interface { } sections -> links; 1.x member lists -> addresses per ring."""
+        members: dict[int, list[str]] = {}
+        links = []
+        for interface in _sections(_merged(self.entries, "totem"), "interface"):
+            number_text = _last(interface, "linknumber" if self.generation >= 3 else "ringnumber")
+            if number_text is None:
+                number_text = _last(interface, "ringnumber") or _last(interface, "linknumber")
+            number = _int(number_text) if number_text is not None else 0
+            link: dict[str, Any] = {"number": number}
+            extra: list[Entry] = []
+            for key, value in interface:
+                if key in ("ringnumber", "linknumber"):
+                    continue
+                if key == "member" and isinstance(value, list):
+                    address = _last(value, "memberaddr")
+                    if address is not None and isinstance(number, int):
+                        members.setdefault(number, []).append(address)
+                    rest = [(k, v) for k, v in value if k != "memberaddr"]
+                    if rest:
+                        self.lost.append(f"totem.interface.member: {', '.join(k for k, _ in rest)} "
+                                         "(a member holds only memberaddr in the model)")
+                    continue
+                if isinstance(value, str) and key in _LINK_INTS and key not in link:
+                    link[key] = _int(self.single("totem.interface", interface, key))
+                elif isinstance(value, str) and key in ("mcastaddr", "bindnetaddr", "knet_transport") and key not in link:
+                    link[key] = self.single("totem.interface", interface, key)
+                elif isinstance(value, str) and key == "broadcast" and key not in link:
+                    link[key] = _bool(self.single("totem.interface", interface, key))
+                elif key not in link:
+                    extra.append((key, value))
+            if extra:
+                link["extra"] = _extra(extra)
+            links.append(link)
+        mapping["links"] = links
+        return members
+
+    def nodes(self, mapping: dict[str, Any], members: dict[int, list[str]], given: list[NodeOption]) -> None:
+        nodelists = _sections(self.entries, "nodelist")
+        listed = [n for section in nodelists for k, n in section if k == "node" and isinstance(n, list)]
+        for section in nodelists:
+            for key, value in section:
+                if key != "node":
+                    self.lost.append(f"nodelist.{key} (only node sections belong in a nodelist)")
+        nodes: list[dict[str, Any]] = []
+        multicast = mapping.get("transport") in ("udp", "default") and self.generation < 3
+        if listed:
+            if given and not multicast:
+                raise ClusterFileError("--node: the file lists its nodes (nodelist) and is not multicast; --node is "
+                                       "only for the members a multicast file does not list")
+            for index, entries in enumerate(listed):
+                nodes.append(self.listed_node(index, entries))
+            for option in given:
+                node = {"name": option.name, "nodeid": None, "listed": False}
+                node.update({"address": option.addresses[0]} if len(option.addresses) == 1
+                            else {"addresses": list(option.addresses)})
+                nodes.append(node)
+            if given:
+                self.notes.append(f"nodes: {len(given)} from --node, not in the file's nodelist (multicast members "
+                                  "that join unlisted): listed: false, so the nodelist stays as it is")
+            elif len(nodes) == 1:
+                self.refusals.append(
+                    "nodelist: lists only 1 node" + (" (the others of this multicast cluster join without being "
+                                                     "listed)" if multicast else "")
+                    + "; the runbook must know every node: "
+                    + ("give the others with --node NAME=ADDR" if multicast else "add the others to the nodelist")
+                    + ", then migrate again"
+                )
+            ids: dict[Any, int] = {}
+            for index, node in enumerate(nodes):
+                if node.get("nodeid") is not None and node["nodeid"] in ids:
+                    self.refusals.append(
+                        f"nodelist.node[{index}].nodeid: {node['nodeid']} is also node[{ids[node['nodeid']]}]'s; "
+                        "Corosync needs a unique id per node: give each node its own nodeid in the file"
+                    )
+                ids.setdefault(node.get("nodeid"), index)
+        elif members:
+            rings = sorted(members)
+            counts = {len(members[r]) for r in rings}
+            if given:
+                raise ClusterFileError("--node: the file lists its members (member/memberaddr); --node is only for a "
+                                       "multicast file without them")
+            if rings != list(range(len(rings))) or len(counts) != 1:
+                self.refusals.append("totem.interface.member: the rings list different members; every node needs "
+                                     "one memberaddr on every ring: make the member lists match")
+                return
+            for index in range(counts.pop()):
+                nodes.append({"address" if len(rings) == 1 else "addresses":
+                              members[0][index] if len(rings) == 1 else [members[r][index] for r in rings],
+                              "nodeid": None})
+            self.notes.append("nodes: from the member lists (1.x names no node: the runbook calls each by its address)")
+        elif given:
+            for option in given:
+                node: dict[str, Any] = {"name": option.name, "nodeid": None}
+                if len(option.addresses) == 1:
+                    node["address"] = option.addresses[0]
+                else:
+                    node["addresses"] = list(option.addresses)
+                nodes.append(node)
+            if self.generation >= 2:
+                mapping["nodelist"] = False
+            self.notes.append(
+                "nodes: from --node (the file has no node list: multicast finds the members at run time); "
+                + ("no nodelist is written, as in the file" if self.generation >= 2 else "1.x writes no member list for udp")
+            )
+        else:
+            raise ClusterFileError(
+                "the file lists no nodes (a multicast cluster: Corosync finds its members at run time), and the "
+                "runbook must know them to reach them: give each with --node NAME=ADDR (or NAME=ADDR0,ADDR1 for "
+                "two rings); --from-nodes (read from a running cluster's membership over SSH) is not built yet"
+            )
+        self.primary(nodes, mapping)
+        mapping["nodes"] = nodes
+
+    def listed_node(self, index: int, entries: list[Entry]) -> dict[str, Any]:
+        path = f"nodelist.node[{index}]"
+        node: dict[str, Any] = {}
+        name = self.single(path, entries, "name")
+        if name is not None:
+            node["name"] = name
+        rings: dict[int, str] = {}
+        extra: list[Entry] = []
+        for key, value in entries:
+            match = re.fullmatch(r"ring([0-9])_addr", key)
+            if match and isinstance(value, str):
+                rings[int(match.group(1))] = value
+            elif key not in ("name", "nodeid", "quorum_votes"):
+                extra.append((key, value))
+        if not rings:
+            self.refusals.append(
+                f"{path} ({name or 'no name'}): no ring0_addr; the runbook needs each node's address on every link: "
+                "add ring0_addr (an address or a hostname) to every node"
+            )
+        elif sorted(rings) != list(range(len(rings))):
+            self.refusals.append(f"{path}: ring addresses {', '.join(f'ring{r}_addr' for r in sorted(rings))} skip a "
+                                 "number; links are numbered from 0 without gaps in the model: renumber them")
+        addresses = [rings[r] for r in sorted(rings)]
+        if len(addresses) == 1:
+            node["address"] = addresses[0]
+        elif addresses:
+            node["addresses"] = addresses
+        nodeid = self.single(path, entries, "nodeid")
+        node["nodeid"] = None if nodeid is None else _int(nodeid)
+        if nodeid is not None and nodeid.strip() == "":
+            node["nodeid"] = None
+            self.lost.append(f"{path}.nodeid: empty (Corosync reads it as unset, and so does the cluster file)")
+        votes = self.single(path, entries, "quorum_votes")
+        if votes is not None:
+            node["quorum_votes"] = _int(votes)
+        if extra:
+            node["extra"] = _extra(extra)
+        return node
+
+    def primary(self, nodes: list[dict[str, Any]], mapping: dict[str, Any]) -> None:
+        """The node whose address is ring 0's bindnetaddr makes the authkey (it is this file's node)."""
+        bind = next((link.get("bindnetaddr") for link in mapping["links"] if link.get("number") == 0), None)
+        if bind is None:
+            return
+        for node in nodes:
+            first = node.get("address") or (node.get("addresses") or [None])[0]
+            if first == bind:
+                node["role"] = "primary"
+                if self.generation == 1:  # 1.x writes each node's own address there when the link sets none
+                    for link in mapping["links"]:
+                        if link.get("number") == 0:
+                            del link["bindnetaddr"]
+                    self.notes.append(f"links[0].bindnetaddr: {bind} is {node.get('name') or first}'s own address: "
+                                      "left unset, so each node's file binds to its own (the 1.x rule)")
+                self.notes.append(f"role: primary is {node.get('name') or first}, whose address is this file's "
+                                  f"bindnetaddr ({bind})")
+                return
+
+    def quorum(self, mapping: dict[str, Any]) -> None:
+        quorum = _merged(self.entries, "quorum")
+        q: dict[str, Any] = {}
+        provider = self.single("quorum", quorum, "provider")
+        if provider is not None:
+            q["provider"] = provider
+        elif self.generation >= 2:
+            q["provider"] = "none"  # the file has no quorum provider: none is written
+        for key in ("two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker"):
+            value = self.single("quorum", quorum, key)
+            if value is not None:
+                q[key] = _bool(value)
+        for key in ("last_man_standing_window", "expected_votes"):
+            value = self.single("quorum", quorum, key)
+            if value is not None:
+                q[key] = _int(value)
+        node = self.single("quorum", quorum, "auto_tie_breaker_node")
+        if node is not None:
+            q["auto_tie_breaker_node"] = node
+        devices = _sections(quorum, "device")
+        if devices:
+            q["device"] = self.device([pair for d in devices for pair in d])
+        own = ("provider", "two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker",
+               "last_man_standing_window", "expected_votes", "auto_tie_breaker_node", "device")
+        extra = [(k, v) for k, v in quorum if k not in own]
+        if extra:
+            q["extra"] = _extra(extra)
+        mapping["quorum"] = q
+
+    def device(self, entries: list[Entry]) -> dict[str, Any]:
+        device: dict[str, Any] = {}
+        model = self.single("quorum.device", entries, "model")
+        if model is not None:
+            device["model"] = model
+        for key in ("votes", "timeout", "sync_timeout"):
+            value = self.single("quorum.device", entries, key)
+            if value is not None:
+                device[key] = _int(value)
+        nets = [pair for n in _sections(entries, "net") for pair in n]
+        if nets:
+            net: dict[str, Any] = {}
+            own = [f for f in NetDevice.__dataclass_fields__ if f != "extra"]
+            for key in own:
+                value = self.single("quorum.device.net", nets, key)
+                if value is not None:
+                    net[key] = _int(value) if key in ("port", "connect_timeout", "force_ip_version") else value
+            extra = [(k, v) for k, v in nets if k not in own]
+            if extra:
+                net["extra"] = _extra(extra)
+            device["net"] = net
+        heuristics = [pair for h in _sections(entries, "heuristics") for pair in h]
+        if heuristics:
+            device["heuristics"] = _extra(heuristics)
+        own_device = [f for f in QuorumDevice.__dataclass_fields__ if f not in ("extra",)]
+        extra = [(k, v) for k, v in entries if k not in own_device]
+        if extra:
+            device["extra"] = _extra(extra)
+        return device
+
+    def logging(self, mapping: dict[str, Any]) -> None:
+        logging = _merged(self.entries, "logging")
+        lg: dict[str, Any] = {}
+        for key in ("to_syslog", "to_stderr", "to_logfile"):
+            value = self.single("logging", logging, key)
+            if value is not None:
+                lg[key] = _bool(value)
+        for key, word in (("debug", "trace"), ("timestamp", "hires")):
+            value = self.single("logging", logging, key)
+            if value is not None:
+                lg[key] = word if value.strip().lower() == word else _bool(value)
+        logfile = self.single("logging", logging, "logfile")
+        if logfile is not None:
+            lg["logfile"] = logfile
+        own = ("to_syslog", "to_stderr", "to_logfile", "debug", "timestamp", "logfile")
+        extra = [(k, v) for k, v in logging if k not in own]
+        if extra:
+            lg["extra"] = _extra(extra)
+        mapping["logging"] = lg
+
+    def others(self, mapping: dict[str, Any]) -> None:
+        """Top-level sections and keys the model does not hold: verbatim (1.x-only ones in legacy_1x)."""
+        extra: list[Entry] = []
+        legacy: list[Entry] = []
+        plugin = False
+        for key, value in self.entries:
+            if key in ("totem", "nodelist", "quorum", "logging"):
+                continue
+            if (key == "service" and isinstance(value, list) and self.generation == 1 and not plugin
+                    and _last(value, "name") == "pacemaker" and _last(value, "ver") == "0" and len(value) == 2):
+                plugin = True
+                continue
+            (legacy if self.generation == 1 and key in _ONLY_1X_TOP else extra).append((key, value))
+        mapping["pacemaker_plugin"] = plugin
+        if extra:
+            mapping["extra"] = _extra(extra)
+        if legacy:
+            mapping.setdefault("legacy_1x", {}).update(_extra(legacy))
+
+
+# --- the whole migration -------------------------------------------------------------------------
+
+
+def cluster_mapping_from_conf(
+    entries: list[Entry],
+    cluster_name: str | None = None,
+    generation: int | str | None = None,
+    nodes: list[NodeOption] | None = None,
+) -> Migration:
+    """A cluster-file mapping from a parsed corosync.conf (`parse_entries`), for the file's own generation
+    (or `generation`, converting what must change, each change noted)."""
+    source_generation, why = detect_generation(entries)
+    target = _target(generation) or source_generation
+    reader = _Reader(entries, source_generation)
+    notes = reader.notes
+    notes.append(f"generation: {source_generation}, read from the file ({why})")
+    mapping: dict[str, Any] = {"cluster_name": None}
+    reader.totem(mapping)
+    members = reader.links(mapping)
+    reader.nodes(mapping, members, list(nodes or []))
+    reader.quorum(mapping)
+    reader.logging(mapping)
+    reader.others(mapping)
+    if reader.refusals:
+        raise ClusterFileError(reader.refusals)
+    if cluster_name is not None:
+        if mapping["cluster_name"] not in (None, cluster_name) and source_generation >= 2:
+            notes.append(f"cluster_name: {mapping['cluster_name']} -> {cluster_name} (--name)")
+        mapping["cluster_name"] = cluster_name
+        mapping.pop("name_in_conf", None)
+    elif mapping["cluster_name"] is None:
+        mapping["cluster_name"] = DEFAULT_CLUSTER_NAME
+        notes.append(f"cluster_name: the file has none; the runbook calls it {DEFAULT_CLUSTER_NAME!r} "
+                     + ("and writes none (name_in_conf: false)" if source_generation >= 2 else "(1.x writes no name)"))
+    if target != source_generation:
+        _convert(mapping, source_generation, target, notes)
+    mapping["generation"] = target
+    ordered = {key: mapping[key] for key in _ORDER if key in mapping and mapping[key] not in ({}, [])}
+    return Migration(ordered, notes, reader.lost, target, source_generation)
+
+
+_ORDER = ("cluster_name", "generation", "nodes", "links", "transport", "crypto", "rrp_mode", "pacemaker_plugin",
+          "totem", "quorum", "logging", "extra", "legacy_1x", "name_in_conf", "nodelist")
+
+
+def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]) -> None:
+    """What must change to run the file's cluster on another generation; every change is noted."""
+    totem = mapping.setdefault("totem", {})
+    if target == 3 and mapping.get("transport") in ("udpu", "udp", "default"):
+        notes.append(f"transport: {mapping['transport']} -> auto: knet on Corosync 3, unicast like udpu")
+        mapping["transport"] = "auto"
+    if target < 3 and mapping.get("transport") == "knet":
+        notes.append(f"transport: knet does not exist on Corosync {target}.x -> auto (udpu)")
+        mapping["transport"] = "auto"
+    if target == 3 and not any(k in totem for k in ("crypto_cipher", "crypto_hash")):
+        secauth = totem.pop("secauth", None)
+        notes.append("crypto: auto: knet encrypts with crypto_cipher aes256 / crypto_hash sha256 and the authkey"
+                     + ("" if secauth is None else f" (the file had secauth: {'on' if secauth else 'off'})"))
+        mapping["crypto"] = "auto"
+    if target == 1:
+        for key in ("crypto_cipher", "crypto_hash", "crypto_model"):
+            if totem.pop(key, None) is not None:
+                notes.append(f"totem.{key}: dropped, Corosync 1.x has only secauth")
+    if target < 3:
+        for key in ("crypto_model",):
+            if totem.pop(key, None) is not None:
+                notes.append(f"totem.{key}: dropped, Corosync {target}.x has none")
+        for link in mapping.get("links", []):
+            for key in [k for k in link if k.startswith("knet_")]:
+                notes.append(f"links: {key} dropped, Corosync {target}.x has no knet")
+                del link[key]
+    if mapping.get("rrp_mode") and target == 3 and source < 3:
+        notes.append(f"rrp_mode: {mapping['rrp_mode']} is written as link_mode on Corosync 3 (knet)")
+    if mapping.get("pacemaker_plugin") and target >= 2:
+        notes.append("pacemaker_plugin: service { name: pacemaker ver: 0 } is written on 1.x only: "
+                     "on Corosync 2/3 Pacemaker runs as its own daemon")
+    if mapping.get("legacy_1x") and target >= 2:
+        notes.append("legacy_1x: the 1.x-only keys (amf, aisexec, threads, ...) stay in the file but are "
+                     f"not written on Corosync {target}.x")
+    if target >= 2 and source == 1:
+        mapping.pop("nodelist", None)
+        for index, node in enumerate(mapping["nodes"]):
+            if node.get("nodeid") is None:
+                used = {n.get("nodeid") for n in mapping["nodes"]}
+                node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+                notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (the file fixes none; "
+                             f"Corosync {target}.x needs one)")
+            if "name" not in node:
+                notes.append(f"nodes[{index}]: no name in the file, so none in the nodelist either; add the node's "
+                             "hostname as name: if Pacemaker should know it by name")
+    extra = totem.get("extra", {})
+    if target >= 2 and source == 1 and "nodeid" in extra:
+        notes.append(f"totem.nodeid: {extra.pop('nodeid')!r} dropped: on Corosync {target}.x node ids are in the nodelist")
+        if not extra:
+            totem.pop("extra")
+    if target == 3:
+        counts = [len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"]]
+        if len(set(counts)) > 1:
+            keep = min(counts)
+            for index, node in enumerate(mapping["nodes"]):
+                if len(node.get("addresses") or []) > keep:
+                    dropped = node["addresses"][keep:]
+                    node["addresses"] = node["addresses"][:keep]
+                    if keep == 1:
+                        node["address"] = node.pop("addresses")[0]
+                    notes.append(f"nodes[{index}]: {', '.join(dropped)} dropped: the other nodes have no address on "
+                                 "that link, and knet needs every node on every link")
+        if mapping.pop("nodelist", True) is False:
+            notes.append("nodelist: written (knet has no multicast to find the members)")
+        if any(len(n.get("addresses") or []) > 1 for n in mapping["nodes"]):
+            for index, node in enumerate(mapping["nodes"]):
+                if "name" not in node:
+                    node["name"] = node.get("address") or node["addresses"][0]
+                    notes.append(f"nodes[{index}].name: {node['name']} (its address; Corosync 3 needs a name for "
+                                 "every node with several links: put the node's hostname here)")
+        if mapping.get("transport") in ("auto", "knet"):
+            count = min(len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"])
+            for link in list(mapping.get("links", [])):
+                if isinstance(link.get("number"), int) and link["number"] >= count:
+                    mapping["links"].remove(link)
+                    notes.append(f"links: ring {link['number']} dropped: the nodes have no address on it (a "
+                                 f"multicast ring); give each node a ring{link['number']}_addr to make it a knet link")
+                    continue
+                for key in ("mcastaddr", "ttl", "broadcast", "bindnetaddr"):
+                    if key in link:
+                        notes.append(f"links[{link.get('number')}].{key}: {link.pop(key)} dropped: knet is unicast and "
+                                     "binds to each node's own address")
+        for index, node in enumerate(mapping["nodes"]):
+            if node.pop("listed", True) is False:
+                notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
+            if isinstance(node.get("nodeid"), int) and node["nodeid"] > 65535:
+                used = {n.get("nodeid") for n in mapping["nodes"]}
+                old_id, node["nodeid"] = node["nodeid"], next(i for i in range(1, 65536) if i not in used)
+                notes.append(f"nodes[{index}].nodeid: {old_id} -> {node['nodeid']} (knet allows at most 65535)")
+            if node.get("nodeid") is None:
+                used = {n.get("nodeid") for n in mapping["nodes"]}
+                node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+                notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (Corosync 3 needs a node id for every node)")
 
 
 def _target(generation: int | str | None) -> int | None:
@@ -88,136 +623,54 @@ def _target(generation: int | str | None) -> int | None:
     raise ClusterFileError(f"generation: {generation!r} is not one of auto, 1, 2, 3")
 
 
-def cluster_mapping_from_conf(
-    parsed: Parsed, cluster_name: str | None = None, generation: int | str | None = 3
-) -> Migration:
-    """A cluster-file mapping from a parsed corosync.conf, for the target `generation` (None = auto)."""
-    target = _target(generation)
-    s = settings_of(parsed)
-    source_gen = s["generation"]
-    notes: list[str] = []
-    mapping: dict[str, Any] = {
-        "cluster_name": cluster_name or s["cluster_name"] or DEFAULT_CLUSTER_NAME,
-        "nodes": _nodes(s, notes),
-        "generation": "auto" if target is None else target,
-    }
-    if not (cluster_name or s["cluster_name"]):
-        notes.append(f"cluster_name: the file has none; set to {DEFAULT_CLUSTER_NAME!r}")
-
-    transport, crypto = s["transport"], s["crypto"]
-    if target is None or (target == 3 and source_gen != 3):
-        mapping["transport"], mapping["crypto"] = "auto", "auto"
-        if transport != "knet":
-            notes.append(
-                f"transport: {transport} -> auto: knet on Corosync 3, unicast like udpu, so no multicast is needed"
-                + ("; udpu on 1.x/2.x" if target is None else "")
-            )
-        if not crypto:
-            notes.append(
-                "crypto: turned on (auto): knet encrypts with crypto_cipher aes256 / crypto_hash sha256 "
-                "and /etc/corosync/authkey; the source had it off"
-                + (" (off stays on 1.x)" if target is None else "")
-            )
-    else:
-        if transport == "knet" and target < 3:
-            notes.append(f"transport: knet does not exist on Corosync {target}.x -> auto (udpu)")
-            transport = "auto"
-        mapping["transport"] = transport or "auto"
-        mapping["crypto"] = "on" if crypto else "off"
-
-    rrp = s["rrp_mode"]
-    mapping["rrp_mode"] = rrp
-    if rrp not in (None, "none") and target in (3, None) and source_gen != 3:
-        notes.append(f"rrp_mode: {rrp} is written as link_mode: {rrp} on Corosync 3 (knet)")
-
-    plugin = s["pacemaker_plugin"]
-    if plugin and target in (2, 3):
-        notes.append(
-            "pacemaker_plugin: the file's service { name: pacemaker ver: 0 } is dropped: "
-            "on Corosync 2/3 Pacemaker runs as its own daemon"
-        )
-        plugin = False
-    elif plugin and target is None:
-        notes.append("pacemaker_plugin: kept; the service { name: pacemaker } section is written on 1.x only")
-    mapping["pacemaker_plugin"] = plugin
-
-    totem = {k: v for k, v in s["totem"].items() if v is not None}
-    if "token" in totem and "consensus" not in totem and isinstance(totem["token"], int):
-        totem["consensus"] = math.ceil(totem["token"] * 1.2)
-        notes.append(f"totem.consensus: not in the file; set to 1.2 x token = {totem['consensus']}, as Corosync does")
-    missing = [k for k in ("token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages")
-               if k not in totem]
-    if missing:
-        notes.append(f"totem: not in the file, the runbook's defaults (the chapter's) apply: {', '.join(missing)}")
-    mapping["totem"] = totem
-    mapping["logging"] = {k: v for k, v in s["logging"].items() if v is not None}
-    return Migration(mapping, notes)
-
-
-def _nodes(s: dict[str, Any], notes: list[str]) -> list[dict[str, Any]]:
-    """Nodes with names and ids; 1.x files have neither, so node1..N / 1..N, primary = bindnetaddr's node."""
-    nodes: list[dict[str, Any]] = []
-    used_ids = {n["nodeid"] for n in s["nodes"] if isinstance(n["nodeid"], int)}
-    free_ids = (i for i in range(1, 2**32) if i not in used_ids)
-    unnamed = unnumbered = False
-    for index, node in enumerate(s["nodes"]):
-        name = node["name"]
-        if name is None:
-            name, unnamed = f"node{index + 1}", True
-        elif "." in name and name.split(".")[0]:
-            notes.append(f"nodes[{index}].name: {name} -> {name.split('.')[0]} (a short hostname)")
-            name = name.split(".")[0]
-        entry: dict[str, Any] = {"name": name, "address": node["address"]}
-        if s["generation"] == 1:
-            entry["nodeid"] = index + 1
-            unnumbered = True
-        elif node["nodeid"] is None:
-            entry["nodeid"], unnumbered = next(free_ids), True
-        else:
-            entry["nodeid"] = node["nodeid"]
-        nodes.append(entry)
-    if unnamed:
-        notes.append("nodes: the file names no nodes; named node1..nodeN in file order")
-    if unnumbered:
-        notes.append("nodes: node ids the file does not fix were numbered in file order")
-    bind = s["bindnetaddr"]
-    if bind is not None:
-        owners = [n for n in nodes if n["address"] == bind]
-        if owners:
-            owners[0]["role"] = "primary"
-            notes.append(f"role: primary is {owners[0]['name']}, whose address is this file's bindnetaddr ({bind})")
-        else:
-            notes.append(f"role: bindnetaddr {bind} is no member's address; the first node is primary")
-    return nodes
+def migrate(
+    text: str | bytes,
+    source: str,
+    cluster_name: str | None = None,
+    generation: int | str | None = None,
+    nodes: list[NodeOption] | None = None,
+) -> tuple[str, Migration]:
+    """Cluster-file YAML (header + body) and the Migration behind it; raises ConfigParseError /
+    ClusterFileError (the refusal names the construct)."""
+    entries = parse_entries(text, source)
+    try:
+        migration = cluster_mapping_from_conf(entries, cluster_name, generation, nodes)
+    except ClusterFileError as error:
+        raise ClusterFileError(error.problems, f"{source} (cannot migrate)") from None
+    cluster = cluster_from_mapping(migration.mapping, f"{source} (migrated)")  # refuses what the model cannot hold
+    if migration.generation == migration.source_generation:  # lossless: prove it, and say so if not
+        rendered = render(cluster, cluster.primary.name, migration.generation)
+        for difference in differences(settings(text, source), settings(rendered)):
+            migration.lost.append(f"{difference} (the render writes it so: a key the runbook must set, see "
+                                  "docs/cluster-file.md, or something to report)")
+    lines = [
+        f"# Cluster file migrated by corosync-runbook from {_one_line(source)} (Corosync {migration.source_generation}.x).",
+        f"# Generation: {migration.generation}. Keys the file leaves out stay out (Corosync's own defaults).",
+        "# Review, then run the runbook with it.",
+        "# How it was read:",
+        *(f"#   - {_one_line(note)}" for note in migration.notes),
+        "# Not carried over (with why):",
+        "#   - the file's comments (a cluster file has its own)",
+        *(f"#   - {_one_line(item)}" for item in migration.lost),
+    ]
+    body = yaml.safe_dump(migration.mapping, sort_keys=False, default_flow_style=False, allow_unicode=False)
+    return "\n".join(lines) + "\n" + body, migration
 
 
 def migrate_conf(
-    text: str | bytes, source: str, cluster_name: str | None = None, generation: int | str | None = 3
+    text: str | bytes,
+    source: str,
+    cluster_name: str | None = None,
+    generation: int | str | None = None,
+    nodes: list[NodeOption] | None = None,
 ) -> str:
     """Cluster-file YAML from a corosync.conf text; raises ConfigParseError / ClusterFileError."""
-    entries = parse_entries(text, source)
-    parsed = parse(text, source)
-    migration = cluster_mapping_from_conf(parsed, cluster_name, generation)
-    cluster = cluster_from_mapping(migration.mapping, f"{source} (migrated)")
-    params = cluster.to_parameters()
-    for node in params["nodes"]:
-        if node["role"] is None:
-            del node["role"]
-    lost = not_carried(entries)
-    lines = [
-        f"# Cluster file migrated by corosync-runbook from {_one_line(source)}"
-        f" (looks like Corosync {guess_generation(parsed) or '?'}.x).",
-        f"# Target generation: {params['generation']}. Review, then run the runbook with it.",
-    ]
-    if migration.notes:
-        lines.append("# Changed on the way:")
-        lines.extend(f"#   - {_one_line(note)}" for note in migration.notes)
-    if lost:
-        lines.append("# Not carried over (the runbook does not manage these; re-add by hand if needed):")
-        lines.extend(f"#   - {_one_line(item)}" for item in lost)
-    body = yaml.safe_dump({k: params[k] for k in PARAMETER_KEYS}, sort_keys=False, default_flow_style=False)
-    return "\n".join(lines) + "\n" + body
+    return migrate(text, source, cluster_name, generation, nodes)[0]
 
 
 def _one_line(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in text)
+
+
+__all__ = ["Migration", "NodeOption", "cluster_mapping_from_conf", "detect_generation", "migrate",
+           "migrate_conf", "parse_node_option"]

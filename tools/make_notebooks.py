@@ -36,15 +36,21 @@ LANGUAGE_INFO = {"name": "python"}
 # its parser reads `name = value  # help` on one line, so no "=" may appear in these texts.
 PARAMETER_HELP = {
     "cluster_name": "totem cluster_name on 2.x/3.x (1.x has none): letters, digits, _ and -",
-    "nodes": "every node: hostname, its own address, nodeid; the primary makes the authkey",
+    "nodes": "every node: name, its address (or addresses: one per link), nodeid; the primary makes the authkey",
     "generation": "Corosync generation: 'auto' (detect on the nodes) or 1, 2, 3",
-    "transport": "'auto': udpu on 1.x/2.x, knet on 3.x; or 'udpu', 'udp', 'knet'",
-    "crypto": "'auto': off on 1.x, on on 2.x, on on 3.x with knet; or 'on', 'off'",
-    "rrp_mode": "redundant ring mode: 'none', 'passive', 'active' (link_mode on 3.x)",
+    "transport": "'auto': udpu on 1.x/2.x, knet on 3.x; 'default': Corosync's own; or 'udpu', 'udp', 'knet'",
+    "crypto": "'auto': off on 1.x, on on 2.x, on on 3.x with knet; 'default': none written; or 'on', 'off'",
+    "rrp_mode": "redundant ring mode: None (not written), 'none', 'passive', 'active', 'rr' (link_mode on 3.x)",
     "pacemaker_plugin": "1.x only: load Pacemaker as a Corosync plugin (service { name: pacemaker })",
-    "totem": "the chapter's totem timings (ms) and UDP port",
+    "totem": "totem timings (ms) and crypto by Corosync's names; None: Corosync's own default",
     "logging": "the chapter's logging: syslog and stderr, no log file, no debug",
     "ssh": "how to reach the nodes (host keys are always checked); never a password",
+    "links": "one entry per link (interface section): number, mcastport, knet options ...",
+    "quorum": "votequorum: two_node, wait_for_all, last_man_standing, expected_votes, device ...",
+    "extra": "other top-level corosync.conf sections, written verbatim on every generation",
+    "legacy_1x": "sections and keys written on Corosync 1.x only (the chapter's amf, aisexec ...)",
+    "name_in_conf": "write totem cluster_name on 2.x/3.x",
+    "nodelist": "write the nodelist on 2.x/3.x (False only for multicast without one)",
     "backups": "keep: newest runbook backups kept per replaced file (the original is kept besides)",
 }
 # The annotation papermill shows as each parameter's type.
@@ -59,6 +65,12 @@ PARAMETER_TYPE = {
     "totem": "dict",
     "logging": "dict",
     "ssh": "dict",
+    "links": "list",
+    "quorum": "dict",
+    "extra": "dict",
+    "legacy_1x": "dict",
+    "name_in_conf": "bool",
+    "nodelist": "bool",
     "backups": "dict",
 }
 EXTRA_PARAMETERS = (

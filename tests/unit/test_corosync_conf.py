@@ -9,15 +9,11 @@ from typing import Any
 import pytest
 
 from runbook.cluster import Cluster, cluster_from_mapping, load_cluster
-from runbook.corosync_conf import (
-    guess_generation,
-    parse,
-    parse_entries,
-    render,
-    settings_for,
-    settings_of,
-)
+import yaml
+
+from runbook.corosync_conf import differences, parse, parse_entries, render, settings
 from runbook.errors import ClusterFileError, ConfigParseError
+from runbook.migrate import detect_generation, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -69,9 +65,92 @@ def test_golden_files_are_the_chapters_verbatim_blocks() -> None:
     assert confs == [GOLDEN_FOR["node1"].read_text(), GOLDEN_FOR["node2"].read_text()]
 
 
+# --- golden: generations 2 and 3, byte for byte ----------------------------------------------------
+
+GOLDEN_MODERN = [
+    ("chapter.yaml", "node1", 2, "chapter-gen2-node1.conf"),
+    ("chapter.yaml", "node1", 3, "chapter-gen3-node1.conf"),
+    ("three-node-two-links-qdevice.yaml", "alpha", 2, "three-node-two-links-qdevice-gen2-alpha.conf"),
+    ("three-node-two-links-qdevice.yaml", "alpha", 3, "three-node-two-links-qdevice-gen3-alpha.conf"),
+]
+
+
+@pytest.mark.parametrize(("cluster_file", "node", "generation", "golden"), GOLDEN_MODERN, ids=[g[3] for g in GOLDEN_MODERN])
+def test_generation_2_and_3_renders_are_byte_for_byte_the_golden_files(
+    cluster_file: str, node: str, generation: int, golden: str
+) -> None:
+    """A reordered key or a changed blank line would restart Corosync on every node at the next run.
+
+    If a change is intended: `runbook render clusters/FILE --node NODE --generation G > tests/golden/GOLDEN`."""
+    rendered = render(load_cluster(ROOT / "clusters" / cluster_file), node, generation)
+    assert rendered == (GOLDEN / golden).read_text()
+
+
+def test_the_two_link_qdevice_example_renders_every_link_and_the_device() -> None:
+    cluster = load_cluster(ROOT / "clusters" / "three-node-two-links-qdevice.yaml")
+    parsed = parse(render(cluster, "beta", 3))
+    assert [i["linknumber"] for i in parsed["totem"][0]["interface"]] == [["0"], ["1"]]
+    assert [n["ring1_addr"] for n in parsed["nodelist"][0]["node"]] == [["10.0.81.11"], ["10.0.81.12"], ["10.0.81.13"]]
+    quorum = parsed["quorum"][0]
+    assert "two_node" not in quorum and quorum["device"][0]["net"][0]["host"] == ["10.0.80.20"]
+    assert parse(render(cluster, "beta", 2))["totem"][0]["rrp_mode"] == ["passive"]
+
+
+def test_only_what_is_set_is_written() -> None:
+    """Corosync's defaults are not written: a bare cluster gets only what the runbook must set."""
+    bare = cluster_from_mapping({"cluster_name": "bare", "nodes": [{"name": "a", "address": "10.1.0.1"},
+                                                                   {"name": "b", "address": "10.1.0.2"}]})
+    totem = parse(render(bare, "a", 3))["totem"][0]
+    assert list(totem) == ["version", "cluster_name", "transport", "crypto_cipher", "crypto_hash"]
+    assert list(parse(render(bare, "a", 3))) == ["totem", "nodelist", "quorum"]
+    one = parse(render(bare, "a", 1))
+    assert list(one) == ["totem"] and "token" not in one["totem"][0]
+    defaulted = cluster_from_mapping({**bare.to_parameters(), "transport": "default", "crypto": "default"})
+    assert list(parse(render(defaulted, "a", 3))["totem"][0]) == ["version", "cluster_name"]
+
+
+def test_ipv6_on_generation_2_says_ip_version() -> None:
+    cluster = cluster_from_mapping({"cluster_name": "v6", "nodes": [{"name": "a", "address": "2001:db8::a"},
+                                                                   {"name": "b", "address": "2001:db8::b"}]})
+    assert parse(render(cluster, "a", 2))["totem"][0]["ip_version"] == ["ipv6"]
+    assert "ip_version" not in parse(render(cluster, "a", 3))["totem"][0]  # 3.x: ipv6-4 by default
+
+
+def test_hostnames_unnamed_nodes_and_unset_ids_render_as_given() -> None:
+    cluster = cluster_from_mapping({
+        "cluster_name": "h", "generation": 2, "name_in_conf": False,
+        "nodes": [{"address": "rh7-1", "nodeid": None}, {"name": "rh7-2", "address": "rh7-2.example.com"}],
+    })
+    nodes = parse(render(cluster, "rh7-1", 2))["nodelist"][0]["node"]
+    assert nodes == [{"ring0_addr": ["rh7-1"]}, {"name": ["rh7-2"], "nodeid": ["2"], "ring0_addr": ["rh7-2.example.com"]}]
+    assert "cluster_name" not in parse(render(cluster, "rh7-1", 2))["totem"][0]
+
+
+def test_extras_are_written_verbatim_in_their_sections() -> None:
+    cluster = cluster_from_mapping({
+        "cluster_name": "x", "generation": 3,
+        "nodes": [{"name": "a", "address": "10.1.0.1"}, {"name": "b", "address": "10.1.0.2", "extra": {"tag": "b"}}],
+        "totem": {"extra": {"config_version": 4, "knet_compression_model": "zlib"}},
+        "links": [{"number": 0, "knet_link_priority": 5, "extra": {"knet_mtu": "1400"}}],
+        "logging": {"extra": {"logger_subsys": [{"subsys": "QUORUM", "debug": "off"}, {"subsys": "CPG", "debug": "on"}]}},
+        "extra": {"resources": {"system": {"memory_used": {"recovery": "reboot"}}}},
+        "legacy_1x": {"amf": {"mode": "disabled"}},
+    })
+    parsed = parse(render(cluster, "a", 3))
+    assert parsed["totem"][0]["config_version"] == ["4"] and parsed["totem"][0]["knet_compression_model"] == ["zlib"]
+    assert parsed["totem"][0]["interface"] == [{"linknumber": ["0"], "knet_link_priority": ["5"], "knet_mtu": ["1400"]}]
+    assert parsed["nodelist"][0]["node"][1]["tag"] == ["b"]
+    assert [s["subsys"] for s in parsed["logging"][0]["logger_subsys"]] == [["QUORUM"], ["CPG"]]
+    assert parsed["resources"] == [{"system": [{"memory_used": [{"recovery": ["reboot"]}]}]}]
+    assert "amf" not in parsed  # legacy_1x: written on 1.x only
+    one = cluster_from_mapping({**cluster.to_parameters(), "generation": 1, "links": [], "totem": {}})
+    assert parse(render(one, "a", 1))["amf"] == [{"mode": ["disabled"]}]
+
+
 def test_generation_1_variants(chapter: Cluster) -> None:
     params = chapter.to_parameters()
-    params.update(crypto="on", pacemaker_plugin=False, logging={"to_logfile": True, "debug": True})
+    params.update(crypto="on", pacemaker_plugin=False,
+                  logging={"to_logfile": True, "debug": True, "logfile": "/var/log/corosync/corosync.log"})
     text = render(cluster_from_mapping(params), "node1", 1)
     totem = parse(text)["totem"][0]
     assert totem["secauth"] == ["on"]
@@ -167,12 +246,13 @@ def test_rrp_mode_none_writes_no_link_mode(chapter: Cluster) -> None:
     assert parse(render(cluster, "node1", 2))["totem"][0]["rrp_mode"] == ["none"]
 
 
-def test_logfile_only_when_logging_to_file(chapter: Cluster) -> None:
+def test_logging_writes_what_is_set_in_a_fixed_order(chapter: Cluster) -> None:
     params = chapter.to_parameters()
-    params["logging"] = {"to_logfile": True, "logfile": "/var/log/cs.log"}
+    params["logging"] = {"to_logfile": True, "logfile": "/var/log/cs.log", "to_syslog": True, "to_stderr": False,
+                         "timestamp": "hires", "debug": "trace"}
     logging = parse(render(cluster_from_mapping(params), "node1", 3))["logging"][0]
     assert list(logging) == ["to_logfile", "logfile", "to_syslog", "to_stderr", "timestamp", "debug"]
-    assert logging["logfile"] == ["/var/log/cs.log"]
+    assert logging["logfile"] == ["/var/log/cs.log"] and logging["timestamp"] == ["hires"] and logging["debug"] == ["trace"]
     assert "logfile" not in parse(render(chapter, "node1", 3))["logging"][0]
 
 
@@ -220,7 +300,7 @@ def test_render_refuses_what_the_generation_cannot_do(
     assert message in str(info.value)
 
 
-# --- round trip: settings read back from the rendered file ---------------------------------------
+# --- round trip: render -> migrate -> render gives the same settings -----------------------------
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "chapter": {},
@@ -239,6 +319,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ipv6": {"nodes": [{"name": "a", "address": "2001:db8::a"}, {"name": "b", "address": "2001:db8::b"}]},
     "rrp-none": {"rrp_mode": "none"},
     "no-plugin": {"pacemaker_plugin": False},
+    "two-links-quorum": {
+        "nodes": [{"name": "a", "addresses": ["10.2.0.1", "10.3.0.1"]}, {"name": "b", "addresses": ["10.2.0.2", "10.3.0.2"]}],
+        "quorum": {"wait_for_all": True, "last_man_standing": True, "last_man_standing_window": 20000,
+                   "auto_tie_breaker": True, "auto_tie_breaker_node": "lowest", "expected_votes": 2},
+    },
 }
 
 
@@ -248,24 +333,22 @@ def test_round_trip(chapter: Cluster, variant: str, generation: int) -> None:
     cluster = cluster_from_mapping({**chapter.to_parameters(), **VARIANTS[variant]})
     for node in cluster.nodes:
         text = render(cluster, node.name, generation)
-        got = settings_of(parse(text))
-        assert got == settings_for(cluster, node.name, generation)
-        # the parts every generation must carry, spelled out
-        assert [n["address"] for n in got["nodes"]] == [n.address for n in cluster.nodes]
+        assert detect_generation(parse_entries(text))[0] == generation
+        output, migration = migrate(text, f"{node.name}.conf")
+        again = cluster_from_mapping(yaml.safe_load(output))
+        assert differences(settings(text), settings(render(again, again.primary.name, generation))) == []
+        # what the model holds comes back as it was
+        assert [n.addresses for n in again.nodes] == [n.addresses for n in cluster.nodes]
         if generation > 1:
-            assert [n["nodeid"] for n in got["nodes"]] == [n.nodeid for n in cluster.nodes]
-            assert [n["name"] for n in got["nodes"]] == [n.name for n in cluster.nodes]
-        assert got["totem"] == {
-            "token": cluster.totem.token,
-            "token_retransmits_before_loss_const": cluster.totem.token_retransmits_before_loss_const,
-            "join": cluster.totem.join,
-            "consensus": cluster.totem.consensus,
-            "max_messages": cluster.totem.max_messages,
-            "port": cluster.totem.port,
-        }
-        assert got["transport"] == cluster.transport_for(generation)
-        assert got["crypto"] == cluster.crypto_for(generation)
-        assert got["generation"] == generation
+            assert [n.nodeid for n in again.nodes] == [n.nodeid for n in cluster.nodes]
+            assert [n.name for n in again.nodes] == [n.name for n in cluster.nodes]
+        for key in ("token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages"):
+            assert getattr(again.totem, key) == getattr(cluster.totem, key)
+        assert again.transport_for(generation) == cluster.transport_for(generation)
+        assert again.crypto_for(generation) == cluster.crypto_for(generation)
+        if generation > 1:
+            assert again.quorum.wait_for_all == cluster.quorum.wait_for_all
+            assert again.quorum.expected_votes == cluster.quorum.expected_votes
 
 
 # --- parser --------------------------------------------------------------------------------------
@@ -336,45 +419,28 @@ def test_parse_refuses_huge_input() -> None:
         parse("a: b\n" * 300_000)
 
 
-# --- settings and generation guess --------------------------------------------------------------
+# --- settings: two files compared as Corosync reads them --------------------------------------------
 
 
 @pytest.mark.parametrize("generation", [1, 2, 3])
-def test_generation_guess_of_rendered_files(chapter: Cluster, lab3: Cluster, generation: int) -> None:
-    assert guess_generation(parse(render(chapter, "node1", generation))) == generation
-    assert guess_generation(parse(render(lab3, "node2", generation))) == generation
+def test_generation_is_read_from_the_files_own_keys(chapter: Cluster, lab3: Cluster, generation: int) -> None:
+    assert detect_generation(parse_entries(render(chapter, "node1", generation)))[0] == generation
+    assert detect_generation(parse_entries(render(lab3, "node2", generation)))[0] == generation
+    leftovers = "totem {\n transport: udpu\n}\nnodelist {\n node {\n ring0_addr: 10.0.0.1\n }\n}\namf {\n mode: disabled\n}\n"
+    assert detect_generation(parse_entries(leftovers)) == (2, "a nodelist without knet keys")
 
 
-def test_settings_of_the_chapters_file() -> None:
-    got = settings_of(parse(GOLDEN_FOR["node2"].read_text()))
-    assert got["generation"] == 1
-    assert [n["address"] for n in got["nodes"]] == ["10.0.66.201", "10.0.66.202"]
-    assert got["bindnetaddr"] == "10.0.66.202"
-    assert got["transport"] == "udpu" and got["crypto"] is False and got["rrp_mode"] == "passive"
-    assert got["pacemaker_plugin"] is True
-    assert got["totem"] == {"token": 5000, "token_retransmits_before_loss_const": 20, "join": 1000,
-                            "consensus": 7500, "max_messages": 20, "port": 5405}
-    assert got["logging"] == {"to_syslog": True, "to_stderr": True, "to_logfile": False, "logfile": None,
-                              "debug": False, "timestamp": True}
-
-
-def test_settings_of_applies_each_generations_defaults() -> None:
-    assert settings_of(parse("totem {\n version: 2\n}\nnodelist {\n node {\n ring0_addr: 10.0.0.1\n }\n}\n"))[
-        "crypto"] is False
-    one = settings_of(parse("totem {\n interface {\n member {\n memberaddr: 10.0.0.1\n }\n }\n}\n"))
-    assert one["generation"] == 1 and one["crypto"] is True and one["transport"] == "udp"
-    three = settings_of(parse("totem {\n secauth: on\n link_mode: active\n}\n"))
-    assert three["generation"] == 3 and three["crypto"] is True and three["transport"] == "knet"
-    assert three["rrp_mode"] == "active"
-
-
-def test_settings_of_keeps_bad_numbers_as_text() -> None:
-    got = settings_of(parse("totem {\n token: 5s\n interface {\n mcastport: -1\n }\n}\n"))
-    assert got["totem"]["token"] == "5s" and got["totem"]["port"] == "-1"
+def test_settings_normalize_only_what_corosync_reads_alike() -> None:
+    a = "totem {\n secauth: on\n token: 1\n token: 2\n}\nquorum {\n}\nlogging {\n to_syslog: yes\n}\n"
+    b = "# other\nlogging {\n\tto_syslog: true\n}\ntotem {\n token: 2\n}\ntotem {\n secauth: 1\n}\n"
+    assert differences(settings(a), settings(b)) == []
+    c = "totem {\n secauth: off\n token: 2\n}\nlogging {\n to_syslog: yes\n fileline: off\n}\n"
+    assert differences(settings(a), settings(c)) == ["totem.secauth: 1 -> 0", "logging.fileline: (absent) -> off"]
 
 
 try:
-    from hypothesis import given, settings
+    from hypothesis import given
+    from hypothesis import settings as hypothesis_settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover - hypothesis is a test extra
     given = None  # type: ignore[assignment]
@@ -382,14 +448,14 @@ except ImportError:  # pragma: no cover - hypothesis is a test extra
 if given is not None:
     pieces = st.sampled_from(["totem {", "}", "token: 5", "# c", "", "node {", "a:b:c", "x", "{", ":", "\t", "\x00"])
 
-    @settings(max_examples=300, deadline=None)
+    @hypothesis_settings(max_examples=300, deadline=None)
     @given(st.one_of(st.text(max_size=200), st.binary(max_size=200), st.lists(pieces, max_size=30).map("\n".join)))
     def test_parse_never_crashes(text: Any) -> None:
         try:
             parsed = parse(text)
         except ConfigParseError:
             return
-        settings_of(parsed)  # whatever parses, settings can be read from
+        settings(text)  # whatever parses, settings can be read from
 
 
 def test_equivalent_ignores_comments_and_indentation_only(chapter: Cluster) -> None:

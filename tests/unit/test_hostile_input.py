@@ -88,7 +88,7 @@ def not_in(choices: tuple[Any, ...]) -> st.SearchStrategy[Any]:
 BAD_ADDRESSES = [
     "127.0.0.1", "::1", "0.0.0.0", "::", "224.0.0.1", "239.192.0.1", "ff02::1", "255.255.255.255",
     "240.0.0.1", "0.1.2.3", "fe80::1%eth0", "::ffff:10.0.66.203", "10.0.66.256", "10.0.66", "10.0.66.201/24",
-    "node1.example.com", "2001:db8::1",  # IPv6 in an IPv4 ring
+    "node_1.example.com", "node1..example.com", "2001:db8::1",  # IPv6 in an IPv4 ring
 ]
 
 
@@ -206,13 +206,13 @@ BREAKERS: dict[str, tuple[str, Any]] = {
     "nodes[1].name.type": ("nodes[1].name", _node_set("name", not_str)),
     "nodes[1].name.text": (
         "nodes[1].name",
-        _node_set("name", hostile_text.filter(lambda s: not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", s, re.ASCII | re.I))),
+        _node_set("name", hostile_text.filter(lambda s: not re.fullmatch(r"[a-z0-9][a-z0-9.-]{0,252}", s, re.ASCII | re.I))),
     ),
     "nodes[1].name.duplicate": ("nodes[1].name", _duplicate("name")),
     "nodes[1].address.type": ("nodes[1].address", _node_set("address", not_str)),
     "nodes[1].address.text": (
         "nodes[1].address",
-        _node_set("address", st.one_of(st.sampled_from(BAD_ADDRESSES), hostile_text.filter(lambda s: not re.search(r"\d", s)))),
+        _node_set("address", st.one_of(st.sampled_from(BAD_ADDRESSES), hostile_text.filter(lambda s: not re.search(r"\d", s) and not re.fullmatch(r"[A-Za-z.-]+", s)))),
     ),
     "nodes[1].address.duplicate": ("nodes[1].address", _duplicate("address")),
     "nodes[1].nodeid.type": ("nodes[1].nodeid", _node_set("nodeid", not_int)),

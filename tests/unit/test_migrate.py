@@ -1,152 +1,146 @@
-"""Migrating an existing corosync.conf (the chapter's 1.x files first) into a cluster file."""
+"""Migrating an existing corosync.conf into a cluster file: lossless for the file's own generation.
+
+The chapter's 1.x files first; the real files of other people are in test_corpus.py.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
 from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping, load_cluster
-from runbook.corosync_conf import parse, parse_entries, render
+from runbook.corosync_conf import differences, parse, parse_entries, render, settings
 from runbook.errors import ClusterFileError, ConfigParseError
-from runbook.migrate import cluster_mapping_from_conf, migrate_conf, not_carried
+from runbook.migrate import NodeOption, migrate, migrate_conf, parse_node_option
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMARY = ROOT / "tests" / "golden" / "chapter-primary.conf"
 SECONDARY = ROOT / "tests" / "golden" / "chapter-secondary.conf"
+MCAST_2X = (
+    "totem {\n version: 2\n cluster_name: web\n crypto_cipher: none\n crypto_hash: none\n"
+    " interface {\n  ringnumber: 0\n  bindnetaddr: 192.168.1.0\n  mcastaddr: 239.255.1.1\n  mcastport: 5405\n }\n}\n"
+    "quorum {\n provider: corosync_votequorum\n expected_votes: 2\n}\n"
+)
 
 
 def _load(text: str) -> Cluster:
     data = yaml.safe_load(text)
-    assert tuple(data) == PARAMETER_KEYS
+    assert set(data) <= set(PARAMETER_KEYS)
     return cluster_from_mapping(data, "migrated.yaml")
 
 
-def test_chapter_primary_to_generation_3() -> None:
-    text = migrate_conf(PRIMARY.read_text(), "node1:/etc/corosync/corosync.conf", cluster_name="chapter")
-    cluster = _load(text)
-    assert cluster.name == "chapter"
-    assert [(n.name, n.address, n.nodeid) for n in cluster.nodes] == [
-        ("node1", "10.0.66.201", 1),
-        ("node2", "10.0.66.202", 2),
-    ]
-    assert cluster.primary.name == "node1"
-    assert cluster.generation == 3
+def test_the_chapters_primary_file_gives_back_both_chapter_files() -> None:
+    """Lossless: generation 1 read from the file; rendered again, node by node, the book's two files."""
+    cluster = _load(migrate_conf(PRIMARY.read_text(), "node1:/etc/corosync/corosync.conf"))
+    assert cluster.generation == 1 and cluster.pacemaker_plugin is True and cluster.rrp_mode == "passive"
+    assert [(n.address, n.nodeid, n.named) for n in cluster.nodes] == [("10.0.66.201", None, False), ("10.0.66.202", None, False)]
+    assert cluster.primary.address == "10.0.66.201"  # its bindnetaddr
     t = cluster.totem
-    assert (t.token, t.token_retransmits_before_loss_const, t.join, t.consensus, t.max_messages, t.port) == (
-        5000, 20, 1000, 7500, 20, 5405,
-    )
-    assert cluster.transport_for(3) == "knet" and cluster.crypto_for(3) is True
-    assert cluster.rrp_mode == "passive" and cluster.pacemaker_plugin is False
-    conf = parse(render(cluster, "node2", 3))
-    assert conf["totem"][0]["link_mode"] == ["passive"]
-    assert conf["quorum"][0]["two_node"] == ["1"]
+    assert (t.token, t.token_retransmits_before_loss_const, t.join, t.consensus, t.max_messages) == (5000, 20, 1000, 7500, 20)
+    for node, golden in zip(cluster.nodes, (PRIMARY, SECONDARY)):
+        assert parse_entries(render(cluster, node.name)) == parse_entries(golden.read_text())
 
 
-def test_header_says_where_from_and_what_changed() -> None:
-    text = migrate_conf(PRIMARY.read_text(), "node1:/etc/corosync/corosync.conf")
-    header = [line for line in text.splitlines() if line.startswith("#")]
-    joined = "\n".join(header)
-    assert header[0].startswith("# Cluster file migrated by corosync-runbook from node1:/etc/corosync/corosync.conf")
-    assert "Corosync 1.x" in header[0]
-    assert "pacemaker" in joined and "dropped" in joined
-    assert "link_mode" in joined
-    assert "crypto: turned on" in joined and "knet" in joined
-    assert "node1..nodeN" in joined
-    assert "primary is node1" in joined and "10.0.66.201" in joined
-    assert "cluster_name" in joined  # the chapter's file has none: the default is named
-    # the chapter's fixed 1.x settings are rendered by the runbook itself: nothing is lost
-    assert "Not carried over" not in joined
-
-
-def test_secondary_file_makes_its_own_node_primary() -> None:
+def test_the_secondary_file_makes_its_own_node_primary() -> None:
     cluster = _load(migrate_conf(SECONDARY.read_text(), "secondary.conf"))
-    assert cluster.primary.name == "node2"
+    assert cluster.primary.address == "10.0.66.202"
 
 
-def test_migrated_file_loads_with_load_cluster(tmp_path: Path) -> None:
-    path = tmp_path / "chapter.yaml"
-    path.write_text(migrate_conf(PRIMARY.read_text(), "primary.conf", cluster_name="chapter"))
-    assert load_cluster(path).nodes == _load(path.read_text()).nodes
+def test_header_says_where_from_how_read_and_what_is_not_carried() -> None:
+    text = migrate_conf(PRIMARY.read_text(), "node1:/etc/corosync/corosync.conf")
+    header = "\n".join(line for line in text.splitlines() if line.startswith("#"))
+    assert header.startswith("# Cluster file migrated by corosync-runbook from node1:/etc/corosync/corosync.conf (Corosync 1.x).")
+    assert "generation: 1, read from the file" in header
+    assert "primary is 10.0.66.201" in header and "bindnetaddr" in header
+    assert "cluster_name: the file has none" in header
+    assert "# Not carried over (with why):\n#   - the file's comments" in header
 
 
-def test_migrating_to_generation_1_gives_back_the_chapters_files() -> None:
-    cluster = _load(migrate_conf(PRIMARY.read_text(), "primary.conf", generation=1))
-    assert cluster.generation == 1 and cluster.crypto == "off" and cluster.pacemaker_plugin is True
-    for node, golden in (("node1", PRIMARY), ("node2", SECONDARY)):
-        assert parse_entries(render(cluster, node)) == parse_entries(golden.read_text())
+def test_converting_to_generation_3_says_every_change() -> None:
+    output, migration = migrate(PRIMARY.read_text(), "primary.conf", cluster_name="chapter", generation=3)
+    cluster = _load(output)
+    assert cluster.generation == 3 and cluster.transport_for(3) == "knet" and cluster.crypto_for(3) is True
+    assert [n.nodeid for n in cluster.nodes] == [1, 2]
+    notes = "\n".join(migration.notes)
+    for said in ("transport: udpu -> auto", "crypto: auto", "link_mode", "pacemaker_plugin", "legacy_1x", "nodeid: 1"):
+        assert said in notes
+    conf = parse(render(cluster, cluster.primary.name, 3))
+    assert conf["totem"][0]["link_mode"] == ["passive"] and conf["totem"][0]["token"] == ["5000"]
 
 
-def test_migrating_to_generation_2_keeps_udpu_and_crypto_off() -> None:
-    cluster = _load(migrate_conf(PRIMARY.read_text(), "primary.conf", generation="2"))
-    assert (cluster.generation, cluster.transport, cluster.crypto) == (2, "udpu", "off")
-    assert cluster.pacemaker_plugin is False
-
-
-def test_migrating_to_auto_keeps_choices_open() -> None:
-    cluster = _load(migrate_conf(PRIMARY.read_text(), "primary.conf", generation=None))
-    assert cluster.generation is None and cluster.transport == "auto" and cluster.crypto == "auto"
-    assert cluster.pacemaker_plugin is True  # written on 1.x only
-
-
-@pytest.mark.parametrize("generation", [2, 3])
-def test_modern_files_migrate_back_to_the_same_cluster(generation: int) -> None:
-    lab3 = load_cluster(ROOT / "clusters" / "lab3.yaml").with_generation(generation)
-    text = render(lab3, "node2", generation)
-    migrated = _load(migrate_conf(text, "lab3.conf", generation=generation))
-    expected = lab3.to_parameters()
-    got = migrated.to_parameters()
-    expected["pacemaker_plugin"] = False  # not written on 2/3
-    for key in ("transport", "crypto"):  # written resolved
-        expected[key] = got[key]
-    assert got == expected
-    assert render(migrated, "node2", generation).splitlines()[1:] == text.splitlines()[1:]
-
-
-def test_unmanaged_settings_are_listed() -> None:
-    text = PRIMARY.read_text().replace("threads: 0", "threads: 4\nnetmtu: 9000").replace(
-        "amf {", "system {\nqb_ipc_type: native\n}\namf {"
-    )
-    header = migrate_conf(text, "x.conf")
-    assert "# Not carried over" in header
-    assert "totem.threads: 4" in header and "totem.netmtu: 9000" in header and "system { ... }" in header
-
-
-def test_not_carried_of_a_modern_file() -> None:
-    text = (
-        "totem {\n version: 2\n token: 3000\n knet_pmtud_interval: 30\n}\n"
-        "nodelist {\n node {\n ring0_addr: 10.0.0.1\n ring1_addr: 10.1.0.1\n name: a\n nodeid: 1\n }\n}\n"
-        "quorum {\n provider: corosync_votequorum\n wait_for_all: 0\n}\n"
-    )
-    assert not_carried(parse_entries(text)) == [
-        "totem.knet_pmtud_interval: 30",
-        "nodelist.node.ring1_addr: 10.1.0.1",
-        "quorum.wait_for_all: 0",
-    ]
-
-
-def test_modern_file_with_fqdn_names_and_missing_ids() -> None:
-    text = (
-        "totem {\n version: 2\n cluster_name: prod\n transport: knet\n token: 3000\n}\n"
-        "nodelist {\n"
-        " node {\n ring0_addr: 10.0.0.1\n name: a.example.com\n nodeid: 2\n }\n"
-        " node {\n ring0_addr: 10.0.0.2\n name: b.example.com\n }\n"
-        "}\n"
-    )
-    migration = cluster_mapping_from_conf(parse(text))
-    cluster = cluster_from_mapping(migration.mapping)
-    assert [(n.name, n.nodeid) for n in cluster.nodes] == [("a", 2), ("b", 1)]
-    assert cluster.name == "prod" and cluster.totem.token == 3000 and cluster.totem.consensus == 3600
-    assert any("consensus" in note for note in migration.notes)
-
-
-def test_a_one_member_file_is_refused_with_the_field() -> None:
-    text = PRIMARY.read_text().replace("member {\nmemberaddr: 10.0.66.202\n}\n", "")
+def test_a_multicast_file_needs_its_nodes_and_says_how() -> None:
     with pytest.raises(ClusterFileError) as info:
-        migrate_conf(text, "one.conf")
-    assert "nodes: a cluster needs at least 2 nodes, got 1" in str(info.value)
-    assert "one.conf" in str(info.value)
+        migrate(MCAST_2X, "mcast.conf")
+    assert "--node NAME=ADDR" in str(info.value) and "--from-nodes" in str(info.value)
+    assert info.value.exit_code == 2
+    output, migration = migrate(MCAST_2X, "mcast.conf", nodes=[parse_node_option("a=192.168.1.1"),
+                                                               parse_node_option("b=192.168.1.2")])
+    cluster = _load(output)
+    assert [n.name for n in cluster.nodes] == ["a", "b"] and cluster.nodelist is False
+    assert differences(settings(MCAST_2X), settings(render(cluster, "a", 2))) == []
+
+
+def test_node_option_format() -> None:
+    assert parse_node_option("n1=10.0.0.1,10.1.0.1") == NodeOption("n1", ("10.0.0.1", "10.1.0.1"))
+    for bad in ("n1", "=10.0.0.1", "n1="):
+        with pytest.raises(ClusterFileError, match="NAME=ADDR"):
+            parse_node_option(bad)
+
+
+def test_a_modern_file_keeps_ids_names_links_quorum_crypto_and_no_defaults_are_invented() -> None:
+    text = (
+        "totem {\n version: 2\n cluster_name: prod\n transport: knet\n crypto_cipher: aes128\n crypto_hash: sha1\n"
+        " link_mode: active\n knet_pmtud_interval: 30\n interface {\n  linknumber: 1\n  knet_link_priority: 10\n }\n}\n"
+        "nodelist {\n"
+        " node {\n  ring0_addr: 10.0.0.1\n  ring1_addr: node-a.example.com\n  name: 192.168.177.11\n  nodeid: 2\n }\n"
+        " node {\n  ring0_addr: 10.0.0.2\n  ring1_addr: node-b.example.com\n  name: b.example.com\n  nodeid: 7\n }\n"
+        "}\n"
+        "quorum {\n provider: corosync_votequorum\n wait_for_all: 1\n device {\n  model: net\n  net {\n   host: qnetd\n"
+        "   algorithm: ffsplit\n  }\n }\n}\n"
+    )
+    output, migration = migrate(text, "modern.conf")
+    cluster = _load(output)
+    assert [(n.name, n.nodeid, n.addresses) for n in cluster.nodes] == [
+        ("192.168.177.11", 2, ("10.0.0.1", "node-a.example.com")), ("b.example.com", 7, ("10.0.0.2", "node-b.example.com"))]
+    assert (cluster.totem.crypto_cipher, cluster.totem.crypto_hash, cluster.rrp_mode) == ("aes128", "sha1", "active")
+    assert cluster.totem.token is None and cluster.totem.consensus is None  # not in the file: Corosync's default
+    assert cluster.quorum.wait_for_all is True and cluster.quorum.two_node is None
+    assert cluster.quorum.device is not None and cluster.quorum.device.net.host == "qnetd"
+    assert cluster.link(1) is not None and cluster.link(1).knet_link_priority == 10
+    rendered = render(cluster, "b.example.com", 3)
+    assert differences(settings(text), settings(rendered)) == []
+    assert "two_node" not in rendered
+
+
+def test_what_cannot_be_carried_is_listed_with_why() -> None:
+    text = PRIMARY.read_text().replace("version: 2", "version: 1").replace("token: 5000", "token: 4000\ntoken: 5000")
+    output, migration = migrate(text, "x.conf")
+    assert any(item.startswith("totem.version: 1 (the runbook writes version: 2") for item in migration.lost)
+    assert any(item.startswith("totem.token: 4000 (repeated; Corosync uses the last, 5000") for item in migration.lost)
+    assert "#   - totem.version: 1" in output
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("nodelist {\n node {\n  name: a\n  nodeid: 1\n }\n node {\n  name: b\n  nodeid: 2\n }\n}\n", "no ring0_addr"),
+        ("nodelist {\n node {\n  ring0_addr: 10.0.0.1\n  nodeid: 1\n }\n node {\n  ring0_addr: 10.0.0.2\n  nodeid: 1\n }\n}\n",
+         "nodelist.node[1].nodeid: 1 is also node[0]'s"),
+        ("totem {\n transport: udpu\n}\nnodelist {\n node {\n  ring0_addr: 10.0.0.1\n }\n}\n", "nodelist: lists only 1 node"),
+        ("nodelist {\n node {\n  ring0_addr: 10.0.0.1\n  ring2_addr: 10.2.0.1\n }\n node {\n  ring0_addr: 10.0.0.2\n }\n}\n",
+         "skip a number"),
+    ],
+    ids=["no-address", "duplicate-ids", "one-node", "ring-gap"],
+)
+def test_what_the_model_cannot_hold_is_refused_by_name(text: str, named: str) -> None:
+    with pytest.raises(ClusterFileError) as info:
+        migrate(text, "odd.conf")
+    assert named in str(info.value) and "odd.conf" in str(info.value)
+    assert info.value.exit_code == 2
 
 
 def test_bad_values_in_the_file_are_named() -> None:
@@ -165,8 +159,32 @@ def test_bad_target_generation() -> None:
         migrate_conf(PRIMARY.read_text(), "x.conf", generation=4)
 
 
+def test_migrated_file_loads_with_load_cluster(tmp_path: Path) -> None:
+    path = tmp_path / "chapter.yaml"
+    path.write_text(migrate_conf(PRIMARY.read_text(), "primary.conf", cluster_name="chapter"))
+    assert load_cluster(path).nodes == _load(path.read_text()).nodes
+
+
+def _runbook(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "runbook", *args], capture_output=True, text=True, cwd=ROOT, check=False)
+
+
+def test_cli_migrate_with_nodes_and_not_carried_on_stderr(tmp_path: Path) -> None:
+    conf = tmp_path / "mcast.conf"
+    conf.write_text(MCAST_2X)
+    missing = _runbook("migrate", str(conf))
+    assert missing.returncode == 2 and "--node NAME=ADDR" in missing.stderr and "Traceback" not in missing.stderr
+    out = tmp_path / "web.yaml"
+    done = _runbook("migrate", str(conf), "--node", "a=192.168.1.1", "--node", "b=192.168.1.2", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "not carried: the file's comments" in done.stderr and f"wrote {out}" in done.stderr
+    assert [n.name for n in load_cluster(out).nodes] == ["a", "b"]
+    again = _runbook("migrate", str(conf), "--node", "a=192.168.1.1", "--node", "b=192.168.1.2", "-o", str(out))
+    assert again.returncode != 0 and "Traceback" not in again.stderr  # never overwrites
+
+
 try:
-    from hypothesis import given, settings
+    from hypothesis import given, settings as hypothesis_settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover - hypothesis is a test extra
     given = None  # type: ignore[assignment]
@@ -174,15 +192,20 @@ except ImportError:  # pragma: no cover - hypothesis is a test extra
 if given is not None:
     lines = st.sampled_from(
         ["totem {", "}", "interface {", "member {", "memberaddr: 10.0.0.1", "memberaddr: 10.0.0.2", "memberaddr: x",
-         "nodelist {", "node {", "ring0_addr: 10.0.0.3", "nodeid: 0", "nodeid: 99999999999", "name: n.", "token: 0",
-         "transport: knet", "secauth: on", "link_mode: rr", "bindnetaddr: 10.0.0.1", "service {", "name: pacemaker", ""]
+         "nodelist {", "node {", "ring0_addr: 10.0.0.3", "ring1_addr: 10.0.1.3", "nodeid: 0", "nodeid: 99999999999",
+         "name: n.", "token: 0", "transport: knet", "secauth: on", "link_mode: rr", "bindnetaddr: 10.0.0.1",
+         "service {", "name: pacemaker", "quorum {", "device {", "net {", "host: q", "two_node: 1", "ringnumber: 1",
+         "linknumber: 9", "mcastaddr: 239.1.1.1", "logger_subsys {", "subsys: X", ""]
     )
 
-    @settings(max_examples=300, deadline=None)
+    @hypothesis_settings(max_examples=300, deadline=None)
     @given(st.lists(lines, max_size=40).map("\n".join), st.sampled_from([None, 1, 2, 3]))
     def test_migrate_never_crashes(text: str, generation: int | None) -> None:
-        try:
-            result = migrate_conf(text, "fuzz.conf", generation=generation)
-        except (ConfigParseError, ClusterFileError):
-            return
-        _load(result)
+        nodes = [NodeOption("a", ("10.0.0.1",)), NodeOption("b", ("10.0.0.2",))]
+        for given_nodes in (None, nodes):
+            try:
+                result = migrate_conf(text, "fuzz.conf", generation=generation, nodes=given_nodes)
+            except (ConfigParseError, ClusterFileError):
+                continue
+            cluster = _load(result)
+            render(cluster, cluster.primary.name, cluster.generation)
