@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -286,3 +287,44 @@ def test_dark_mode_toggle_and_search_work_offline(server: Server, browser) -> No
     WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", "li.md-search-result__item"))
     hits = [a.get_attribute("href") for a in browser.find_elements("css selector", "li.md-search-result__item a")]
     assert any("/security/" in h for h in hits), hits
+
+
+# --- what a reader runs --------------------------------------------------------------------------
+
+
+def executed_html(notebook: dict) -> str:  # type: ignore[type-arg]
+    """Every HTML and text output of an executed notebook, joined."""
+    parts = []
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            parts.append("".join(data.get("text/html", "")) + "".join(data.get("text/plain", "")) + "".join(output.get("text", "")))
+    return "\n".join(parts)
+
+
+def test_a_downloaded_notebook_runs_with_what_its_reader_sets(server: Server, chapter_lab: str, docs_out: Path) -> None:
+    """The trap: a reader downloads step 0, sets `check = True` in its first code cell, runs it."""
+    status, body = fetch(server.url("generated/00-preflight/00-preflight.ipynb"))
+    assert status == 200
+    notebook = json.loads(body)
+    first = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "parameters" in first["metadata"].get("tags", []), "the first code cell is not the parameters cell"
+    source = "".join(first["source"])
+    assert "check: bool = False" in source and "10.0.66.201" in source
+    first["source"] = source.replace("check: bool = False", "check: bool = True")
+    work = docs_out / "reader"
+    work.mkdir(exist_ok=True)
+    downloaded, executed = work / "00-preflight.ipynb", work / "00-preflight.out.ipynb"
+    downloaded.write_text(json.dumps(notebook), encoding="utf-8")
+    # As a reader runs it: papermill with no parameters, from a directory of their own.
+    result = subprocess.run(
+        [str(Path(sys.executable)), "-m", "papermill", str(downloaded), str(executed), "--cwd", str(work)],
+        env=dict(os.environ, RUNBOOK_LAB_ONLY="1"), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads(executed.read_text(encoding="utf-8"))
+    assert not [c for c in ran["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    text = executed_html(ran)
+    assert 'data-step="00-preflight"' in text, text[-2000:]
+    assert "check mode: nothing was changed" in text, f"the reader's check = True did not run in check mode:\n{text[-3000:]}"
+    assert "ready: " in text and "10.0.66.201" in text
