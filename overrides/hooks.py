@@ -11,7 +11,8 @@
 - Step pages are for reading: the `parameters` cell is left out (mkdocs.yml's remove_tag_config; the
   cluster file is shown once, on the home page), each node's status gets a class whose colours
   runbook.css sets for both palettes, diffs get a colour per line, and a "run this step yourself"
-  box says how (papermill, or JupyterLab through `make notebook`).
+  box at the end says how (papermill, or JupyterLab through `make notebook`); the reports' diffs and
+  command output are shown open.
 - Pictures: every docs/assets/diagrams/*.dot, and the chapter's cluster drawn from
   clusters/chapter.yaml, are rendered with Graphviz (`dot -Tsvg`, Debian's graphviz package) into
   assets/diagrams/*.svg at build time. Nothing is drawn by hand and nothing is fetched.
@@ -246,11 +247,14 @@ def on_page_content(content: str, page: Any, **_: Any) -> str:
     content = _MODULE_SCRIPTS.sub(lambda m: "" if "mermaid" in m.group(0) else m.group(0), content)
     content = _BADGE.sub(_badge, content)
     content = _DIFF_PRE.sub(_colour_diff, content)
-    note = provenance_html(run_facts(page.file.abs_src_path)) + run_yourself_html(Path(page.file.src_uri).stem)
+    # A report's diffs and command output are what the page is for: shown open, never cut short.
+    content = content.replace("<details><summary>diff</summary>", "<details open><summary>diff</summary>")
+    content = content.replace("<details><summary>output</summary>", "<details open><summary>output</summary>")
+    note = provenance_html(run_facts(page.file.abs_src_path))
     content, count = _FIRST_H1_END.subn("</h1>" + note, content, count=1)
     if not count:
         content = note + content
-    return content
+    return content + run_yourself_html(Path(page.file.src_uri).stem)
 
 
 def on_post_page(output: str, page: Any, **_: Any) -> str:
