@@ -23,7 +23,7 @@ help:
 	@echo "make test    set up and run the tests (unit, real lab hosts, docs)"
 	@echo "make docs    run the notebooks against lab hosts and build the guide into site/"
 	@echo "make notebook   JupyterLab on the step notebooks against lab hosts (127.0.0.1, with a token)"
-	@echo "make screenshots   retake the README's picture of the guide (docs/assets/guide-home.png)"
+	@echo "make screenshots   retake the README's pictures of the guide (docs/assets/guide-home.png, docs/assets/screenshots/)"
 	@echo "make lab-down   remove every lab host"
 
 system-deps:
@@ -71,7 +71,8 @@ docs: setup docs-deps
 notebook: setup
 	RUNBOOK_LAB_ONLY=1 $(PY) tools/notebook_server.py --cluster $(CLUSTER)
 
-# The README's picture of the guide: a test run never changes a tracked file; this does, on purpose.
+# The README's pictures of the guide (home page; steps 2 and 6 at 1280/390 px, light/dark): a test run never
+# changes a tracked file; this does, on purpose.
 screenshots: setup docs-deps
 	$(RUNBOOK) lab prepare
 	RUNBOOK_LAB_ONLY=1 RUNBOOK_UPDATE_ASSETS=1 $(RUNBOOK) lab world --world docs -- $(PY) -m pytest tests/docs/test_site.py -k screenshot
