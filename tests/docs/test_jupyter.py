@@ -76,8 +76,11 @@ def test_jupyterlab_runs_step_0_in_check_mode(chapter_lab: str, browser, docs_ou
         # Run > Run All Cells
         menu = next(e for e in browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-itemLabel") if e.text.strip() == "Run")
         menu.click()
-        WebDriverWait(browser, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, "li.lm-Menu-item[data-command='notebook:run-all-cells']"))
-        browser.find_element(By.CSS_SELECTOR, "li.lm-Menu-item[data-command='notebook:run-all-cells']").click()
+        def run_all():  # type: ignore[no-untyped-def]
+            return [e for e in browser.find_elements(By.CSS_SELECTOR, ".lm-Menu .lm-Menu-itemLabel") if e.text.strip() == "Run All Cells"]
+
+        WebDriverWait(browser, 30).until(lambda d: run_all())
+        run_all()[0].click()
 
         selector = ".jp-OutputArea-output .runbook-report[data-step='00-preflight']"
         WebDriverWait(browser, RUN).until(
