@@ -222,15 +222,17 @@ def run_yourself_html(stem: str) -> str:
     return (
         '<div class="admonition tip runbook-run-yourself">'
         '<p class="admonition-title">Run this step yourself</p>'
-        "<p><strong>With papermill</strong>, on the cluster your cluster file describes "
-        "(<code>-p check True</code>: a dry run that changes nothing):</p>"
-        f'<pre><code>papermill notebooks/{name}.ipynb runs/{name}.ipynb -f clusters/chapter.yaml -p check True</code></pre>'
+        "<p><strong>With papermill</strong>, from the project's directory, on the nodes your cluster file "
+        "describes (<code>-p check True</code>: a dry run that changes nothing; leave it out to make the changes):</p>"
+        f'<pre><code>papermill notebooks/{name}.ipynb {name}.out.ipynb -f clusters/chapter.yaml -p check True</code></pre>'
         "<p><strong>In JupyterLab</strong>, against lab hosts at the chapter's addresses: "
         "<code>make notebook</code> brings the lab up, starts JupyterLab on 127.0.0.1 with a token and prints "
         f"its URL. Open <code>{name}.ipynb</code>, set <code>check = True</code> in its first code cell, "
         "then <em>Run &rsaquo; Run All Cells</em>. The notebook downloaded from this page works the same way: "
-        "what you set in its first code cell is what runs. "
-        '<a href="../../quickstart/#run-a-step-in-jupyterlab">More in the quickstart</a>.</p>'
+        "what you set in its first code cell is what runs, in JupyterLab or with "
+        f"<code>papermill {name}.ipynb {name}.out.ipynb</code>. "
+        '<a href="../../quickstart/#run-a-step-in-jupyterlab">More in the quickstart</a>, and on '
+        '<a href="../../papermill-ci/#one-step-with-papermill">papermill, runs and CI</a>.</p>'
         "</div>"
     )
 
