@@ -74,6 +74,19 @@ def working_copy(workdir: Path) -> list[Path]:
     return copied
 
 
+def lab_settings(workdir: Path) -> dict[str, str]:
+    """JupyterLab's settings and workspaces in the working copy: nothing written to ~/.jupyter, no news fetched."""
+    settings = workdir / ".jupyterlab" / "settings"
+    notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    notification.parent.mkdir(parents=True, exist_ok=True)
+    if not notification.exists():
+        notification.write_text('{\n  "fetchNews": "false"\n}\n', encoding="utf-8")
+    return {
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(workdir / ".jupyterlab" / "workspaces"),
+    }
+
+
 def lab_command(workdir: Path, port: int, token: str) -> list[str]:
     return [
         sys.executable, "-m", "jupyterlab",
@@ -126,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port or free_port()
     token = secrets.token_hex(24)
     base = f"http://127.0.0.1:{port}/"
-    env = dict(os.environ, RUNBOOK_LAB_ONLY="1", JUPYTER_PLATFORM_DIRS="1")
+    env = dict(os.environ, RUNBOOK_LAB_ONLY="1", JUPYTER_PLATFORM_DIRS="1", **lab_settings(workdir))
     proc = subprocess.Popen(lab_command(workdir, port, token), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=open(workdir / "jupyterlab.log", "ab"))  # noqa: SIM115
     try:
