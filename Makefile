@@ -12,16 +12,18 @@ CLUSTER ?= clusters/chapter.yaml
 # Corosync itself is NOT installed on this machine: `runbook lab up` only downloads its packages so that
 # the hosts install it offline (and the install step has real work to do).
 APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc sudo python3-venv ca-certificates
-# The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with.
-DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core
+# The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with;
+# graphviz draws the guide's pictures (overrides/hooks.py runs `dot` at build time).
+DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core graphviz
 
-.PHONY: help setup system-deps docs-deps demo test docs screenshots lab-down clean
+.PHONY: help setup system-deps docs-deps demo test docs notebook screenshots lab-down clean
 
 help:
 	@echo "make demo    set up, bring up lab hosts at the chapter's addresses, run the whole runbook"
 	@echo "make test    set up and run the tests (unit, real lab hosts, docs)"
 	@echo "make docs    run the notebooks against lab hosts and build the guide into site/"
-	@echo "make screenshots   retake the README's picture of the guide (docs/assets/guide-home.png)"
+	@echo "make notebook   JupyterLab on the step notebooks against lab hosts (127.0.0.1, with a token)"
+	@echo "make screenshots   retake the README's pictures of the guide (docs/assets/guide-home.png, docs/assets/screenshots/)"
 	@echo "make lab-down   remove every lab host"
 
 system-deps:
@@ -41,7 +43,7 @@ docs-deps:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[docs,test]'
+	$(VENV)/bin/pip install -q -e '.[docs,test,notebook]'
 	touch $@
 
 setup: system-deps $(VENV)/.installed
@@ -59,11 +61,18 @@ test: setup docs-deps
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) lab world --world test -- $(PY) -m pytest
 
 # The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
-docs: setup
+docs: setup docs-deps
 	$(RUNBOOK) lab prepare
 	$(RUNBOOK) lab world --world docs -- $(PY) tools/build_docs.py --site site
 
-# The README's picture of the guide: a test run never changes a tracked file; this does, on purpose.
+# JupyterLab on the step notebooks, against lab hosts at the chapter's addresses (lab 'lab', as make demo makes it, in
+# this machine's own network namespace, like make demo, so that a browser here can reach it).
+# Listens on 127.0.0.1 only, with a fresh token; prints the URL. Edits go to runs/jupyter/.
+notebook: setup
+	RUNBOOK_LAB_ONLY=1 $(PY) tools/notebook_server.py --cluster $(CLUSTER)
+
+# The README's pictures of the guide (home page; steps 2 and 6 at 1280/390 px, light/dark): a test run never
+# changes a tracked file; this does, on purpose.
 screenshots: setup docs-deps
 	$(RUNBOOK) lab prepare
 	RUNBOOK_LAB_ONLY=1 RUNBOOK_UPDATE_ASSETS=1 $(RUNBOOK) lab world --world docs -- $(PY) -m pytest tests/docs/test_site.py -k screenshot

@@ -8,6 +8,14 @@
   The notebooks have neither math nor diagrams, so both are removed. Under the page's title goes a
   note that says where the outputs come from (the run's date, cluster and nodes, read from the
   notebook's papermill metadata) with a link to download the notebook.
+- Step pages are for reading: the `parameters` cell is left out (mkdocs.yml's remove_tag_config; the
+  cluster file is shown once, on the home page), each node's status gets a class whose colours
+  runbook.css sets for both palettes, diffs get a colour per line, and a "run this step yourself"
+  box at the end says how (papermill, or JupyterLab through `make notebook`); the reports' diffs and
+  command output are shown open.
+- Pictures: every docs/assets/diagrams/*.dot, and the chapter's cluster drawn from
+  clusters/chapter.yaml, are rendered with Graphviz (`dot -Tsvg`, Debian's graphviz package) into
+  assets/diagrams/*.svg at build time. Nothing is drawn by hand and nothing is fetched.
 - Every page: the build fails if a page would still fetch a script, stylesheet, font, image or frame
   from another host. Links (`<a href>`) to other sites are fine: they are only followed on a click.
 """
@@ -17,11 +25,15 @@ from __future__ import annotations
 import html
 import json
 import re
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
 
 GENERATED = "generated/"
 BUILD_HINT = "run `make docs` (or `python tools/build_docs.py --from-record RUNDIR` for an existing run record)"
@@ -35,6 +47,12 @@ _FETCHED = re.compile(
     re.I,
 )
 _FIRST_H1_END = re.compile(r"</h1>", re.I)
+# The runbook's status badge (runbook/report.py): an inline colour picked for a light background.
+_BADGE = re.compile(r'<strong style="color:\s*#[0-9a-fA-F]{3,6}">(ok|changed|unchanged|skipped|would change|FAILED)</strong>')
+_DIFF_PRE = re.compile(r"(<summary>diff</summary>\s*<pre)([^>]*)>(.*?)</pre>", re.S)
+ROOT = Path(__file__).resolve().parent.parent
+DIAGRAMS = "assets/diagrams/"
+CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
 
 
 def _nav_notebooks(nav: Any) -> list[str]:
@@ -102,7 +120,119 @@ def provenance_html(facts: dict[str, str]) -> str:
         '<p class="admonition-title">Real output from lab hosts</p>'
         f"<p>This page is the executed notebook <code>{name}</code>: <code>runbook run</code> ran it{when}{took}"
         f"{cluster} against {esc(facts.get('hosts', 'lab hosts'))}{nodes}{mode}. Every output below is as the run recorded it; "
-        f'<code>make docs</code> makes this page again. <a href="{name}" download>Download the notebook</a>.</p>'
+        f'<code>make docs</code> makes this page again. Its parameters are the chapter\'s cluster file, shown once on the '
+        f'<a href="../../#the-cluster-file">home page</a>. <a href="{name}" download>Download the notebook</a>: its first code '
+        "cell holds the run's values, and what you set there is what runs.</p>"
+        "</div>"
+    )
+
+
+# --- pictures --------------------------------------------------------------------------------------
+
+
+def _dot(source: str, name: str) -> str:
+    """SVG from Graphviz's `dot`; a missing graphviz or a bad source fails the build, naming the picture."""
+    dot = shutil.which("dot")
+    if dot is None:
+        raise PluginError("the guide's pictures are drawn with Graphviz: apt-get install graphviz (make docs-deps)")
+    result = subprocess.run([dot, "-Tsvg"], input=source, capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise PluginError(f"dot could not draw {name}: {result.stderr.strip()}")
+    svg = result.stdout
+    # The DOCTYPE names the SVG DTD by URL; browsers never fetch it, but the page must not even name it.
+    svg = re.sub(r"<!DOCTYPE[^>]*>\s*", "", svg)
+    return svg
+
+
+def cluster_dot(cluster_file: Path = CLUSTER_FILE) -> str:
+    """The chapter's cluster from its cluster file: nodes, addresses, the knet link and its port, SSH."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from runbook.cluster import load_cluster
+
+    cluster = load_cluster(str(cluster_file))
+    port = cluster.totem.port
+    q = lambda text: '"' + str(text).replace('"', "'") + '"'  # noqa: E731 - a dot string literal
+    lines = [
+        "graph cluster {",
+        '  graph [bgcolor="transparent", fontname="DejaVu Sans", fontsize=11, pad=0.2, nodesep=0.6, ranksep=0.9];',
+        '  node [fontname="DejaVu Sans", fontsize=10, shape=box, style="rounded,filled", fillcolor="#e8eaf6", color="#3f51b5"];',
+        '  edge [fontname="DejaVu Sans", fontsize=9, color="#3f51b5"];',
+        '  controller [label="controller\\n(runbook run, papermill, Jupyter)", fillcolor="#fff8e1", color="#8a6d00"];',
+    ]
+    names = []
+    for node in cluster.nodes:
+        role = "\\nprimary: makes the authkey" if getattr(node, "role", "") == "primary" else ""
+        lines.append(f"  {q(node.name)} [label={q(f'{node.name}  (nodeid {node.nodeid})' + chr(92) + 'n' + str(node.address) + role)}];")
+        lines.append(f'  controller -- {q(node.name)} [label="SSH, TCP 22", style=dashed, color="#8a6d00"];')
+        names.append(node.name)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            lines.append(
+                f"  {q(a)} -- {q(b)} [label={q(f'link 0 (knet): UDP {port} both ways' + chr(92) + 'n' + f'(udp/udpu on 1.x/2.x: UDP {port - 1} and {port})')}, penwidth=2];"
+            )
+    lines.append("  {rank=same; " + "; ".join(q(n) for n in names) + "}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def on_files(files: Files, config: Any, **_: Any) -> Files:
+    """Draw the pictures: docs/assets/diagrams/*.dot and the cluster file, as SVG files of the site."""
+    docs = Path(config["docs_dir"])
+    sources = {p.stem: p.read_text(encoding="utf-8") for p in sorted((docs / DIAGRAMS).glob("*.dot"))}
+    sources["cluster"] = cluster_dot()
+    for file in [f for f in files if f.src_uri.startswith(DIAGRAMS) and f.src_uri.endswith(".dot")]:
+        files.remove(file)  # the source is in the repository; the site gets the picture
+    for name, source in sources.items():
+        files.append(File.generated(config, f"{DIAGRAMS}{name}.svg", content=_dot(source, f"{name}.dot")))
+    return files
+
+
+# --- step pages ------------------------------------------------------------------------------------
+
+
+def _colour_diff(match: re.Match[str]) -> str:
+    """One span per diff line, classed by its kind (runbook.css colours them); text stays escaped as it was."""
+    head, attrs, body = match.group(1), match.group(2), match.group(3)
+    out = []
+    for line in body.split("\n"):
+        kind = ""
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "add"
+        elif line.startswith("-"):
+            kind = "del"
+        out.append(f'<span class="runbook-diff-{kind}">{line}</span>' if kind else line)
+    return f'{head} class="runbook-diff">' + "\n".join(out) + "</pre>"
+
+
+def _badge(match: re.Match[str]) -> str:
+    label = match.group(1)
+    status = "failed" if label == "FAILED" else label.replace(" ", "-")
+    return f'<strong class="runbook-status runbook-status--{status}">{label}</strong>'
+
+
+def run_yourself_html(stem: str) -> str:
+    """How to run this step yourself: papermill on a cluster file, or JupyterLab on the lab."""
+    esc = html.escape
+    name = esc(stem)
+    return (
+        '<div class="admonition tip runbook-run-yourself">'
+        '<p class="admonition-title">Run this step yourself</p>'
+        "<p><strong>With papermill</strong>, from the project's directory, on the nodes your cluster file "
+        "describes (<code>-p check True</code>: a dry run that changes nothing; leave it out to make the changes):</p>"
+        f'<pre><code>papermill notebooks/{name}.ipynb {name}.out.ipynb -f clusters/chapter.yaml -p check True</code></pre>'
+        "<p><strong>In JupyterLab</strong>, against lab hosts at the chapter's addresses: "
+        "<code>make notebook</code> brings the lab up, starts JupyterLab on 127.0.0.1 with a token and prints "
+        f"its URL. Open <code>{name}.ipynb</code>, set <code>check = True</code> in its first code cell, "
+        "then <em>Run &rsaquo; Run All Cells</em>. The notebook downloaded from this page works the same way: "
+        "what you set in its first code cell is what runs, in JupyterLab or with "
+        f"<code>papermill {name}.ipynb {name}.out.ipynb</code>. "
+        '<a href="../../quickstart/#run-a-step-in-jupyterlab">More in the quickstart</a>, and on '
+        '<a href="../../papermill-ci/#one-step-with-papermill">papermill, runs and CI</a>.</p>'
         "</div>"
     )
 
@@ -117,11 +247,16 @@ def on_page_content(content: str, page: Any, **_: Any) -> str:
     content = _MATHJAX.sub("", content)
     content = _EMPTY_SCRIPT.sub("", content)
     content = _MODULE_SCRIPTS.sub(lambda m: "" if "mermaid" in m.group(0) else m.group(0), content)
+    content = _BADGE.sub(_badge, content)
+    content = _DIFF_PRE.sub(_colour_diff, content)
+    # A report's diffs and command output are what the page is for: shown open, never cut short.
+    content = content.replace("<details><summary>diff</summary>", "<details open><summary>diff</summary>")
+    content = content.replace("<details><summary>output</summary>", "<details open><summary>output</summary>")
     note = provenance_html(run_facts(page.file.abs_src_path))
     content, count = _FIRST_H1_END.subn("</h1>" + note, content, count=1)
     if not count:
         content = note + content
-    return content
+    return content + run_yourself_html(Path(page.file.src_uri).stem)
 
 
 def on_post_page(output: str, page: Any, **_: Any) -> str:

@@ -15,9 +15,11 @@ What it does, in order:
    the build in a lab world of its own (`runbook lab world`), where no such lab can be;
 2. runs `python -m runbook run clusters/chapter.yaml --out TMP` with RUNBOOK_LAB_ONLY=1, so the run
    can reach nothing but the lab's hosts;
-3. copies the executed notebooks into docs/generated/ (build output, not committed). The only change
-   made to them: paths of this machine (the temporary run directory, the checkout) become the paths a
-   default run shows (`runs/chapter/<time>/...`, `notebooks/...`). Outputs are never edited;
+3. copies the executed notebooks into docs/generated/ (build output, not committed). Two changes are
+   made to them: papermill's injected-parameters cell is folded into the `parameters` cell (so that a
+   downloaded copy runs with what its reader sets there, see for_readers), and paths of this machine
+   (the temporary run directory, the checkout) become the paths a default run shows
+   (`runs/chapter/<time>/...`, `notebooks/...`). Outputs are never edited;
 4. takes the lab down again, whatever happened (unless --keep-lab);
 5. runs `mkdocs build --strict`, which only renders what is in docs/ and connects to nothing.
 
@@ -236,8 +238,41 @@ def _replace_paths(value: Any, pairs: list[tuple[str, str]]) -> Any:
     return value
 
 
+def _is_tagged(cell: dict[str, Any], tag: str) -> bool:
+    return tag in (cell.get("metadata", {}).get("tags") or [])
+
+
+def for_readers(notebook: dict[str, Any]) -> dict[str, Any]:
+    """The executed notebook as a reader downloads it: the run's values in its own `parameters` cell.
+
+    Papermill records a run's values in an `injected-parameters` cell after the `parameters` cell, and
+    that cell wins: a reader who set `check = True` in the first code cell of a downloaded copy still
+    ran with the run's `check=False`. So the injected cell goes, and the `parameters` cell is written
+    again with the run's cluster values (as tools/make_notebooks.py writes it), `check = False` and
+    `record_dir = None`: what the reader edits there is what runs. Papermill, given -p or -f, still
+    injects its own cell after it, as it does for the sources in notebooks/. Outputs are kept.
+    """
+    from runbook.cluster import PARAMETER_KEYS
+    from tools.make_notebooks import parameters_source
+
+    ran = (notebook.get("metadata", {}).get("papermill", {}) or {}).get("parameters", {}) or {}
+    missing = [key for key in PARAMETER_KEYS if key not in ran]
+    if missing:
+        raise BuildError(f"the executed notebook records no value for {', '.join(missing)}; cannot write its parameters cell")
+    cells = [c for c in notebook.get("cells", []) if not _is_tagged(c, "injected-parameters")]
+    source = parameters_source({key: ran[key] for key in PARAMETER_KEYS})
+    found = 0
+    for cell in cells:
+        if _is_tagged(cell, "parameters"):
+            cell["source"] = source
+            found += 1
+    if found != 1:
+        raise BuildError(f"the executed notebook has {found} cells tagged 'parameters', not one")
+    return dict(notebook, cells=cells)
+
+
 def publish(run_dir: Path, target: Path = GENERATED) -> list[Path]:
-    """Copy the run's executed notebooks into `target`, with this machine's paths made neutral."""
+    """Copy the run's executed notebooks into `target`, made for readers (see for_readers), machine paths neutral."""
     pairs = machine_paths(run_dir)
     leaks = sorted({old.rstrip("/") for old, _ in pairs})
     target.mkdir(parents=True, exist_ok=True)
@@ -248,7 +283,7 @@ def publish(run_dir: Path, target: Path = GENERATED) -> list[Path]:
             shutil.rmtree(old)
     written = []
     for source in step_notebooks(run_dir):
-        notebook = _replace_paths(json.loads(source.read_text(encoding="utf-8")), pairs)
+        notebook = _replace_paths(for_readers(json.loads(source.read_text(encoding="utf-8"))), pairs)
         text = json.dumps(notebook, indent=1, ensure_ascii=False) + "\n"
         left = [leak for leak in leaks if leak in text]
         if left:

@@ -112,7 +112,8 @@ nodes first means a run either goes ahead on every node or stops before touching
 
 - **1.x**: the chapter's world, Ubuntu 12.04. The chapter's files apply as written.
 - **2.x**: nodes listed in a `nodelist`, quorum from votequorum, Pacemaker as a separate daemon.
-- **3.x**: Debian 12, Ubuntu 22.04 and later, RHEL 8 and later. knet is the transport, and several
+- **3.x**: Debian 10 and later, Ubuntu 20.04 and later, RHEL 8 and later (from its High
+  Availability repository). knet is the transport, and several
   of the chapter's instructions no longer do what the chapter intends (steps 2, 4 and 5 explain).""",
         look="""\
 **What to look for.** One line per node. A failed node stops the run here, with the reason (no
@@ -130,8 +131,9 @@ questions. A node that already has it is left alone.
 **Why.** Both of the chapter's nodes need the Corosync daemon and its tools (`corosync-keygen`,
 `corosync-cfgtool`); the chapter installs them with `apt-get install corosync`.
 
-**Corosync generations.** The package decides the generation: Ubuntu 12.04 brings 1.x; Debian 12,
-Ubuntu 22.04+ and RHEL 8+ bring 3.x. Newer Debian packages also start Corosync as soon as they are
+**Corosync generations.** The package decides the generation: Ubuntu 12.04 brings 1.x; Debian 9
+and Ubuntu 18.04 bring 2.x; Debian 10+, Ubuntu 20.04+ and RHEL 8+ bring 3.x. On RHEL the package is
+in the High Availability repository, which must be enabled first (see Firewall and packages). Newer Debian packages also start Corosync as soon as they are
 installed, with a placeholder configuration (one node listening on 127.0.0.1); that daemon is not
 the cluster yet, and step 6 restarts it with the real configuration.""",
         look="""\
@@ -241,8 +243,9 @@ and the cluster is quorate. The report shows the membership as each node reports
 that the configuration, the key and the network really work together.
 
 **Corosync generations.** Two things make "start it and trust the exit code" wrong, on any
-generation. The init script exits 0 even when Corosync fails to start, so this step checks for the
-daemon itself and asks it for the membership. And a restart must wait for the old daemon to be gone:
+generation. Debian's sysv init script exits 0 even when Corosync fails to start (systemd's
+`Type=notify` unit does report a failed start, but a daemon that started is not yet a member), so
+this step checks for the daemon itself and asks it for the membership. And a restart must wait for the old daemon to be gone:
 a new `corosync` started while the old one is still shutting down exits at once, leaving the node
 with no Corosync at all. The membership is read with the tools of the installed generation
 (`corosync-quorumtool` on 2.x/3.x, `corosync-objctl` on 1.x).""",

@@ -181,3 +181,21 @@ def browser(docs_out: Path, server: Server) -> Iterator[object]:
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+READER_LAB = "ptnb"  # lab hosts at the chapter's addresses for what a reader runs: a downloaded notebook, JupyterLab
+
+
+@pytest.fixture(scope="session")
+def chapter_lab(built_site: BuiltSite) -> Iterator[str]:
+    """Fresh lab hosts at the chapter's addresses, after the build has taken its own lab down."""
+    from runbook import lab
+    from runbook.cluster import load_cluster
+
+    cluster = load_cluster(str(ROOT / "clusters" / "chapter.yaml"))
+    lab.down(READER_LAB)
+    lab.up(READER_LAB, [(n.name, n.address) for n in cluster.nodes])
+    try:
+        yield READER_LAB
+    finally:
+        lab.down(READER_LAB)

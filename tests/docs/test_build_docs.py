@@ -15,6 +15,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from runbook.cluster import load_cluster  # noqa: E402
+
+CHAPTER = load_cluster(str(ROOT / "clusters" / "chapter.yaml")).to_parameters()
 
 
 def _load_build_docs():  # type: ignore[no-untyped-def]
@@ -37,7 +43,7 @@ def make_record(out: Path, *, status: str = "ok", check: bool = False) -> Path:
         notebook["metadata"]["papermill"] = {
             "input_path": str(source),
             "output_path": str(run_dir / source.name),
-            "parameters": {"cluster_name": "chapter", "record_dir": str(run_dir), "check": check},
+            "parameters": {**CHAPTER, "record_dir": str(run_dir), "check": check},
         }
         notebook["cells"].insert(
             1,
@@ -48,7 +54,7 @@ def make_record(out: Path, *, status: str = "ok", check: bool = False) -> Path:
     return run_dir
 
 
-def test_publish_makes_machine_paths_neutral_and_nothing_else(tmp_path: Path) -> None:
+def test_publish_makes_machine_paths_neutral_and_folds_the_run_into_the_parameters_cell(tmp_path: Path) -> None:
     run_dir = make_record(tmp_path / "out")
     build_docs.check_record(run_dir)
     target = tmp_path / "generated"
@@ -64,9 +70,28 @@ def test_publish_makes_machine_paths_neutral_and_nothing_else(tmp_path: Path) ->
         assert papermill["input_path"] == f"notebooks/{path.name}"
         assert papermill["output_path"] == f"runs/chapter/20250101T120000Z/{path.name}"
         assert papermill["parameters"]["record_dir"] == "runs/chapter/20250101T120000Z"
-        assert notebook["cells"][1]["source"] == 'record_dir = "runs/chapter/20250101T120000Z"\n'
+        # No injected cell to override the reader: the run's values are the parameters cell's own,
+        # which is the source's (the chapter's cluster, check False, record_dir None).
+        tags = [c.get("metadata", {}).get("tags", []) for c in notebook["cells"]]
+        assert ["injected-parameters"] not in tags and tags.count(["parameters"]) == 1
         source = json.loads((NOTEBOOKS / path.name).read_text(encoding="utf-8"))
-        assert notebook["cells"][0] == source["cells"][0] and notebook["cells"][2:] == source["cells"][1:]
+        assert build_docs._cell_sources(notebook) == build_docs._cell_sources(source)
+        assert [c["cell_type"] for c in notebook["cells"]] == [c["cell_type"] for c in source["cells"]]
+        assert "check: bool = False" in "".join(notebook["cells"][1]["source"])
+        assert "record_dir: \"str or None\" = None" in "".join(notebook["cells"][1]["source"])
+
+
+def test_the_published_parameters_cell_holds_the_runs_values(tmp_path: Path) -> None:
+    run_dir = make_record(tmp_path / "out")
+    path = run_dir / "00-preflight.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    notebook["metadata"]["papermill"]["parameters"]["nodes"] = [
+        {"name": "a", "address": "192.0.2.1", "nodeid": 1, "role": "primary"}, {"name": "b", "address": "192.0.2.2", "nodeid": 2},
+    ]
+    path.write_text(json.dumps(notebook), encoding="utf-8")
+    published = json.loads(build_docs.publish(run_dir, tmp_path / "generated")[0].read_text(encoding="utf-8"))
+    cell = "".join(published["cells"][1]["source"])
+    assert "192.0.2.1" in cell and "10.0.66.201" not in cell
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +30,7 @@ GENERATED = ROOT / "docs" / "generated"
 ASSETS = ROOT / "docs" / "assets"
 STEPS = sorted(p.stem for p in NOTEBOOKS.glob("[0-9][0-9]-*.ipynb"))
 NODES = ("node1", "node2")  # clusters/chapter.yaml
+OFF_NAV = {"benchmarks/": "papermill-ci/"}  # pages kept out of the reader's navigation -> a page that links them
 STATUSES = {"ok", "changed", "unchanged", "skipped"}  # what a successful first run reports per node
 # What each step's report says on a first run on fresh lab hosts (its own words, from runbook/steps/).
 EXPECTED = {
@@ -156,8 +158,9 @@ def test_every_page_renders_and_every_link_resolves(built_site: BuiltSite, serve
         urldefrag(a.get_property("href"))[0]
         for a in browser.find_elements("css selector", "nav.md-nav--primary a.md-nav__link[href]")
     }
-    expected = {server.url(p) for p in built_site.pages}
+    expected = {server.url(p) for p in built_site.pages if p not in OFF_NAV}
     assert expected <= nav, f"pages not in the navigation: {sorted(expected - nav)}"
+    assert not {server.url(p) for p in OFF_NAV} & nav, f"in the reader's navigation, though meant to be out of it: {OFF_NAV}"
 
     links: dict[str, set[str]] = {}  # link -> pages it is on
     remote_requests: list[str] = []
@@ -195,6 +198,8 @@ def test_every_page_renders_and_every_link_resolves(built_site: BuiltSite, serve
         elif fragment and target.endswith("/") and fragment not in anchors(body):
             broken.append(f"{href}: no #{fragment} on that page (on {', '.join(sorted(pages))})")
     (built_site.out / "external-links.txt").write_text("\n".join(external) + "\n")
+    for page, linked_from in OFF_NAV.items():
+        assert linked_from in links.get(server.url(page), set()), f"{page} is out of the navigation and not linked from {linked_from}"
     report["pages"] = f"{len(built_site.pages)} visited, {len(checked)} internal URLs checked, {len(external)} external links listed (not fetched)"
     assert not broken, "broken links:\n" + "\n".join(broken)
 
@@ -286,3 +291,201 @@ def test_dark_mode_toggle_and_search_work_offline(server: Server, browser) -> No
     WebDriverWait(browser, 20).until(lambda d: d.find_elements("css selector", "li.md-search-result__item"))
     hits = [a.get_attribute("href") for a in browser.find_elements("css selector", "li.md-search-result__item a")]
     assert any("/security/" in h for h in hits), hits
+
+
+# --- what a reader runs --------------------------------------------------------------------------
+
+
+def executed_html(notebook: dict) -> str:  # type: ignore[type-arg]
+    """Every HTML and text output of an executed notebook, joined."""
+    parts = []
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            parts.append("".join(data.get("text/html", "")) + "".join(data.get("text/plain", "")) + "".join(output.get("text", "")))
+    return "\n".join(parts)
+
+
+def test_a_downloaded_notebook_runs_with_what_its_reader_sets(server: Server, chapter_lab: str, docs_out: Path) -> None:
+    """The trap: a reader downloads step 0, sets `check = True` in its first code cell, runs it."""
+    status, body = fetch(server.url("generated/00-preflight/00-preflight.ipynb"))
+    assert status == 200
+    notebook = json.loads(body)
+    first = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    assert "parameters" in first["metadata"].get("tags", []), "the first code cell is not the parameters cell"
+    source = "".join(first["source"])
+    assert "check: bool = False" in source and "10.0.66.201" in source
+    first["source"] = source.replace("check: bool = False", "check: bool = True")
+    work = docs_out / "reader"
+    work.mkdir(exist_ok=True)
+    downloaded, executed = work / "00-preflight.ipynb", work / "00-preflight.out.ipynb"
+    downloaded.write_text(json.dumps(notebook), encoding="utf-8")
+    # As a reader runs it: papermill with no parameters, from a directory of their own.
+    result = subprocess.run(
+        [str(Path(sys.executable)), "-m", "papermill", str(downloaded), str(executed), "--cwd", str(work)],
+        env=dict(os.environ, RUNBOOK_LAB_ONLY="1"), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = json.loads(executed.read_text(encoding="utf-8"))
+    assert not [c for c in ran["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+    text = executed_html(ran)
+    assert 'data-step="00-preflight"' in text, text[-2000:]
+    assert "check mode: nothing was changed" in text, f"the reader's check = True did not run in check mode:\n{text[-3000:]}"
+    assert "ready: " in text and "10.0.66.201" in text
+
+
+# --- step pages as a reader sees them: layout, colours, pictures ------------------------------------
+
+PHONE, DESKTOP = 390, 1280
+SCHEMES = ("default", "slate")  # mkdocs-material's light and dark palettes
+ALL_STATUSES = ("ok", "changed", "unchanged", "skipped", "would-change", "failed")
+DIAGRAMS = {"cluster", "steps", "keymap"}
+
+
+def set_view(driver, width: int, scheme: str, height: int = 900) -> None:  # type: ignore[no-untyped-def]
+    driver.set_window_size(width, height)
+    driver.execute_script("document.body.setAttribute('data-md-color-scheme', arguments[0])", scheme)
+
+
+def _rgb(css: str) -> tuple[float, float, float, float]:
+    numbers = [float(x) for x in re.findall(r"[\d.]+", css)]
+    return (numbers + [1.0])[:4] if len(numbers) >= 3 else (0.0, 0.0, 0.0, 0.0)
+
+
+def contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two opaque CSS rgb() colours."""
+    def luminance(css: str) -> float:
+        r, g, b, _ = _rgb(css)
+        def channel(c: float) -> float:
+            c /= 255
+            return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+        return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+    high, low = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+# The colour of each status word and of the first opaque background behind it, as the browser paints them.
+_STATUS_COLOURS = """
+const report = document.querySelector('.runbook-report');
+const probe = document.createElement('p');
+probe.id = 'status-probe';
+for (const s of arguments[0]) {
+  const w = document.createElement('strong');
+  w.className = 'runbook-status runbook-status--' + s; w.textContent = s; probe.appendChild(w);
+}
+report.appendChild(probe);
+const out = [];
+const words = [...document.querySelectorAll('.runbook-report table:not(.runbook-membership) > tbody > tr > td:nth-child(2) strong')];
+for (const w of words.concat([...probe.children])) {
+  let e = w, bg = 'rgba(0, 0, 0, 0)';
+  while (e) { const b = getComputedStyle(e).backgroundColor; if (!/rgba\\(.*, 0\\)$/.test(b) && b !== 'transparent') { bg = b; break; } e = e.parentElement; }
+  out.push([w.textContent.trim(), getComputedStyle(w).color, bg === 'rgba(0, 0, 0, 0)' ? 'rgb(255, 255, 255)' : bg, w.closest('#status-probe') ? 'probe' : 'run']);
+}
+probe.remove();
+return out;
+"""
+
+
+# Status words of the report that a reader cannot see without scrolling something sideways.
+_OFF_SCREEN = """
+const out = [];
+for (const w of document.querySelectorAll('.runbook-report table:not(.runbook-membership) > tbody > tr > td:nth-child(2) strong')) {
+  window.scrollTo(0, w.getBoundingClientRect().top + window.scrollY - window.innerHeight / 2);
+  const r = w.getBoundingClientRect();
+  const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+  if (r.right > document.documentElement.clientWidth || !(hit === w || w.contains(hit))) out.push(w.textContent + ' at x=' + Math.round(r.left));
+}
+return out;
+"""
+
+
+@pytest.mark.parametrize("stem", STEPS)
+def test_step_page_reads_well(stem: str, server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    """No parameter cell, status words at 4.5:1 in both palettes, no sideways scrolling of the page at 390 px."""
+    url = server.url(f"generated/{stem}/")
+    set_view(browser, DESKTOP, "default")
+    open_page(browser, url)
+    article = browser.find_element("css selector", "article").get_attribute("textContent")
+    for parameter_line in ("cluster_name: str =", "check: bool =", "record_dir:", "# Parameters"):
+        assert parameter_line not in article, f"{stem}: the page shows a parameter cell ({parameter_line!r})"
+    assert not browser.find_elements("css selector", ".celltag_parameters, .celltag_injected-parameters")
+    box = browser.find_element("css selector", ".runbook-run-yourself").text
+    assert f"papermill notebooks/{stem}.ipynb" in box and "make notebook" in box, box
+
+    for scheme in SCHEMES:
+        set_view(browser, DESKTOP, scheme)
+        low = []
+        measured = browser.execute_script(_STATUS_COLOURS, list(ALL_STATUSES))
+        assert [m for m in measured if m[3] == "run"], f"{stem}: no status word found in the report"
+        for word, fg, bg, where in measured:
+            ratio = contrast(fg, bg)
+            if ratio < 4.5:
+                low.append(f"{word} ({where}): {fg} on {bg} = {ratio:.2f}:1")
+        assert not low, f"{stem}, {scheme}: status words below 4.5:1: {low}"
+
+    for scheme in SCHEMES:
+        set_view(browser, PHONE, scheme, 844)
+        open_page(browser, url)
+        widths = browser.execute_script("return [document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+        assert widths[0] <= widths[1], f"{stem} at {PHONE} px ({scheme}): the page scrolls sideways ({widths[0]} > {widths[1]} px)"
+        hidden = browser.execute_script(_OFF_SCREEN)
+        assert not hidden, f"{stem} at {PHONE} px: status words not on screen without scrolling sideways: {hidden}"
+    set_view(browser, DESKTOP, "default")
+
+
+def test_step_6_shows_the_membership_lines_whole(server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    """corosync-quorumtool -s as each node printed it: Quorum, Flags and the members, open and not cut short."""
+    for width in (DESKTOP, PHONE):
+        set_view(browser, width, "default")
+        open_page(browser, server.url("generated/06-start-and-verify/"))
+        outputs = [p for p in browser.find_elements("css selector", ".runbook-report details pre") if "corosync-quorumtool -s" in p.get_attribute("textContent")]
+        assert len(outputs) == len(NODES), f"{len(outputs)} outputs of corosync-quorumtool -s at {width} px"
+        for pre in outputs:
+            assert pre.is_displayed(), f"the output is folded away at {width} px"
+            text = pre.text  # what is rendered, not the DOM text
+            for line in ("Quorate:          Yes", "Quorum:", "Flags:            2Node Quorate", "Membership information", "node1", "node2"):
+                assert line in text, f"{line!r} not shown at {width} px:\n{text}"
+            inner, shown = browser.execute_script("return [arguments[0].scrollHeight, arguments[0].clientHeight]", pre)
+            assert inner <= shown + 1, f"at {width} px the output scrolls inside itself ({inner} > {shown} px): lines are hidden"
+    set_view(browser, DESKTOP, "default")
+
+
+@pytest.mark.parametrize("page", ["", "concepts/"])
+def test_pictures_are_drawn_and_served_by_the_site(page: str, server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    open_page(browser, server.url(page))
+    images = browser.find_elements("css selector", "article img[src*='assets/diagrams/']")
+    assert images, f"{page or '/'}: no picture"
+    names = set()
+    for img in images:
+        src = img.get_property("src")
+        assert src.startswith(server.base), f"{src}: not from the site itself"
+        assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", img) > 100, f"{src} did not load"
+        status, body = fetch(src)
+        assert status == 200 and b"<svg" in body and b"http://" not in body.replace(b"http://www.w3.org/", b""), src
+        names.add(Path(urlsplit(src).path).stem)
+        assert img.get_attribute("alt"), f"{src}: no alt text"
+    if page == "concepts/":
+        assert names >= DIAGRAMS, f"the concepts page draws {sorted(names)}, not {sorted(DIAGRAMS)}"
+
+
+SHOTS = [(stem, width, scheme) for stem in ("02-corosync-conf", "06-start-and-verify") for width in (DESKTOP, PHONE) for scheme in SCHEMES]
+
+
+def test_step_screenshots(built_site: BuiltSite, server: Server, browser, report) -> None:  # type: ignore[no-untyped-def]
+    """Steps 2 and 6 at 1280 and 390 px, light and dark, scrolled to the report; `make screenshots` keeps them."""
+    taken = []
+    for stem, width, scheme in SHOTS:
+        set_view(browser, width, scheme, 900 if width == DESKTOP else 844)
+        open_page(browser, server.url(f"generated/{stem}/"))
+        browser.execute_script("document.body.setAttribute('data-md-color-scheme', arguments[0])", scheme)
+        target = browser.find_element("css selector", ".runbook-report")
+        browser.execute_script("arguments[0].scrollIntoView({block: 'start'}); window.scrollBy(0, -64)", target)
+        time.sleep(0.5)  # the header swaps the site name for the page title as the page scrolls
+        name = f"step{stem[:2]}-{width}-{'dark' if scheme == 'slate' else 'light'}.png"
+        taken.append(screenshot(browser, built_site.out / "screenshots" / name))
+    set_view(browser, DESKTOP, "default")
+    report["screenshots (steps 2 and 6)"] = str(built_site.out / "screenshots")
+    if os.environ.get("RUNBOOK_UPDATE_ASSETS"):  # `make screenshots`: a plain test run changes no tracked file
+        for shot in taken:
+            copy_if_changed(shot, ASSETS / "screenshots" / shot.name)
+        report["screenshots (steps 2 and 6)"] += f" (copied to {ASSETS / 'screenshots'})"
