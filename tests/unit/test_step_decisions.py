@@ -6,7 +6,7 @@ from pathlib import Path
 from runbook.cluster import load_cluster
 from runbook.facts import DEFAULTS_PATH, parse_facts
 from runbook.steps.authkey import keygen_script
-from runbook.steps.boot import boot_method
+from runbook.steps.boot import boot_methods
 from runbook.steps.install import install_command
 from runbook.steps.preflight import check_node
 from runbook.steps.start import restart_reason
@@ -58,12 +58,14 @@ def _file(path: str, text: str) -> str:
     return f"@@runbook-section file:{path}\n644 root root\n{base64.b64encode(text.encode()).decode()}\n"
 
 
-def test_boot_method_follows_the_defaults_file_then_the_init_system():
-    assert boot_method(facts(files=_file(DEFAULTS_PATH, "START=no\n"))) == "default-file"
-    assert boot_method(facts(files=_file(DEFAULTS_PATH, '#OPTIONS=""\n'), init="systemd")) == "systemd"
-    assert boot_method(facts(init="sysv")) == "update-rc.d"
-    assert boot_method(facts(init="sysv", tools="chkconfig")) == "chkconfig"
-    assert boot_method(facts(init="none", tools="")) == "none"
+def test_boot_honours_the_start_line_and_enables_with_the_init_system():
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, "START=no\n"))) == ["default-file", "update-rc.d"]
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, "START=no\n"), init="systemd")) == ["default-file", "systemd"]
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, '#OPTIONS=""\n'), init="systemd")) == ["systemd"]
+    assert boot_methods(facts(init="sysv")) == ["update-rc.d"]
+    assert boot_methods(facts(init="sysv", tools="chkconfig")) == ["chkconfig"]
+    assert boot_methods(facts(init="none", tools="", files=_file(DEFAULTS_PATH, "START=no\n"))) == ["default-file"]
+    assert boot_methods(facts(init="none", tools="")) == []
 
 
 def test_keygen_never_waits_for_entropy():
