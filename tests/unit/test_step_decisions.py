@@ -100,3 +100,18 @@ def test_daemon_started_elsewhere_is_judged_by_time_and_cluster_name():
     assert "in cluster 'debian'" in restart_reason({**STATE, "loaded_cluster_name": "debian"}, "chapter", 3)
     # a stale stamp from an earlier daemon (pid differs) is not trusted
     assert restart_reason({**STATE, "stamp:pid": "77", f"mtime:{KEY}": "1005"}, "chapter", 3) == "authkey is newer than the running daemon"
+
+
+def test_a_corosync_outside_systemd_is_restarted_under_it():
+    stamp = {"stamp:pid": "812", f"stamp:sha:{CONF}": "aaa", f"stamp:sha:{KEY}": "kkk"}
+    state = {**STATE, **stamp, "active": "inactive", "enabled": "enabled"}
+    assert "not as systemd's corosync.service" in restart_reason(state, "chapter", 3)
+    assert restart_reason({**state, "active": "active"}, "chapter", 3) is None
+    assert restart_reason({**state, "active": "activating"}, "chapter", 3) is None
+
+
+def test_systemd_state_is_said_only_where_systemd_runs():
+    from runbook.steps.start import systemd_said
+
+    assert systemd_said({"pid": "1"}) == ""
+    assert systemd_said({"active": "active", "enabled": "enabled"}) == "; systemd: active, enabled at boot"
