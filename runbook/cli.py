@@ -301,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         "lab",
         help="Local test hosts (network namespaces with sshd) for trying the runbook safely.",
         description="Local test hosts: one network namespace per node with its own address, hostname, "
-        "PID and mount namespaces, an overlay of / as root, and sshd with its own host key. Needs root.",
+        "PID and mount namespaces, an overlay of / as root, and sshd with its own host key; or, with "
+        "--os debian12|debian13, systemd-nspawn machines that boot systemd. Needs root.",
         epilog="examples:\n  runbook lab up clusters/chapter.yaml   # hosts at 10.0.66.201 and .202\n"
         "  runbook lab up --nodes 5 --lab five\n"
         "  runbook lab prepare --os debian12,debian13   # once, with the network\n"

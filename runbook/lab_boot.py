@@ -240,6 +240,7 @@ if [ -x /etc/rc.local ]; then
   echo "/etc/rc.local" >> /var/log/lab-boot.log
   /etc/rc.local >> /var/log/lab-boot.log 2>&1 < /dev/null
 fi
+touch /run/lab-booted
 true
 """
 
@@ -275,6 +276,10 @@ def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda 
             time.sleep(0.2)
     else:
         time.sleep(0.5)
+        while host_exec(host, "test -e /run/lab-booted", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise LabError(f"host {host.name}: its boot scripts did not finish within {BOOT_WAIT_SECONDS:g}s (see /var/log/lab-boot.log in it)")
+            time.sleep(0.2)
     while not _sshd_listening(host.address):
         if time.monotonic() > deadline:
             raise LabError(f"host {host.name}: sshd did not come back within {BOOT_WAIT_SECONDS:g}s (see {state.host_dir(host) / 'boot.log'})")

@@ -175,3 +175,26 @@ def test_undone_boot_steps_are_planned_fixed_and_survive_a_reboot(booted):
     booted.reboot("node2")
     wait_quorate(booted.cluster)
     assert booted.corosync_at_boot("node2").active == "active"
+
+
+def test_lab_down_after_a_crash_leaves_nothing_behind():
+    """`lab up` killed while its machines boot: `lab down` still removes supervisors, machines, mounts."""
+    if not lab_rootfs.is_ready(lab_rootfs.boot_os("debian12")):
+        pytest.fail("no cached root file system for debian12: run `runbook lab prepare --os debian12` first")
+    lab.down("bootcr")
+    argv = [sys.executable, "-m", "runbook", "lab", "up", "--nodes", "1", "--subnet", free_subnet(), "--lab", "bootcr", "--os", "debian12"]
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = lab.LabState.load("bootcr")
+        if state and lab_boot.boots(state, state.hosts[0]) >= 1:
+            break
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    assert state is not None and lab_boot.boots(state, state.hosts[0]) >= 1, "the machine never started"
+    from tests.lab.conftest import leftovers
+
+    assert lab.down("bootcr")
+    assert leftovers(state) == []
