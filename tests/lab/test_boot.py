@@ -172,6 +172,9 @@ def test_undone_boot_steps_are_planned_fixed_and_survive_a_reboot(booted):
     run = runbook("run", str(booted.state.cluster_file), out=booted.out)
     assert run.returncode == 0, run.stderr[-3000:]
     assert booted.corosync_at_boot("node2").enabled == "enabled"
+    record = sorted((booted.out / booted.cluster.name).iterdir())[-1]
+    started = json.loads((record / "06-start-and-verify.json").read_text())["outcomes"]
+    assert [o["status"] for o in started] == ["unchanged", "unchanged"]  # Corosync started at boot is left alone
     booted.reboot("node2")
     wait_quorate(booted.cluster)
     assert booted.corosync_at_boot("node2").active == "active"
