@@ -262,6 +262,10 @@ def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda 
         # setsid + nohup: the script kills the very nsenter that started it.
         host_exec(host, f"setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 < /dev/null &")
         (state.host_dir(host) / BOOTS_FILE).write_text(f"{max(before, 1) + 1}\n")
+    elif not _supervisor_pids(state, host):
+        progress(f"{host.name}: the machine is off (e.g. `systemctl poweroff`); powering it on")
+        (state.host_dir(host) / "power").unlink(missing_ok=True)
+        start_host(state, host)
     elif hard:
         progress(f"{host.name}: hard reset (SIGKILL to the machine's PID 1)")
         hard_reset(state, host)
