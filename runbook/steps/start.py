@@ -121,22 +121,25 @@ mv -f {STAMP}.tmp {STAMP}
 
 
 def systemd_restart_script() -> str:
-    """(Re)start under systemd: systemctl waits for the old daemon and for the new one's readiness.
+    """(Re)start under systemd: stop, wait until no corosync is left, start; systemctl waits for readiness.
 
-    A corosync started outside systemd (by hand) is stopped first: systemd's would exit at once
+    A corosync started outside systemd (by hand) is stopped too: systemd's would exit at once
     beside it. The stamp records systemd's MainPID, so the next run knows what the daemon loaded.
     """
     return f"""
 set -e
 if systemctl is-active --quiet corosync; then
-  systemctl restart corosync || {{ echo "systemctl restart corosync failed: corosync is $(systemctl is-active corosync)" >&2; exit 4; }}
-else
-  if pidof corosync >/dev/null; then
-    kill $(pidof corosync)
-    i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "a corosync outside systemd did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
-  fi
-  systemctl reset-failed corosync 2>/dev/null || true
-  systemctl start corosync || {{ echo "systemctl start corosync failed: corosync is $(systemctl is-active corosync)" >&2; exit 4; }}
+  systemctl stop corosync
+elif pidof corosync >/dev/null; then
+  kill $(pidof corosync)
+fi
+i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+systemctl reset-failed corosync 2>/dev/null || true
+# One retry: a start right after a stop can fail while the old control group is still being
+# removed (status 219/CGROUP, seen in containers); a real fault fails twice and is reported.
+if ! systemctl start corosync; then
+  sleep 2; systemctl reset-failed corosync 2>/dev/null || true
+  systemctl start corosync || {{ echo "systemctl start corosync failed twice: corosync is $(systemctl is-active corosync)" >&2; exit 4; }}
 fi
 sleep 1
 state=$(systemctl is-active corosync || true)

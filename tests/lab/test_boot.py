@@ -129,10 +129,17 @@ def test_run_makes_a_quorate_cluster_that_starts_at_boot(booted):
 
 
 def test_clean_reboot_brings_corosync_back_at_boot(booted):
+    if booted.os == "host":  # the sysv boot: rc2.d's S links, then an executable /etc/rc.local
+        with hosts_for(booted.cluster) as hosts:
+            hosts["node2"].run("printf '#!/bin/sh -e\\necho ran > /var/tmp/rc.local.ran\\nexit 0\\n' > /etc/rc.local; chmod 755 /etc/rc.local; rm -f /var/tmp/rc.local.ran")
     booted.reboot("node2")
     seen = wait_quorate(booted.cluster)
     assert all("2Node" in v.flags for v in seen.values())
     assert booted.corosync_at_boot("node2").active == "active"
+    if booted.os == "host":
+        with hosts_for(booted.cluster) as hosts:
+            log = hosts["node2"].run("cat /var/log/lab-boot.log; cat /var/tmp/rc.local.ran; rm -f /etc/rc.local").text
+        assert "/etc/rc2.d/S01corosync start" in log and "/etc/rc.local" in log and log.rstrip().endswith("ran"), log
 
 
 def test_hard_reboot_brings_corosync_back_at_boot(booted):
@@ -143,6 +150,30 @@ def test_hard_reboot_brings_corosync_back_at_boot(booted):
 
 def test_both_nodes_rebooted_together_are_quorate_again(booted):
     booted.reboot("node1", "node2")
+    wait_quorate(booted.cluster)
+
+
+def test_a_node_alone_after_a_cold_start_waits_for_the_other(booted):
+    """two_node's wait_for_all: one node back alone is not quorate; with the other back, both are."""
+    if booted.os == "host":
+        pytest.skip("`host` hosts have no power to switch off")
+    lab.host_exec(booted.state.host("node2"), "systemctl poweroff", check=False)
+    power = booted.state.host_dir(booted.state.host("node2")) / "power"
+    deadline = time.monotonic() + 60
+    while not power.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert power.read_text().strip() == "off"
+    booted.reboot("node1", hard=True)
+    deadline = time.monotonic() + QUORUM_WAIT
+    while True:
+        with hosts_for(booted.cluster) as hosts:
+            text = hosts["node1"].run("corosync-quorumtool -s", check=False).text
+        alone = parse_quorumtool("node1", text)
+        if alone.members or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert alone.quorate is False and "WaitForAll" in alone.flags, alone.raw
+    booted.reboot("node2")  # powers it on
     wait_quorate(booted.cluster)
 
 
