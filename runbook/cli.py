@@ -95,7 +95,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         nodes = [(n.name, n.address) for n in cluster.nodes]
     else:
         nodes = lab.generated_nodes(args.nodes or 2, args.subnet)
-    state = lab.up(args.lab, nodes, progress=_progress)
+    state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os)
     _print_status(state)
     print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
     if not args.cluster:
@@ -107,11 +107,14 @@ def _print_status(state) -> None:  # type: ignore[no-untyped-def]
     from runbook import lab
 
     rows = lab.status(state)
-    print(f"lab '{state.name}': bridge {state.bridge} ({state.bridge_address}, {state.subnet})")
-    print(f"  {'HOST':<12} {'ADDRESS':<16} {'NETNS':<6} {'SSHD':<6} COROSYNC")
+    print(f"lab '{state.name}' ({state.os}): bridge {state.bridge} ({state.bridge_address}, {state.subnet})")
+    print(f"  {'HOST':<12} {'ADDRESS':<16} {'NETNS':<6} {'SSHD':<6} {'BOOTS':<6} {'COROSYNC':<9} {'ACTIVE':<10} AT BOOT")
     for row in rows:
         yes = {True: "up", False: "down"}
-        print(f"  {row.name:<12} {row.address:<16} {yes[row.netns]:<6} {yes[row.sshd]:<6} {'running' if row.corosync else 'stopped'}")
+        print(
+            f"  {row.name:<12} {row.address:<16} {yes[row.netns]:<6} {yes[row.sshd]:<6} {row.boots:<6} "
+            f"{'running' if row.corosync else 'stopped':<9} {row.active:<10} {row.enabled}"
+        )
 
 
 def cmd_lab_status(args: argparse.Namespace) -> int:
@@ -137,10 +140,18 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 
 
 def cmd_lab_prepare(args: argparse.Namespace) -> int:
-    from runbook import lab
+    from runbook import lab, lab_rootfs
 
-    lab.prepare_packages(progress=_progress)
-    print("ready: lab hosts can install corosync offline")
+    names = [part.strip() for part in args.os.split(",") if part.strip()]
+    booting = [n for n in names if n != lab_rootfs.HOST_OS]
+    oses = lab_rootfs.parse_os_list(",".join(booting)) if booting else []  # every name checked first
+    lab.require_lab_support()
+    lab.prepare_packages(progress=_progress)  # `host` hosts install from this machine's apt cache
+    for os_ in oses:
+        lab_rootfs.prepare(os_, progress=_progress, force=args.force)
+    ready = ["host (corosync's packages in this machine's apt cache)"]
+    ready += [f"{o.name} ({lab_rootfs.tree(o)})" for o in oses]
+    print("ready: " + ", ".join(ready))
     return 0
 
 
@@ -151,6 +162,23 @@ def cmd_lab_world(args: argparse.Namespace) -> int:
     if command[:1] == ["--"]:
         command = command[1:]
     return world.run_in_world(args.world, command, progress=_progress)
+
+
+def cmd_lab_reboot(args: argparse.Namespace) -> int:
+    from runbook import lab, lab_boot
+
+    state = lab.LabState.load(args.lab)
+    if state is None:
+        raise RunbookError(f"lab '{args.lab}' is not up; run `runbook lab up CLUSTER` first")
+    names = [state.host(n).name for n in args.nodes]  # every name checked before anything reboots
+    from runbook.steps._common import parallel
+
+    results = parallel(names, lambda n: lab_boot.reboot(state, n, hard=args.hard, progress=_progress))
+    failed = [r for r in results if isinstance(r, Exception)]
+    for error in failed:
+        print(f"runbook: error: {error}", file=sys.stderr)
+    _print_status(state)
+    return 1 if failed else 0
 
 
 def cmd_lab_ssh(args: argparse.Namespace) -> int:
@@ -301,20 +329,35 @@ def build_parser() -> argparse.ArgumentParser:
         "lab",
         help="Local test hosts (network namespaces with sshd) for trying the runbook safely.",
         description="Local test hosts: one network namespace per node with its own address, hostname, "
-        "PID and mount namespaces, an overlay of / as root, and sshd with its own host key. Needs root.",
+        "PID and mount namespaces, an overlay of / as root, and sshd with its own host key; or, with "
+        "--os debian12|debian13, systemd-nspawn machines that boot systemd. Needs root.",
         epilog="examples:\n  runbook lab up clusters/chapter.yaml   # hosts at 10.0.66.201 and .202\n"
-        "  runbook lab up --nodes 5 --lab five\n  runbook lab status\n  runbook lab ssh node1\n  runbook lab down --all",
+        "  runbook lab up --nodes 5 --lab five\n"
+        "  runbook lab prepare --os debian12,debian13   # once, with the network\n"
+        "  runbook lab up clusters/chapter.yaml --os debian12   # hosts that boot systemd\n"
+        "  runbook lab reboot node1 [--hard]\n  runbook lab status\n  runbook lab ssh node1\n  runbook lab down --all",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     lab_sub = lab_parser.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
     from runbook.lab import DEFAULT_LAB
+    from runbook.lab_rootfs import OS_CHOICES
 
     p = lab_sub.add_parser("up", help="make hosts for a cluster file's nodes, or N generated hosts")
     p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
     p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
     p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24); labs on different subnets coexist")
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument(
+        "--os", default="host", choices=OS_CHOICES,
+        help="host: an overlay of this machine with no init (fast, the default); debian12/debian13: "
+        "systemd-nspawn machines booting systemd (needs `runbook lab prepare --os ...` once)",
+    )
     p.set_defaults(func=cmd_lab_up)
+    p = lab_sub.add_parser("reboot", help="reboot hosts: `systemctl reboot` inside (or a boot's rc scripts on host hosts)")
+    p.add_argument("nodes", nargs="+", metavar="NODE", help="host name(s); several reboot together")
+    p.add_argument("--hard", action="store_true", help="pull the plug: kill the machine and boot it again")
+    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.set_defaults(func=cmd_lab_reboot)
     p = lab_sub.add_parser("status", help="hosts, addresses, sshd and corosync state")
     p.add_argument("--lab", default=None, help="only this lab (default: all)")
     p.set_defaults(func=cmd_lab_status)
@@ -323,10 +366,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="remove every lab")
     p.set_defaults(func=cmd_lab_down)
     p = lab_sub.add_parser(
-        "prepare", help="fetch what lab hosts install (corosync's packages) while the network is reachable",
-        description="Fill this machine's apt cache with corosync's packages, so that lab hosts install it "
-        "offline. `lab up` does this itself; inside a lab world (no route out) it must be done first.",
+        "prepare", help="fetch what lab hosts need (corosync's packages, booting hosts' root file systems)",
+        description="Fill this machine's apt cache with corosync's packages, so that `host` lab hosts install "
+        "it offline, and make the cached root file systems of booting hosts (debootstrap, about a minute each "
+        "the first time, then instant). `lab up` never fetches a root file system; inside a lab world (no "
+        "route out) nothing can be fetched, so prepare first.",
+        epilog="examples:\n  runbook lab prepare                              # host hosts only\n"
+        "  runbook lab prepare --os host,debian12,debian13  # what `make test` does",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--os", default="host", help="comma-separated: host, debian12, debian13 (default host)")
+    p.add_argument("--force", action="store_true", help="make the root file systems again even when cached")
     p.set_defaults(func=cmd_lab_prepare)
     p = lab_sub.add_parser(
         "world", help="run a command with labs of its own, in a network namespace of its own",

@@ -32,7 +32,7 @@ s os_release; cat /etc/os-release 2>/dev/null || cat /etc/lsb-release 2>/dev/nul
 s corosync_version; (corosync -v 2>/dev/null || /usr/sbin/corosync -v 2>/dev/null) | head -n 1
 s corosync_candidate; if ! command -v corosync >/dev/null 2>&1; then if command -v apt-cache >/dev/null 2>&1; then apt-cache policy corosync 2>/dev/null | awk '/Candidate:/{{print $2}}'; elif command -v dnf >/dev/null 2>&1; then dnf -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; elif command -v yum >/dev/null 2>&1; then yum -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; fi; fi
 s package_manager; for pm in apt-get dnf yum zypper; do command -v $pm >/dev/null 2>&1 && {{ echo $pm; break; }}; done
-s init; if [ -d /run/systemd/system ]; then echo systemd; elif /sbin/initctl version 2>/dev/null | grep -q upstart; then echo upstart; elif [ -d /etc/init.d ]; then echo sysv; else echo none; fi
+s init; echo "pid1=$(cat /proc/1/comm 2>/dev/null) run_systemd=$([ -d /run/systemd/system ] && echo 1 || echo 0) upstart=$(/sbin/initctl version 2>/dev/null | grep -q upstart && echo 1 || echo 0) initd=$([ -d /etc/init.d ] && echo 1 || echo 0)"
 s update_rc; for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done
 s addresses; (ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{{print $2}}' | sed 's/^addr://'
 s corosync_pids; pidof corosync 2>/dev/null || true
@@ -182,7 +182,7 @@ def parse_facts(node: str, output: str) -> NodeFacts:
         corosync_version=version_match.group(1) if version_match else None,
         candidate_version=_candidate(sec.get("corosync_candidate", "")),
         package_manager=sec.get("package_manager") or None,
-        init_system=sec.get("init", "none") or "none",
+        init_system=init_system_of(sec.get("init", "")),
         boot_tools=tuple(sec.get("update_rc", "").split()),
         addresses=tuple(a for a in sec.get("addresses", "").split() if _is_ip(a)),
         corosync_pids=tuple(int(p) for p in sec.get("corosync_pids", "").split() if p.isdigit()),
@@ -190,6 +190,26 @@ def parse_facts(node: str, output: str) -> NodeFacts:
         files=files,
         links=dict(line.split(" ", 1) for line in sec.get("links", "").splitlines() if " " in line),
     )
+
+
+def init_system_of(probe: str) -> str:
+    """Pure: 'systemd', 'upstart', 'sysv' or 'none' from the init probe (or an already decided word).
+
+    systemd counts only when it is PID 1: /run/systemd/system alone can be left over or bind-mounted
+    into a container whose PID 1 is something else (a shell, tini), where `systemctl` cannot work.
+    """
+    probe = probe.strip()
+    if "=" not in probe:
+        return probe or "none"
+    values = dict(token.partition("=")[::2] for token in probe.split())
+    pid1 = values.get("pid1", "")
+    if pid1 == "systemd" or (not pid1 and values.get("run_systemd") == "1"):
+        return "systemd"
+    if values.get("upstart") == "1":
+        return "upstart"
+    if values.get("initd") == "1":
+        return "sysv"
+    return "none"
 
 
 def _candidate(text: str) -> str | None:

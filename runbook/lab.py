@@ -68,6 +68,7 @@ class LabState:
     bridge_address: str
     hosts: list[LabHost] = field(default_factory=list)
     created: float = 0.0
+    os: str = "host"  # "host" (an overlay of this machine, no init) or a booting OS (see lab_boot)
 
     @property
     def dir(self) -> Path:
@@ -128,6 +129,9 @@ class HostStatus:
     netns: bool
     sshd: bool
     corosync: bool
+    boots: int = 0
+    enabled: str = "?"  # corosync at boot: "enabled", "disabled", "not installed"
+    active: str = "?"  # corosync now: "active", "inactive", "failed"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,20 +427,33 @@ def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
         time.sleep(3)
 
 
-def up(name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet, packages: bool = True) -> LabState:
-    """Make one host per (name, address). Idempotent for the same hosts; anything half-made is removed."""
+def up(
+    name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet, packages: bool = True, os_name: str = "host"
+) -> LabState:
+    """Make one host per (name, address). Idempotent for the same hosts; anything half-made is removed.
+
+    os_name "host" makes overlay hosts of this machine; "debian12"/"debian13" boot systemd in
+    systemd-nspawn over a cached root file system (`runbook lab prepare`), and never need the network.
+    """
     require_lab_support()
     planned = plan_lab(name, nodes)
+    planned.os = os_name
+    if os_name != "host":
+        from runbook import lab_boot, lab_rootfs
+
+        lab_rootfs.require_ready(lab_rootfs.boot_os(os_name))
+        lab_boot.require_boot_support()
     existing = LabState.load(name)
     if existing is not None:
         same = [(h.name, h.address) for h in existing.hosts] == [(h.name, h.address) for h in planned.hosts]
+        same = same and existing.os == os_name
         if same and all(s.sshd for s in status(existing)):
             progress(f"lab '{name}' is already up with these hosts")
             return existing
         progress(f"lab '{name}' exists but differs or is not healthy; removing it first")
         down(name, progress)
     _check_subnet_free(planned)
-    if packages:
+    if packages and os_name == "host":
         prepare_packages(progress)
     planned.created = time.time()
     planned.save()  # intent first: `down` can undo whatever follows
@@ -444,9 +461,14 @@ def up(name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet,
         _make_keys(planned)
         _make_bridge(planned)
         for host in planned.hosts:
-            progress(f"starting host {host.name} at {host.address}")
+            progress(f"starting host {host.name} at {host.address}" + (f", booting {os_name}" if os_name != "host" else ""))
             _make_host(planned, host)
-        _wait_for_sshd(planned, progress)
+        if os_name == "host":
+            _wait_for_sshd(planned, progress)
+        else:
+            from runbook import lab_boot
+
+            lab_boot.wait_until_booted(planned, planned.hosts, progress)
     except BaseException:
         progress("lab up failed; removing what was made")
         down(name, _quiet)
@@ -500,6 +522,12 @@ def _make_host(state: LabState, host: LabHost) -> None:
     run_local(["ip", "-n", host.netns, "addr", "replace", f"{host.address}/{prefix}", "dev", "eth0"])
     run_local(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
     run_local(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+    if state.os != "host":
+        from runbook import lab_boot
+
+        lab_boot.start_host(state, host)
+        return
+    (state.host_dir(host) / "boots").write_text("1\n")
     d = state.host_dir(host)
     (d / "boot.sh").write_text(boot_script(state, host))
     log = open(d / "boot.log", "ab")
@@ -543,6 +571,7 @@ def status(state: LabState) -> list[HostStatus]:
     for host in state.hosts:
         alive = host.netns in netns
         pids = _netns_pids(host.netns) if alive else []
+        boot = _boot_state(state, host) if alive else None
         result.append(
             HostStatus(
                 name=host.name,
@@ -550,9 +579,24 @@ def status(state: LabState) -> list[HostStatus]:
                 netns=alive,
                 sshd=alive and _sshd_listening(host.address),
                 corosync=any(_comm(p) == "corosync" for p in pids),
+                boots=_boots(state, host),
+                enabled=boot.enabled if boot else "?",
+                active=boot.active if boot else "?",
             )
         )
     return result
+
+
+def _boots(state: LabState, host: LabHost) -> int:
+    from runbook import lab_boot
+
+    return lab_boot.boots(state, host)
+
+
+def _boot_state(state: LabState, host: LabHost):  # type: ignore[no-untyped-def]
+    from runbook import lab_boot
+
+    return lab_boot.boot_state(state, host)
 
 
 def _init_pid(host: LabHost) -> int:
@@ -636,6 +680,12 @@ def down(name: str, progress: Progress = _quiet) -> bool:
         bridge = state.bridge
     lab_dir = labs_root() / name
     found = bool(namespaces) or _link_exists(bridge) or lab_dir.exists()
+    if state and state.os != "host":
+        from runbook import lab_boot
+
+        for host in state.hosts:
+            if host.netns in namespaces:
+                lab_boot.kill_host(state, host)  # supervisor first, so no machine boots again
     for netns in sorted(namespaces):
         progress(f"stopping {netns}")
         _kill_netns(netns)

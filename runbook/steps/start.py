@@ -41,6 +41,9 @@ fi
 for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "mtime:$f=$(date -r $f +%s.%N)" && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done
 [ -e {STAMP} ] && sed 's/^/stamp:/' {STAMP}
 command -v corosync-cmapctl >/dev/null && [ -n "$pid" ] && echo "loaded_cluster_name=$(corosync-cmapctl -g totem.cluster_name 2>/dev/null | sed 's/.*= //')"
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+  echo "active=$(systemctl is-active corosync 2>/dev/null)"; echo "enabled=$(systemctl is-enabled corosync 2>/dev/null)"
+fi
 true
 """
 
@@ -59,6 +62,8 @@ def restart_reason(state: dict[str, str], cluster_name: str, generation: int) ->
     pid = state.get("pid", "")
     if not pid:
         return "Corosync is not running"
+    if state.get("active") not in (None, "active", "activating", "reloading"):
+        return f"a Corosync runs, but not as systemd's corosync.service (systemctl is-active: {state.get('active') or '?'})"
     if state.get("stamp:pid") == pid:
         for path, label in ((CONF_PATH, "corosync.conf"), (AUTHKEY_PATH, "authkey")):
             if state.get(f"sha:{path}") != state.get(f"stamp:sha:{path}"):
@@ -74,6 +79,13 @@ def restart_reason(state: dict[str, str], cluster_name: str, generation: int) ->
     if generation >= 2 and loaded is not None and loaded != cluster_name:
         return f"the running daemon is in cluster {loaded!r}, not {cluster_name!r} (started with another config)"
     return None
+
+
+def systemd_said(state: dict[str, str]) -> str:
+    """Pure: '; systemd: active, enabled' for a node where systemd is PID 1, else ''."""
+    if "active" not in state:
+        return ""
+    return f"; systemd: {state.get('active') or '?'}, {state.get('enabled') or '?'} at boot"
 
 
 def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str, str, str]:
@@ -108,6 +120,39 @@ mv -f {STAMP}.tmp {STAMP}
 """
 
 
+def systemd_restart_script() -> str:
+    """(Re)start under systemd: stop, wait until no corosync is left, start; systemctl waits for readiness.
+
+    A corosync started outside systemd (by hand) is stopped too: systemd's would exit at once
+    beside it. The stamp records systemd's MainPID, so the next run knows what the daemon loaded.
+    """
+    return f"""
+set -e
+if systemctl is-active --quiet corosync; then
+  systemctl stop corosync
+elif pidof corosync >/dev/null; then
+  kill $(pidof corosync)
+fi
+i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+systemctl reset-failed corosync 2>/dev/null || true
+# One retry: a start right after a stop can fail while the old control group is still being
+# removed (status 219/CGROUP, seen in containers); a real fault fails twice and is reported.
+if ! systemctl start corosync; then
+  sleep 2; systemctl reset-failed corosync 2>/dev/null || true
+  systemctl start corosync || {{ echo "systemctl start corosync failed twice: corosync is $(systemctl is-active corosync)" >&2; exit 4; }}
+fi
+sleep 1
+state=$(systemctl is-active corosync || true)
+[ "$state" = active ] || {{ echo "corosync is $state after systemctl start" >&2; exit 4; }}
+pid=$(systemctl show -p MainPID --value corosync)
+mkdir -p $(dirname {STAMP})
+{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp
+mv -f {STAMP}.tmp {STAMP}
+"""
+
+
+JOURNAL_TAIL = "journalctl -u corosync -n 20 --no-pager 2>&1"
+
 LOG_TAIL = (
     "{ tail -n 15 /var/log/corosync/corosync.log 2>/dev/null; "
     "journalctl -u corosync -n 15 --no-pager 2>/dev/null; "
@@ -115,9 +160,11 @@ LOG_TAIL = (
 )
 
 
-def log_tail(host: Host) -> str:
+def log_tail(host: Host, init_system: str | None = None) -> str:
+    """The lines that say why Corosync failed: systemd's journal for the unit, else the log file."""
+    command = JOURNAL_TAIL if init_system == "systemd" else LOG_TAIL
     try:
-        return clean(host.run(LOG_TAIL, check=False, timeout=30).text.strip())
+        return clean(host.run(command, check=False, timeout=30).text.strip())
     except HostError as exc:
         return f"(cannot read the log: {exc})"
 
@@ -219,18 +266,27 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
     def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
         reason = restart_reason(states[node.name], cluster.name, generations[node.name])
         _, _, how = control_commands(f.init_system, f.boot_tools)
+        systemd = f.init_system == "systemd"
+        if systemd:
+            how = "systemctl (corosync.service)"
+        said = systemd_said(states[node.name])
         if reason is None:
-            return NodeOutcome(node.name, "unchanged", "Corosync runs the current corosync.conf and authkey: not restarted")
+            return NodeOutcome(node.name, "unchanged", f"Corosync runs the current corosync.conf and authkey: not restarted{said}")
         verb = "start" if not states[node.name].get("pid") else "restart"
         if check:
-            return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}")
+            return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}{said}")
+        script = systemd_restart_script() if systemd else restart_script(f.init_system, f.boot_tools)
         try:
-            host.run(restart_script(f.init_system, f.boot_tools), timeout=STOP_WAIT + START_WAIT + 30, display=f"{verb} corosync ({how})")
+            host.run(script, timeout=STOP_WAIT + START_WAIT + 100, display=f"{verb} corosync ({how})")
         except HostError as exc:
-            tail = log_tail(host)
-            raise HostError(node.name, f"Corosync did not {verb}: {exc}\n  log:\n" + "\n".join(f"    {line}" for line in tail.splitlines()), command=exc.command) from None
+            source = f"$ {JOURNAL_TAIL.removesuffix(' 2>&1')}" if systemd else "log"
+            tail = log_tail(host, f.init_system)
+            raise HostError(node.name, f"Corosync did not {verb}: {exc}\n  {source}:\n" + "\n".join(f"    {line}" for line in tail.splitlines()), command=exc.command) from None
         how_started[node.name] = how
-        return NodeOutcome(node.name, "changed", f"{verb}ed Corosync with {how} ({reason})")
+        if systemd:
+            after = parse_state(host.run(STATE_SCRIPT, display="read Corosync's state").text)
+            said = systemd_said(after)
+        return NodeOutcome(node.name, "changed", f"{verb}ed Corosync with {how} ({reason}){said}")
 
     report = run_per_node(STEP, TITLE, cluster, hosts, facts, act, check=check)
     if check:
@@ -253,7 +309,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
         for name, view in views.items():
             if not view.complete(expected):
                 failures[name] = f"{view.describe(expected)} after {seconds:.0f}s\n  log:\n" + "\n".join(
-                    f"    {line}" for line in log_tail(hosts[name]).splitlines()
+                    f"    {line}" for line in log_tail(hosts[name], facts[name].init_system).splitlines()
                 )
                 report.outcome(name).status = "failed"
         raise StepFailed(STEP, failures, report)

@@ -44,14 +44,14 @@ def leftovers(state: lab.LabState) -> list[str]:
 
 
 @contextmanager
-def running_lab(name: str, nodes: Sequence[tuple[str, str]]) -> Iterator[lab.LabState]:
+def running_lab(name: str, nodes: Sequence[tuple[str, str]], os_name: str = "host") -> Iterator[lab.LabState]:
     """A lab for the duration of a with-block; removed afterwards, and checked that nothing remains."""
     try:
         lab.require_lab_support()
     except LabError as exc:
         pytest.fail(f"the lab cannot work on this machine: {exc} (set RUNBOOK_SKIP_LAB=1 to skip lab tests)")
     lab.down(name)  # leftovers of a crashed earlier run
-    state = lab.up(name, nodes)
+    state = lab.up(name, nodes, os_name=os_name)
     try:
         yield state
     finally:

@@ -62,3 +62,14 @@ def test_ubuntu_12_04_lsb_release_and_1x():
     f = parse_facts("old", text)
     assert f.os_id == "ubuntu" and f.os_version == "12.04" and f.generation == 1 and f.init_system == "upstart"
     assert f.authkey is None and not f.corosync_running
+
+
+def test_systemd_only_when_it_is_pid_1():
+    from runbook.facts import init_system_of
+
+    assert init_system_of("pid1=systemd run_systemd=1 upstart=0 initd=1") == "systemd"  # a booted Debian
+    assert init_system_of("pid1=bash run_systemd=1 upstart=0 initd=1") == "sysv"  # stale /run/systemd, no systemd
+    assert init_system_of("pid1=bash run_systemd=0 upstart=0 initd=1") == "sysv"  # a lab `host` host
+    assert init_system_of("pid1= run_systemd=1 upstart=0 initd=1") == "systemd"  # /proc/1 unreadable: trust sd_booted
+    assert init_system_of("pid1=init run_systemd=0 upstart=1 initd=1") == "upstart"
+    assert init_system_of("pid1=tini run_systemd=0 upstart=0 initd=0") == "none"

@@ -6,7 +6,7 @@ from pathlib import Path
 from runbook.cluster import load_cluster
 from runbook.facts import DEFAULTS_PATH, parse_facts
 from runbook.steps.authkey import keygen_script
-from runbook.steps.boot import boot_method
+from runbook.steps.boot import boot_methods
 from runbook.steps.install import install_command
 from runbook.steps.preflight import check_node
 from runbook.steps.start import restart_reason
@@ -58,12 +58,14 @@ def _file(path: str, text: str) -> str:
     return f"@@runbook-section file:{path}\n644 root root\n{base64.b64encode(text.encode()).decode()}\n"
 
 
-def test_boot_method_follows_the_defaults_file_then_the_init_system():
-    assert boot_method(facts(files=_file(DEFAULTS_PATH, "START=no\n"))) == "default-file"
-    assert boot_method(facts(files=_file(DEFAULTS_PATH, '#OPTIONS=""\n'), init="systemd")) == "systemd"
-    assert boot_method(facts(init="sysv")) == "update-rc.d"
-    assert boot_method(facts(init="sysv", tools="chkconfig")) == "chkconfig"
-    assert boot_method(facts(init="none", tools="")) == "none"
+def test_boot_honours_the_start_line_and_enables_with_the_init_system():
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, "START=no\n"))) == ["default-file", "update-rc.d"]
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, "START=no\n"), init="systemd")) == ["default-file", "systemd"]
+    assert boot_methods(facts(files=_file(DEFAULTS_PATH, '#OPTIONS=""\n'), init="systemd")) == ["systemd"]
+    assert boot_methods(facts(init="sysv")) == ["update-rc.d"]
+    assert boot_methods(facts(init="sysv", tools="chkconfig")) == ["chkconfig"]
+    assert boot_methods(facts(init="none", tools="", files=_file(DEFAULTS_PATH, "START=no\n"))) == ["default-file"]
+    assert boot_methods(facts(init="none", tools="")) == []
 
 
 def test_keygen_never_waits_for_entropy():
@@ -98,3 +100,18 @@ def test_daemon_started_elsewhere_is_judged_by_time_and_cluster_name():
     assert "in cluster 'debian'" in restart_reason({**STATE, "loaded_cluster_name": "debian"}, "chapter", 3)
     # a stale stamp from an earlier daemon (pid differs) is not trusted
     assert restart_reason({**STATE, "stamp:pid": "77", f"mtime:{KEY}": "1005"}, "chapter", 3) == "authkey is newer than the running daemon"
+
+
+def test_a_corosync_outside_systemd_is_restarted_under_it():
+    stamp = {"stamp:pid": "812", f"stamp:sha:{CONF}": "aaa", f"stamp:sha:{KEY}": "kkk"}
+    state = {**STATE, **stamp, "active": "inactive", "enabled": "enabled"}
+    assert "not as systemd's corosync.service" in restart_reason(state, "chapter", 3)
+    assert restart_reason({**state, "active": "active"}, "chapter", 3) is None
+    assert restart_reason({**state, "active": "activating"}, "chapter", 3) is None
+
+
+def test_systemd_state_is_said_only_where_systemd_runs():
+    from runbook.steps.start import systemd_said
+
+    assert systemd_said({"pid": "1"}) == ""
+    assert systemd_said({"active": "active", "enabled": "enabled"}) == "; systemd: active, enabled at boot"
