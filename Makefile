@@ -11,7 +11,8 @@ CLUSTER ?= clusters/chapter.yaml
 # sudo so that lab hosts (an overlay of this machine) can test logging in as a non-root sudoer.
 # Corosync itself is NOT installed on this machine: `runbook lab up` only downloads its packages so that
 # the hosts install it offline (and the install step has real work to do).
-APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc sudo python3-venv ca-certificates
+APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc sudo python3-venv ca-certificates \
+	systemd-container debootstrap
 # The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with;
 # graphviz draws the guide's pictures (overrides/hooks.py runs `dot` at build time).
 DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core graphviz
@@ -57,12 +58,12 @@ demo: setup
 # so a lab you left up (make demo) is neither in their way nor touched by them. The world has no route
 # out, so what lab hosts install is fetched first.
 test: setup docs-deps
-	$(RUNBOOK) lab prepare
+	$(RUNBOOK) lab prepare --os host,debian12,debian13
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) lab world --world test -- $(PY) -m pytest
 
 # The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
 docs: setup docs-deps
-	$(RUNBOOK) lab prepare
+	$(RUNBOOK) lab prepare --os host,debian12
 	$(RUNBOOK) lab world --world docs -- $(PY) tools/build_docs.py --site site
 
 # JupyterLab on the step notebooks, against lab hosts at the chapter's addresses (lab 'lab', as make demo makes it, in
@@ -74,7 +75,7 @@ notebook: setup
 # The README's pictures of the guide (home page; steps 2 and 6 at 1280/390 px, light/dark): a test run never
 # changes a tracked file; this does, on purpose.
 screenshots: setup docs-deps
-	$(RUNBOOK) lab prepare
+	$(RUNBOOK) lab prepare --os host,debian12
 	RUNBOOK_LAB_ONLY=1 RUNBOOK_UPDATE_ASSETS=1 $(RUNBOOK) lab world --world docs -- $(PY) -m pytest tests/docs/test_site.py -k screenshot
 
 lab-down: $(VENV)/.installed

@@ -56,6 +56,7 @@ GENERATED = DOCS / "generated"
 DEFAULT_SITE = ROOT / "site"
 DEFAULT_LAB = "docs"
 RUN_TIMEOUT = 1800  # the whole `runbook run`; a single cell has its own limit (runbook run --timeout)
+PUBLISHED_OS = "debian12"  # `make docs` runs `runbook lab prepare --os host,debian12` first
 PUBLISHED_RUNS = "runs"  # how the run directory is shown on the site: like a default `runbook run`
 
 _STEP = re.compile(r"^\d+-[A-Za-z0-9][A-Za-z0-9_-]*\.ipynb$")
@@ -112,7 +113,8 @@ def lab_up(lab_name: str) -> Any:
     if lab.down(lab_name, progress=lambda m: say(f"  {m}")):
         say(f"removed what was left of lab '{lab_name}' by an earlier build")
     try:
-        return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
+        # Hosts that boot Debian 12 with systemd, as readers' servers do: the pages show systemctl.
+        return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"), os_name=PUBLISHED_OS)
     except SubnetInUse as exc:
         holder = f"lab '{exc.lab}'" if exc.lab else f"device {exc.device}"
         remedy = f"`runbook lab down --lab {exc.lab}`, or " if exc.lab else ""
