@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,7 +29,7 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from runbook import lab
-from runbook.errors import CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError
+from runbook.errors import ClusterFileError, CommandFailed, ConnectionFailed, HostError, HostKeyError, RunbookError, SshConfigError
 from runbook.report import clean
 
 if TYPE_CHECKING:
@@ -77,7 +76,14 @@ def fingerprint(key: paramiko.PKey) -> str:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where and how to log in to one node, after the cluster file and ssh_config are combined."""
+    """Where and how to log in to one node (or one jump host on the way), after the cluster file and
+    ssh_config are combined.
+
+    `jump` is the last jump host before this one, itself an Endpoint with its own user, port, keys,
+    known_hosts and `jump` (fabric's gateway model): `ProxyJump a,b` is b with a as b's jump.
+    `hop` is the name a jump host has in ProxyJump (None for the node itself); `node` is always the
+    node the connection is for, so every error names it.
+    """
 
     node: str
     hostname: str
@@ -90,60 +96,212 @@ class Endpoint:
     connect_timeout: float
     sudo: bool
     trust_unknown: bool
+    jump: Endpoint | None = None
+    hop: str | None = None
 
     @property
     def known_hosts_name(self) -> str:
         return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
 
+    @property
+    def route(self) -> tuple[Endpoint, ...]:
+        """Every jump host in the order they are reached, then this endpoint."""
+        return (*(self.jump.route if self.jump else ()), self)
+
+
+@dataclass(frozen=True)
+class JumpHop:
+    """One hop of a ProxyJump value: `[user@]host[:port]`, host may be a bracketed IPv6 address."""
+
+    host: str
+    user: str | None = None
+    port: int | None = None
+
+
+def parse_port(value: object, *, path: str | None, host: str, key: str = "Port") -> int:
+    """An ssh_config port as a number 1-65535, or SshConfigError naming the file, host and key."""
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise SshConfigError(path, host, key, f"{text!r} is not a port number (1-65535)")
+    return int(text)
+
+
+def parse_proxy_jump(value: str, *, path: str | None = None, host: str = "?") -> tuple[JumpHop, ...]:
+    """ProxyJump as OpenSSH reads it: `none` (no jump), or hops `[user@]host[:port]` separated by commas,
+    each optionally as `ssh://[user@]host[:port]`; an IPv6 address goes in brackets: `[2001:db8::1]:22`.
+    """
+    text = value.strip()
+    if text.lower() == "none":
+        return ()
+    hops = []
+    for raw in text.split(","):
+        spec = raw.strip()
+        if spec.lower().startswith("ssh://"):
+            spec = spec[len("ssh://"):].removesuffix("/")
+        user, at, hostport = spec.rpartition("@")
+        port_text: str | None = None
+        if hostport.startswith("["):
+            address, bracket, rest = hostport[1:].partition("]")
+            if not bracket or (rest and not rest.startswith(":")):
+                raise SshConfigError(path, host, "ProxyJump", f"{raw.strip()!r}: write an IPv6 jump host as [address] or [address]:port")
+            name = address
+            port_text = rest[1:] if rest else None
+        elif hostport.count(":") > 1:
+            raise SshConfigError(path, host, "ProxyJump", f"{raw.strip()!r}: an IPv6 jump host goes in brackets, e.g. [{hostport}] or [{hostport}]:22")
+        else:
+            name, colon, after = hostport.partition(":")
+            port_text = after if colon else None
+        if not name or any(c.isspace() for c in name) or (at and not user):
+            raise SshConfigError(path, host, "ProxyJump", f"{raw.strip()!r} is not a jump host ([user@]host[:port])")
+        port = parse_port(port_text, path=path, host=host, key="ProxyJump") if port_text is not None else None
+        hops.append(JumpHop(host=name, user=user or None, port=port))
+    return tuple(hops)
+
 
 def _ssh_config_path(settings: SshSettings, address: str) -> Path | None:
-    """The ssh_config to read: the cluster file's, $RUNBOOK_SSH_CONFIG, a lab's for lab hosts, ~/.ssh/config."""
-    candidates: list[str | None] = [settings.config, os.environ.get(SSH_CONFIG_ENV)]
-    found = lab.lab_for_address(address)
-    if found:
-        candidates.append(str(found[0].ssh_config))
-    candidates.append(str(Path.home() / ".ssh" / "config"))
-    for candidate in candidates:
-        if candidate and Path(candidate).expanduser().is_file():
-            return Path(candidate).expanduser()
+    """The ssh_config to read: the cluster file's, $RUNBOOK_SSH_CONFIG, a lab's for lab hosts, ~/.ssh/config.
+
+    A file named on purpose (ssh.config, the environment variable) must exist: silently reading
+    another one instead would log in with settings nobody chose.
+    """
     if settings.config:
-        raise RunbookError(f"ssh.config: {settings.config!r} does not exist or is not a file")
-    return None
+        if not Path(settings.config).expanduser().is_file():
+            raise ClusterFileError(f"ssh.config: {settings.config!r} does not exist or is not a file")
+        return Path(settings.config).expanduser()
+    named = os.environ.get(SSH_CONFIG_ENV)
+    if named:
+        if not Path(named).expanduser().is_file():
+            raise SshConfigError(named, None, None, f"does not exist or is not a file (named by ${SSH_CONFIG_ENV})")
+        return Path(named).expanduser()
+    found = lab.lab_for_address(address)
+    candidates = ([found[0].ssh_config] if found else []) + [Path.home() / ".ssh" / "config"]
+    return next((c for c in candidates if c.is_file()), None)
+
+
+class _NodeConfig(paramiko.SSHConfig):
+    """paramiko's ssh_config, where a `Host` line may match a node by its name or by its address.
+
+    The node is looked up as one host with two names, in one pass, so the first value in the file
+    wins as in ssh (`Host node1` then `Host *`: node1's ProxyJump, User... beat the defaults, also
+    when another line names the node by address). paramiko's own matcher decides each name.
+    """
+
+    alias: str | None = None
+
+    def _pattern_matches(self, patterns, target):  # type: ignore[no-untyped-def]
+        match = super()._pattern_matches
+        return match(patterns, target) or (self.alias is not None and match(patterns, self.alias))
+
+    def lookup_node(self, name: str, address: str) -> dict[str, object]:
+        self.alias = address
+        try:
+            return dict(self.lookup(name))
+        finally:
+            self.alias = None
+
+
+def _read_ssh_config(path: Path | None) -> _NodeConfig | None:
+    if path is None:
+        return None
+    try:
+        return _NodeConfig.from_path(str(path))
+    except Exception as exc:  # paramiko raises several types for a bad file
+        raise SshConfigError(str(path), None, None, f"cannot read it: {exc}") from exc
+
+
+class _SshConfig:
+    """One ssh_config file (or none) and the cluster file's `ssh` settings: what every lookup needs."""
+
+    def __init__(self, settings: SshSettings, path: Path | None) -> None:
+        self.settings = settings
+        self.path = str(path) if path is not None else None
+        self.config = _read_ssh_config(path)
+
+    def lookup(self, name: str) -> dict[str, object]:
+        return dict(self.config.lookup(name)) if self.config is not None else {}
+
+    def node_options(self, node: Node) -> dict[str, object]:
+        """Entries naming the node or its address (the lab writes `Host node1 10.0.77.11`); without a
+        HostName the node is reached at its address (lookup() sets hostname to the name then)."""
+        if self.config is None:
+            return {}
+        options = self.config.lookup_node(node.name, node.address)
+        if options.get("hostname") == node.name:
+            options["hostname"] = node.address
+        return options
+
+    def port(self, options: Mapping[str, object], host: str) -> int | None:
+        return parse_port(options["port"], path=self.path, host=host) if options.get("port") else None
+
+    def known_hosts(self, options: Mapping[str, object], *, cluster_first: bool) -> tuple[str, ...]:
+        from_config = str(options.get("userknownhostsfile", "")).split()
+        mine = [self.settings.known_hosts] if self.settings.known_hosts else []
+        files = (mine + from_config) if cluster_first else (from_config + mine)
+        files.append(str(Path.home() / ".ssh" / "known_hosts"))
+        return tuple(dict.fromkeys(str(Path(p).expanduser()) for p in files if p))
+
+    def jump(self, value: object, node: str, owner: str, seen: tuple[str, ...]) -> Endpoint | None:
+        """The endpoint of the last hop of a ProxyJump value (each earlier hop its `jump`), or None."""
+        if not value:
+            return None
+        previous: Endpoint | None = None
+        for index, hop in enumerate(parse_proxy_jump(str(value), path=self.path, host=owner)):
+            previous = self.hop(hop, node, seen, via=previous, first=index == 0)
+        return previous
+
+    def hop(self, hop: JumpHop, node: str, seen: tuple[str, ...], *, via: Endpoint | None, first: bool) -> Endpoint:
+        """A jump host resolved through ssh_config like any host: its own user, port, keys, known_hosts.
+
+        The cluster file's user, port and identity_file are for the nodes (as `ssh -i/-l/-p` are for the
+        destination, not the -J hosts); its known_hosts file is trusted for jump hosts too. As with
+        `ssh -J a,b`, b is reached through a whatever b's own ProxyJump says; only the first hop's own
+        ProxyJump is followed.
+        """
+        if hop.host in seen:
+            loop = " -> ".join((*seen, hop.host))
+            raise SshConfigError(self.path, seen[-1], "ProxyJump", f"jump hosts go round in a loop ({loop}); exclude jump hosts from patterns like `Host *` (e.g. `Host * !{hop.host}`)")
+        options = self.lookup(hop.host)
+        jump = self.jump(options.get("proxyjump"), node, hop.host, (*seen, hop.host)) if first else via
+        return Endpoint(
+            node=node,
+            hostname=str(options.get("hostname") or hop.host),
+            port=hop.port or self.port(options, hop.host) or 22,
+            user=hop.user or str(options.get("user") or "root"),
+            identity_files=tuple(str(Path(p).expanduser()) for p in options.get("identityfile", []) if p),  # type: ignore[attr-defined]
+            known_hosts_files=self.known_hosts(options, cluster_first=False),
+            identities_only=str(options.get("identitiesonly", "no")).lower() == "yes",
+            proxy_jump=str(options["proxyjump"]) if first and options.get("proxyjump") else None,
+            connect_timeout=float(self.settings.connect_timeout),
+            sudo=False,
+            trust_unknown=False,
+            jump=jump,
+            hop=hop.host,
+        )
 
 
 def resolve_endpoint(node: Node, settings: SshSettings) -> Endpoint:
-    """Combine the cluster file's `ssh` settings with ssh_config (cluster file wins where it says something)."""
-    config_path = _ssh_config_path(settings, node.address)
-    options: dict[str, object] = {}
-    if config_path is not None:
-        try:
-            config = paramiko.SSHConfig.from_path(str(config_path))
-        except Exception as exc:  # paramiko raises several types for a bad file
-            raise RunbookError(f"ssh.config: cannot read {config_path}: {exc}") from exc
-        options = config.lookup(node.name)
-        if options.get("hostname") == node.name:
-            # No HostName for the node's name: entries for its address apply too (the lab writes
-            # `Host node1 10.0.77.11`). lookup() always sets hostname, here to the address itself.
-            options = {**options, **config.lookup(node.address)}
-    hostname = str(options.get("hostname") or node.address)
-    identity = [settings.identity_file] if settings.identity_file else list(options.get("identityfile", []))  # type: ignore[arg-type]
-    known = [settings.known_hosts] if settings.known_hosts else []
-    known += str(options.get("userknownhostsfile", "")).split()
-    known.append(str(Path.home() / ".ssh" / "known_hosts"))
-    user = settings.user or str(options.get("user") or "root")
-    port = settings.port or int(str(options.get("port") or 22))
+    """Combine the cluster file's `ssh` settings with ssh_config (cluster file wins where it says something).
+
+    Pure (reads files, connects nowhere): a bad ssh_config value stops here with SshConfigError.
+    """
+    ssh = _SshConfig(settings, _ssh_config_path(settings, node.address))
+    options = ssh.node_options(node)
+    identity = [settings.identity_file] if settings.identity_file else list(options.get("identityfile", []))  # type: ignore[call-overload]
+    config_port = ssh.port(options, node.name)  # checked even when the cluster file's port wins
+    jump = ssh.jump(options.get("proxyjump"), node.name, node.name, (node.name,))
     return Endpoint(
         node=node.name,
-        hostname=hostname,
-        port=port,
-        user=user,
+        hostname=str(options.get("hostname") or node.address),
+        port=settings.port or config_port or 22,
+        user=settings.user or str(options.get("user") or "root"),
         identity_files=tuple(str(Path(p).expanduser()) for p in identity if p),
-        known_hosts_files=tuple(dict.fromkeys(str(Path(p).expanduser()) for p in known if p)),
+        known_hosts_files=ssh.known_hosts(options, cluster_first=True),
         identities_only=str(options.get("identitiesonly", "no")).lower() == "yes",
-        proxy_jump=str(options["proxyjump"]) if options.get("proxyjump") else None,
+        proxy_jump=str(options["proxyjump"]) if jump is not None else None,
         connect_timeout=float(settings.connect_timeout),
         sudo=bool(settings.sudo),
         trust_unknown=node.name in settings.trust_unknown_hosts,
+        jump=jump,
     )
 
 
@@ -158,14 +316,26 @@ class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
         if self.endpoint.trust_unknown:
             self.accepted = fingerprint(key)
             return
-        files = ", ".join(self.endpoint.known_hosts_files) or "(none)"
-        raise HostKeyError(
-            self.endpoint.node,
-            f"unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
-            f"  To trust it, check that fingerprint out of band (on the node: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
-            f"  then add it: `ssh-keyscan -p {self.endpoint.port} {self.endpoint.hostname} >> ~/.ssh/known_hosts`,\n"
-            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run.",
+        ep = self.endpoint
+        files = ", ".join(ep.known_hosts_files) or "(none)"
+        where = "on the jump host" if ep.hop else "on the node"
+        last = (
+            f"  then add it to one of those files: `ssh-keyscan -p {ep.port} {ep.hostname} >> {ep.known_hosts_files[0]}`."
+            if ep.hop and ep.known_hosts_files
+            else f"  then add it: `ssh-keyscan -p {ep.port} {ep.hostname} >> ~/.ssh/known_hosts`,\n"
+            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run."
         )
+        raise HostKeyError(
+            ep.node,
+            f"{_via(ep)}unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
+            f"  To trust it, check that fingerprint out of band ({where}: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
+            + last,
+        )
+
+
+def _via(ep: Endpoint) -> str:
+    """How an error names a jump host: the node is the error's host, the hop is where it happened."""
+    return f"jump host {ep.hop} ({ep.hostname}:{ep.port}): " if ep.hop else ""
 
 
 def _key_type(key: paramiko.PKey) -> str:
@@ -196,13 +366,13 @@ class Host:
         self._client: paramiko.SSHClient | None = None
         self._jump: Host | None = None
         self._lock = threading.Lock()
-        self.is_root: bool | None = None
         self._sudo_ok = False
 
     # -- connection -------------------------------------------------------------------------
 
     def _connect(self) -> paramiko.SSHClient:
         ep = self.endpoint
+        via = _via(ep)
         _guard(ep.hostname, ep.node)
         client = paramiko.SSHClient()
         for path in ep.known_hosts_files:
@@ -210,11 +380,10 @@ class Host:
                 try:
                     client.get_host_keys().load(path)
                 except (OSError, paramiko.SSHException) as exc:
-                    raise HostKeyError(ep.node, f"cannot read known_hosts file {path}: {exc}") from exc
+                    raise HostKeyError(ep.node, f"{via}cannot read known_hosts file {path}: {exc}") from exc
         policy = _VerifyHostKey(ep)
         client.set_missing_host_key_policy(policy)
-        sock = self._proxy_socket() if ep.proxy_jump else None
-        password = None
+        sock = self._proxy_socket() if ep.jump is not None else None
         try:
             client.connect(
                 ep.hostname,
@@ -227,7 +396,6 @@ class Host:
                 banner_timeout=ep.connect_timeout,
                 auth_timeout=ep.connect_timeout,
                 sock=sock,
-                password=password,
             )
         except HostKeyError:
             client.close()
@@ -236,27 +404,28 @@ class Host:
             client.close()
             raise HostKeyError(
                 ep.node,
-                f"the SSH host key of {ep.hostname} has CHANGED since it was recorded: this may be a different machine\n"
+                f"{via}the SSH host key of {ep.hostname} has CHANGED since it was recorded: this may be a different machine\n"
                 f"  or someone intercepting the connection. No login was attempted.\n"
                 f"  expected: {exc.expected_key.get_name()} {fingerprint(exc.expected_key)}\n"
                 f"  received: {exc.key.get_name()} {fingerprint(exc.key)}\n"
-                f"  If the node was really reinstalled, check the new fingerprint on its console, then\n"
+                f"  If the {'jump host' if ep.hop else 'node'} was really reinstalled, check the new fingerprint on its console, then\n"
                 f"  `ssh-keygen -R {ep.known_hosts_name}` and add the new key (ssh-keyscan) to known_hosts.",
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; check ssh.user and the key (identity_file or agent)") from None
+            hint = f"check User and IdentityFile for {ep.hop} in ssh_config" if ep.hop else "check ssh.user and the key (identity_file or agent)"
+            raise ConnectionFailed(ep.node, f"{via}login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; {hint}") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             client.close()
             reasons = sorted({os.strerror(e.errno) if e.errno else str(e) for e in exc.errors.values()}) or ["failed"]
             hint = " (is sshd running on the node, on that port?)" if all(e.errno == errno.ECONNREFUSED for e in exc.errors.values()) else ""
-            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {'; '.join(reasons)}{hint}") from None
+            raise ConnectionFailed(ep.node, f"{via}cannot connect to {ep.hostname}:{ep.port}: {'; '.join(reasons)}{hint}") from None
         except (socket.timeout, TimeoutError) as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is the node up and sshd running?)") from exc
+            raise ConnectionFailed(ep.node, f"{via}no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is it up and sshd running?)") from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
+            raise ConnectionFailed(ep.node, f"{via}cannot connect to {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
         if policy.accepted:
             print(f"warning: {ep.node}: accepted unknown host key {policy.accepted} (ssh.trust_unknown_hosts)")
         transport = client.get_transport()
@@ -265,31 +434,20 @@ class Host:
         return client
 
     def _proxy_socket(self) -> paramiko.Channel:
-        """ProxyJump: reach the node through another SSH host (its own host key checked too)."""
+        """ProxyJump: a channel to this endpoint through the last jump host, itself a Host (its own
+        login, host key check and jump hosts), so `ProxyJump a,b` goes through a, then b."""
         ep = self.endpoint
-        spec = str(ep.proxy_jump).split(",")[0]
-        user, _, hostport = spec.rpartition("@")
-        host, _, port = hostport.partition(":")
-        jump_ep = Endpoint(
-            node=f"{ep.node} (via jump host {host})",
-            hostname=host,
-            port=int(port or 22),
-            user=user or ep.user,
-            identity_files=ep.identity_files,
-            known_hosts_files=ep.known_hosts_files,
-            identities_only=ep.identities_only,
-            proxy_jump=None,
-            connect_timeout=ep.connect_timeout,
-            sudo=False,
-            trust_unknown=False,
-        )
-        self._jump = Host(jump_ep)
+        assert ep.jump is not None
+        if self._jump is None:
+            self._jump = Host(ep.jump)
         transport = self._jump.client.get_transport()
         assert transport is not None
         try:
-            return transport.open_channel("direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0))
-        except paramiko.SSHException as exc:
-            raise ConnectionFailed(ep.node, f"jump host {host} cannot reach {ep.hostname}:{ep.port}: {exc}") from exc
+            return transport.open_channel(
+                "direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0), timeout=ep.connect_timeout
+            )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionFailed(ep.node, f"{_via(ep.jump)}cannot reach {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
 
     @property
     def client(self) -> paramiko.SSHClient:
@@ -509,12 +667,3 @@ class Hosts(Mapping[str, Host]):
 def hosts_for(cluster: Cluster) -> Hosts:
     """A lazily connecting Host per node; nothing is sent until a host is used."""
     return Hosts([Host(resolve_endpoint(node, cluster.ssh)) for node in cluster.nodes])
-
-
-@contextmanager
-def connect_cluster(cluster: Cluster) -> Iterator[Hosts]:
-    hosts = hosts_for(cluster)
-    try:
-        yield hosts
-    finally:
-        hosts.close()

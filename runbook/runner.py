@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import runbook
-from runbook.errors import RunbookError
+from runbook.errors import RunbookError, UsageError
 from runbook.local import write_json_atomic
 from runbook.report import clean as clean_text
 
@@ -51,12 +51,6 @@ TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
 CHECK_SUFFIX = "-check"
 
 _STEP_FILE = re.compile(r"^(?P<number>\d+)-(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.ipynb$")
-
-
-class UsageError(RunbookError):
-    """Bad arguments or set-up for a run (unknown step, no notebooks): nothing was started."""
-
-    exit_code = 2
 
 
 # --- steps -----------------------------------------------------------------------------------------
@@ -596,9 +590,11 @@ def run(
 ) -> int:
     """Run the step notebooks for `cluster_file`; returns the exit code (0 ok, 1 failed, 130 interrupted)."""
     from runbook.cluster import load_cluster
+    from runbook.hosts import hosts_for
 
     stream = stream or sys.stderr
     cluster = load_cluster(cluster_file)  # exit 2 on bad input, before anything starts
+    hosts_for(cluster)  # the logins too (ssh_config: ports, ProxyJump): exit 2 here, not in a notebook; connects nowhere
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
     steps = select_steps(discover_steps(notebooks_dir()), only)
