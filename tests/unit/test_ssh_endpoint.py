@@ -1,7 +1,18 @@
 """How the cluster file and ssh_config combine into a login (no connection made)."""
 
+import pytest
+
 from runbook.cluster import cluster_from_mapping
-from runbook.hosts import resolve_endpoint
+from runbook.errors import ClusterFileError, SshConfigError
+from runbook.hosts import JumpHop, parse_proxy_jump, resolve_endpoint
+
+
+@pytest.fixture(autouse=True)
+def hermetic(tmp_path, monkeypatch):
+    """No ~/.ssh/config, no $RUNBOOK_SSH_CONFIG and no lab of this machine takes part."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path / "labs"))
+    monkeypatch.delenv("RUNBOOK_SSH_CONFIG", raising=False)
 
 
 def cluster(tmp_path, **ssh):
@@ -14,8 +25,7 @@ def cluster(tmp_path, **ssh):
     )
 
 
-def test_ssh_config_user_port_key_and_jump(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_ssh_config_user_port_key_and_jump(tmp_path):
     config = tmp_path / "cfg"
     config.write_text(
         "Host alpha\n  HostName mgmt-alpha.example\n  User admin\n  Port 2222\n  IdentityFile ~/.ssh/alpha\n"
@@ -32,8 +42,7 @@ def test_ssh_config_user_port_key_and_jump(tmp_path, monkeypatch):
     assert (other.hostname, other.user, other.port) == ("192.0.2.11", "root", 22)
 
 
-def test_cluster_file_wins_over_ssh_config(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_cluster_file_wins_over_ssh_config(tmp_path):
     config = tmp_path / "cfg"
     config.write_text("Host *\n  User admin\n  Port 2222\n")
     c = cluster(tmp_path, config=str(config), user="ops", port=22, identity_file="/keys/ops", known_hosts="/kh")
@@ -42,19 +51,13 @@ def test_cluster_file_wins_over_ssh_config(tmp_path, monkeypatch):
     assert ep.known_hosts_files[0] == "/kh"
 
 
-def test_trust_is_per_named_node(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_trust_is_per_named_node(tmp_path):
     c = cluster(tmp_path, trust_unknown_hosts=["beta"])
     assert not resolve_endpoint(c.nodes[0], c.ssh).trust_unknown
     assert resolve_endpoint(c.nodes[1], c.ssh).trust_unknown
 
 
 # --- ProxyJump: every hop, each resolved through ssh_config as a host of its own ------------------
-
-import pytest  # noqa: E402
-
-from runbook.errors import ClusterFileError, SshConfigError  # noqa: E402
-from runbook.hosts import JumpHop, parse_proxy_jump  # noqa: E402
 
 
 def endpoint(tmp_path, text, node=0, **ssh):
@@ -64,8 +67,7 @@ def endpoint(tmp_path, text, node=0, **ssh):
     return resolve_endpoint(c.nodes[node], c.ssh)
 
 
-def test_every_hop_of_proxy_jump_is_followed_with_its_own_login(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_every_hop_of_proxy_jump_is_followed_with_its_own_login(tmp_path):
     ep = endpoint(
         tmp_path,
         "Host alpha\n  User admin\n  IdentityFile ~/.ssh/alpha\n  ProxyJump jumpa,ops@jumpb:2200\n"
@@ -84,8 +86,7 @@ def test_every_hop_of_proxy_jump_is_followed_with_its_own_login(tmp_path, monkey
     assert all(hop.node == "alpha" and not hop.trust_unknown and not hop.sudo for hop in (first, second))
 
 
-def test_the_first_hops_own_proxy_jump_is_followed_and_later_hops_go_through_the_earlier(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_the_first_hops_own_proxy_jump_is_followed_and_later_hops_go_through_the_earlier(tmp_path):
     ep = endpoint(
         tmp_path,
         "Host alpha\n  ProxyJump inner,last\nHost inner\n  ProxyJump outer\nHost last\n  ProxyJump elsewhere\n",
@@ -93,8 +94,7 @@ def test_the_first_hops_own_proxy_jump_is_followed_and_later_hops_go_through_the
     assert [hop.hop for hop in ep.route] == ["outer", "inner", "last", None]
 
 
-def test_cluster_file_login_settings_are_for_the_nodes_not_the_jump_hosts(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_cluster_file_login_settings_are_for_the_nodes_not_the_jump_hosts(tmp_path):
     ep = endpoint(tmp_path, "Host alpha\n  ProxyJump bastion\n", user="ops", port=2222, identity_file="/keys/ops", known_hosts="/kh")
     assert (ep.user, ep.port, ep.identity_files) == ("ops", 2222, ("/keys/ops",))
     bastion = ep.jump
@@ -102,8 +102,7 @@ def test_cluster_file_login_settings_are_for_the_nodes_not_the_jump_hosts(tmp_pa
     assert "/kh" in bastion.known_hosts_files, "the cluster file's known_hosts is trusted for jump hosts too"
 
 
-def test_proxy_jump_none_means_no_jump_host(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_proxy_jump_none_means_no_jump_host(tmp_path):
     text = "Host alpha\n  ProxyJump none\nHost * !bastion\n  ProxyJump bastion\n"
     alpha = endpoint(tmp_path, text)
     assert alpha.jump is None and alpha.proxy_jump is None and alpha.route == (alpha,)
@@ -111,8 +110,7 @@ def test_proxy_jump_none_means_no_jump_host(tmp_path, monkeypatch):
     assert [hop.hop for hop in beta.route] == ["bastion", None]
 
 
-def test_a_jump_host_loop_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_a_jump_host_loop_is_named(tmp_path):
     with pytest.raises(SshConfigError) as caught:
         endpoint(tmp_path, "Host *\n  ProxyJump bastion\n")
     assert (caught.value.path, caught.value.host, caught.value.key) == (str(tmp_path / "cfg"), "bastion", "ProxyJump")
@@ -158,8 +156,7 @@ def test_bad_proxy_jump_values_are_named(value, says):
     assert caught.value.exit_code == 2
 
 
-def test_an_ipv6_jump_host_resolves(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_an_ipv6_jump_host_resolves(tmp_path):
     ep = endpoint(tmp_path, "Host alpha\n  ProxyJump user@[2001:db8::1]:2222\n")
     assert (ep.jump.hostname, ep.jump.user, ep.jump.port) == ("2001:db8::1", "user", 2222)
     assert ep.jump.known_hosts_name == "[2001:db8::1]:2222"
@@ -168,8 +165,7 @@ def test_an_ipv6_jump_host_resolves(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("port", ["abc", "70000", "0", "-1", "22x"])
-def test_a_bad_port_names_the_file_the_host_and_the_key(tmp_path, monkeypatch, port):
-    monkeypatch.setenv("HOME", str(tmp_path))
+def test_a_bad_port_names_the_file_the_host_and_the_key(tmp_path, port):
     with pytest.raises(SshConfigError) as caught:
         endpoint(tmp_path, f"Host alpha\n  Port {port}\n")
     assert str(caught.value) == f"{tmp_path / 'cfg'}: host alpha: Port: {port!r} is not a port number (1-65535)"
@@ -179,7 +175,6 @@ def test_a_bad_port_names_the_file_the_host_and_the_key(tmp_path, monkeypatch, p
 
 
 def test_a_missing_ssh_config_is_bad_input_even_when_another_exists(tmp_path, monkeypatch):
-    monkeypatch.setenv("HOME", str(tmp_path))
     (tmp_path / ".ssh").mkdir()
     (tmp_path / ".ssh" / "config").write_text("Host *\n  User someone\n")
     c = cluster(tmp_path, config=str(tmp_path / "missing"))
@@ -190,9 +185,8 @@ def test_a_missing_ssh_config_is_bad_input_even_when_another_exists(tmp_path, mo
         resolve_endpoint(cluster(tmp_path).nodes[0], cluster(tmp_path).ssh)
 
 
-def test_entries_for_the_name_and_the_address_combine_first_value_wins(tmp_path, monkeypatch):
+def test_entries_for_the_name_and_the_address_combine_first_value_wins(tmp_path):
     """One pass over the file, as ssh reads it: the first value for a key wins, whichever name matched."""
-    monkeypatch.setenv("HOME", str(tmp_path))
     ep = endpoint(tmp_path, "Host 192.0.2.10\n  User admin\nHost alpha\n  Port 2200\n  User other\nHost *\n  User root\n  Port 22\n")
     assert (ep.hostname, ep.user, ep.port) == ("192.0.2.10", "admin", 2200)
     ep = endpoint(tmp_path, "Host alpha\n  HostName mgmt.example\nHost 192.0.2.10\n  HostName ignored.example\n")
