@@ -76,7 +76,7 @@ def restart_reason(state: dict[str, str], cluster_name: str, generation: int) ->
     return None
 
 
-def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str, str, str]:
+def control_commands(init_system: str) -> tuple[str, str, str]:
     """Pure: (stop, start, how) for this node's init system."""
     if init_system == "systemd":
         return "systemctl stop corosync", "systemctl start corosync", "systemctl"
@@ -89,8 +89,8 @@ def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str
     return "kill $(pidof corosync) 2>/dev/null || true", "corosync", "the corosync daemon directly (no init system)"
 
 
-def restart_script(init_system: str, boot_tools: tuple[str, ...]) -> str:
-    stop, start, _ = control_commands(init_system, boot_tools)
+def restart_script(init_system: str) -> str:
+    stop, start, _ = control_commands(init_system)
     return f"""
 set -e
 if pidof corosync >/dev/null; then
@@ -218,14 +218,14 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
 
     def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
         reason = restart_reason(states[node.name], cluster.name, generations[node.name])
-        _, _, how = control_commands(f.init_system, f.boot_tools)
+        _, _, how = control_commands(f.init_system)
         if reason is None:
             return NodeOutcome(node.name, "unchanged", "Corosync runs the current corosync.conf and authkey: not restarted")
         verb = "start" if not states[node.name].get("pid") else "restart"
         if check:
             return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}")
         try:
-            host.run(restart_script(f.init_system, f.boot_tools), timeout=STOP_WAIT + START_WAIT + 30, display=f"{verb} corosync ({how})")
+            host.run(restart_script(f.init_system), timeout=STOP_WAIT + START_WAIT + 30, display=f"{verb} corosync ({how})")
         except HostError as exc:
             tail = log_tail(host)
             raise HostError(node.name, f"Corosync did not {verb}: {exc}\n  log:\n" + "\n".join(f"    {line}" for line in tail.splitlines()), command=exc.command) from None
