@@ -121,7 +121,7 @@ class JumpHop:
 def parse_port(value: object, *, path: str | None, host: str, key: str = "Port") -> int:
     """An ssh_config port as a number 1-65535, or SshConfigError naming the file, host and key."""
     text = str(value).strip()
-    if not text.isdigit() or not 1 <= int(text) <= 65535:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= 65535:
         raise SshConfigError(path, host, key, f"{text!r} is not a port number (1-65535)")
     return int(text)
 

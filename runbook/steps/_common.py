@@ -40,7 +40,8 @@ class StepFailed(RunbookError):
         elif len(self.problems) == 1 and not lines:
             message = f"step {step} failed: {self.problems[0]}"
         else:
-            where = f"{len(lines)} node{'s' if len(lines) != 1 else ''}" if lines else "the cluster"
+            nodes = f"{len(lines)} node{'s' if len(lines) != 1 else ''}" if lines else ""
+            where = " and ".join(part for part in ("the cluster" if self.problems else "", nodes) if part)
             lines = self.problems + lines
             message = f"step {step} failed on {where}:\n" + "\n".join(f"  - {line}" for line in lines)
         super().__init__(message)

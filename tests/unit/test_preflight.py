@@ -68,7 +68,7 @@ def test_a_failing_node_called_cluster_and_a_cluster_problem_are_both_named() ->
     assert list(failed.failures) == ["cluster"] and "uid 1000, not root" in failed.failures["cluster"]
     assert failed.problems == ["nodes run different Corosync generations (cluster: 3.1.7, node2: 2.4.6); they cannot form one cluster"]
     lines = str(failed).splitlines()
-    assert lines[0] == "step 00-preflight failed on 1 node:"
+    assert lines[0] == "step 00-preflight failed on the cluster and 1 node:"
     assert lines[1].startswith("  - nodes run different Corosync generations") and lines[2].startswith("  - cluster: commands run as uid 1000")
 
 

@@ -164,7 +164,7 @@ def test_an_ipv6_jump_host_resolves(tmp_path):
     assert (ep.jump.hostname, ep.jump.port, ep.jump.known_hosts_name) == ("2001:db8::1", 22, "2001:db8::1")
 
 
-@pytest.mark.parametrize("port", ["abc", "70000", "0", "-1", "22x"])
+@pytest.mark.parametrize("port", ["abc", "70000", "0", "-1", "22x", "\u00b2\u00b2"])
 def test_a_bad_port_names_the_file_the_host_and_the_key(tmp_path, port):
     with pytest.raises(SshConfigError) as caught:
         endpoint(tmp_path, f"Host alpha\n  Port {port}\n")
