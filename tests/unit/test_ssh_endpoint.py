@@ -4,7 +4,7 @@ import pytest
 
 from runbook.cluster import cluster_from_mapping
 from runbook.errors import ClusterFileError, SshConfigError
-from runbook.hosts import JumpHop, parse_proxy_jump, resolve_endpoint
+from runbook.endpoint import JumpHop, parse_proxy_jump, resolve_endpoint
 
 
 @pytest.fixture(autouse=True)
