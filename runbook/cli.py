@@ -1,8 +1,10 @@
 """`runbook`: validate, render and migrate cluster files, run the chapter's steps, manage the lab.
 
 Every error the runbook raises on purpose ends as one line (or a short list) on stderr and an exit
-code: 2 for bad input (cluster file, arguments), 1 for a failure on a node or in the lab, 75 when
-another run holds the cluster (`run`, `plan`), 130 for ^C, 143 for SIGTERM during `run`/`plan`.
+code: 2 for bad input (cluster file, ssh_config, arguments: argparse's usage errors included), 1 for a
+failure on a node or in the lab (and for `membership` or `lab status` finding the cluster incomplete or
+the lab not up), 75 when another run holds the cluster (`run`, `plan`), 130 for ^C, 143 for SIGTERM
+during `run`/`plan`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import textwrap
 from collections.abc import Sequence
 
 from runbook import __version__
-from runbook.errors import RunbookError
+from runbook.errors import LabError, RunbookError, UsageError
 
 
 def _progress(message: str) -> None:
@@ -70,9 +72,9 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             with open(args.output, "x", encoding="utf-8") as handle:
                 handle.write(output)
         except FileExistsError:
-            raise ClusterFileError("exists; migrate never overwrites a file: choose another -o", args.output) from None
+            raise UsageError(f"-o {args.output}: the file exists; migrate never overwrites (choose another name)") from None
         except OSError as exc:
-            raise ClusterFileError(f"cannot write it: {exc.strerror or exc}", args.output) from None
+            raise UsageError(f"-o {args.output}: cannot write it: {exc.strerror or exc}") from None
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(output)
@@ -86,15 +88,19 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_lab_up(args: argparse.Namespace) -> int:
     from runbook import lab
 
-    if args.cluster and args.nodes:
-        raise RunbookError("lab up: give a cluster file or --nodes N, not both")
-    if args.cluster:
-        from runbook.cluster import load_cluster
+    if args.cluster and (args.nodes is not None or args.subnet is not None):
+        raise UsageError("lab up: give a cluster file or --nodes N [--subnet CIDR], not both")
+    try:
+        if args.cluster:
+            from runbook.cluster import load_cluster
 
-        cluster = load_cluster(args.cluster)
-        nodes = [(n.name, n.address) for n in cluster.nodes]
-    else:
-        nodes = lab.generated_nodes(args.nodes or 2, args.subnet)
+            cluster = load_cluster(args.cluster)
+            nodes = [(n.name, n.address) for n in cluster.nodes]
+        else:
+            nodes = lab.generated_nodes(2 if args.nodes is None else args.nodes, args.subnet)
+        lab.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made
+    except LabError as exc:
+        raise UsageError(f"lab up: {exc}") from exc
     state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os)
     _print_status(state)
     print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
@@ -187,7 +193,10 @@ def cmd_lab_ssh(args: argparse.Namespace) -> int:
     state = lab.LabState.load(args.lab)
     if state is None:
         raise RunbookError(f"lab '{args.lab}' is not up; run `runbook lab up CLUSTER` first")
-    host = state.host(args.node)
+    try:
+        host = state.host(args.node)
+    except LabError as exc:
+        raise UsageError(str(exc)) from exc
     lab.guard_address(host.address)
     argv = lab.lab_exec_argv(state, host.name, args.command)
     os.execvp(argv[0], argv)
@@ -201,12 +210,12 @@ def cmd_lab_ssh(args: argparse.Namespace) -> int:
 def cmd_facts(args: argparse.Namespace) -> int:
     from runbook.cluster import load_cluster
     from runbook.facts import gather
-    from runbook.hosts import connect_cluster
+    from runbook.hosts import hosts_for
     from runbook.report import clean
     from runbook.steps._common import parallel
 
     cluster = load_cluster(args.cluster)
-    with connect_cluster(cluster) as hosts:
+    with hosts_for(cluster) as hosts:
         results = parallel(list(cluster.nodes), lambda n: gather(hosts[n.name]))
     for node, result in zip(cluster.nodes, results):
         if isinstance(result, Exception):
@@ -224,7 +233,7 @@ def cmd_membership(args: argparse.Namespace) -> int:
     """Each node's own view, also when some nodes cannot be reached: a partition is what this shows."""
     from runbook.cluster import load_cluster
     from runbook.facts import gather
-    from runbook.hosts import connect_cluster
+    from runbook.hosts import hosts_for
     from runbook.report import clean
     from runbook.steps._common import parallel
     from runbook.steps.start import read_view
@@ -236,7 +245,7 @@ def cmd_membership(args: argparse.Namespace) -> int:
         host = hosts[node.name]
         return read_view(host, gather(host).generation or 3)
 
-    with connect_cluster(cluster) as hosts:
+    with hosts_for(cluster) as hosts:
         views = parallel(list(cluster.nodes), view_of)
     complete = True
     for node, view in zip(cluster.nodes, views):
@@ -266,6 +275,16 @@ examples:
   runbook lab up clusters/chapter.yaml && runbook facts clusters/chapter.yaml
   runbook lab down
 """
+
+
+def _lab_name(text: str) -> str:
+    """argparse type for --lab: a bad name is a usage error (exit 2) before anything runs."""
+    from runbook import lab
+
+    try:
+        return lab.check_lab_name(text)
+    except LabError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -346,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
     p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
     p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24); labs on different subnets coexist")
-    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument(
         "--os", default="host", choices=OS_CHOICES,
         help="host: an overlay of this machine with no init (fast, the default); debian12/debian13: "
@@ -359,10 +378,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_reboot)
     p = lab_sub.add_parser("status", help="hosts, addresses, sshd and corosync state")
-    p.add_argument("--lab", default=None, help="only this lab (default: all)")
+    p.add_argument("--lab", type=_lab_name, default=None, help="only this lab (default: all)")
     p.set_defaults(func=cmd_lab_status)
     p = lab_sub.add_parser("down", help="remove everything the lab made; safe to run twice")
-    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument("--all", action="store_true", help="remove every lab")
     p.set_defaults(func=cmd_lab_down)
     p = lab_sub.add_parser(
@@ -394,7 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     p.add_argument("node", help="host name")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
-    p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_ssh)
 
     from runbook import runner  # `run` and `plan` execute the step notebooks
@@ -405,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # usage errors: argparse prints the usage and exits 2
     try:
         return int(args.func(args) or 0)
     except RunbookError as exc:

@@ -30,6 +30,29 @@ class ClusterFileError(RunbookError):
         super().__init__(message)
 
 
+class UsageError(RunbookError):
+    """Bad command-line arguments (a lab name, a step for --only, an output path): nothing was started."""
+
+    exit_code = 2
+
+
+class SshConfigError(RunbookError):
+    """An ssh_config value the runbook cannot use: names the file, the Host it applies to and the key.
+
+    Bad input like a bad cluster file (exit 2), found while working out the logins, before any
+    connection is made.
+    """
+
+    exit_code = 2
+
+    def __init__(self, path: str | None, host: str | None, key: str | None, message: str) -> None:
+        self.path = path
+        self.host = host
+        self.key = key
+        where = [part for part in (path or "ssh_config", f"host {host}" if host else None, key) if part]
+        super().__init__(f"{': '.join(where)}: {message}")
+
+
 class ConfigParseError(RunbookError):
     """An existing corosync.conf cannot be parsed: names the file and line."""
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from runbook.hosts import Host
@@ -219,12 +217,7 @@ def _candidate(text: str) -> str | None:
 
 
 def gather(host: Host) -> NodeFacts:
+    """One node's facts in one round trip (steps read every node's at once with steps._common.gather_facts)."""
     result = host.run(FACTS_SCRIPT, display="gather facts (os-release, corosync -v, ip addr, files)")
     return parse_facts(host.name, result.text)
 
-
-def gather_all(hosts: Iterable[Host] | object) -> list[NodeFacts]:
-    """Facts for every node at once (in parallel), in cluster order."""
-    items = list(hosts.values()) if hasattr(hosts, "values") else list(hosts)  # type: ignore[union-attr]
-    with ThreadPoolExecutor(max_workers=max(1, min(32, len(items)))) as pool:
-        return list(pool.map(gather, items))

@@ -2,7 +2,8 @@
 
 Host keys are always verified: an unknown key or a changed key stops with a message that names the
 host, shows the fingerprints, and says how to trust it. Only a node named in the cluster file's
-`ssh.trust_unknown_hosts` may be accepted on first sight, and only for this process.
+`ssh.trust_unknown_hosts` may be accepted on first sight, and only for this process. Who to log in
+as, where, and through which jump hosts comes from runbook.endpoint; each jump host is a Host too.
 
 Files travel over the command channel's stdin/stdout as bytes (binary-safe, no SFTP needed, works
 through sudo), and every write is atomic: temp file in the same directory, owner and mode set, fsync,
@@ -22,7 +23,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,14 +30,14 @@ from typing import TYPE_CHECKING
 import paramiko
 
 from runbook import lab
+from runbook.endpoint import Endpoint, resolve_endpoint
 from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError, RunbookError
 from runbook.report import clean
 
 if TYPE_CHECKING:
-    from runbook.cluster import Cluster, Node, SshSettings
+    from runbook.cluster import Cluster
 
 SUDO_PASSWORD_ENV = "RUNBOOK_SUDO_PASSWORD"
-SSH_CONFIG_ENV = "RUNBOOK_SSH_CONFIG"
 MISSING_FILE_STATUS = 44
 
 
@@ -94,78 +94,6 @@ def fingerprint(key: paramiko.PKey) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    """Where and how to log in to one node, after the cluster file and ssh_config are combined."""
-
-    node: str
-    hostname: str
-    port: int
-    user: str
-    identity_files: tuple[str, ...]
-    known_hosts_files: tuple[str, ...]
-    identities_only: bool
-    proxy_jump: str | None
-    connect_timeout: float
-    sudo: bool
-    trust_unknown: bool
-
-    @property
-    def known_hosts_name(self) -> str:
-        return self.hostname if self.port == 22 else f"[{self.hostname}]:{self.port}"
-
-
-def _ssh_config_path(settings: SshSettings, address: str) -> Path | None:
-    """The ssh_config to read: the cluster file's, $RUNBOOK_SSH_CONFIG, a lab's for lab hosts, ~/.ssh/config."""
-    candidates: list[str | None] = [settings.config, os.environ.get(SSH_CONFIG_ENV)]
-    found = lab.lab_for_address(address)
-    if found:
-        candidates.append(str(found[0].ssh_config))
-    candidates.append(str(Path.home() / ".ssh" / "config"))
-    for candidate in candidates:
-        if candidate and Path(candidate).expanduser().is_file():
-            return Path(candidate).expanduser()
-    if settings.config:
-        raise RunbookError(f"ssh.config: {settings.config!r} does not exist or is not a file")
-    return None
-
-
-def resolve_endpoint(node: Node, settings: SshSettings) -> Endpoint:
-    """Combine the cluster file's `ssh` settings with ssh_config (cluster file wins where it says something)."""
-    config_path = _ssh_config_path(settings, node.address)
-    options: dict[str, object] = {}
-    if config_path is not None:
-        try:
-            config = paramiko.SSHConfig.from_path(str(config_path))
-        except Exception as exc:  # paramiko raises several types for a bad file
-            raise RunbookError(f"ssh.config: cannot read {config_path}: {exc}") from exc
-        options = config.lookup(node.name)
-        if options.get("hostname") == node.name:
-            # No HostName for the node's name: entries for its address apply too (the lab writes
-            # `Host node1 10.0.77.11`). lookup() always sets hostname, here to the address itself.
-            options = {**options, **config.lookup(node.address)}
-    hostname = str(options.get("hostname") or node.address)
-    identity = [settings.identity_file] if settings.identity_file else list(options.get("identityfile", []))  # type: ignore[arg-type]
-    known = [settings.known_hosts] if settings.known_hosts else []
-    known += str(options.get("userknownhostsfile", "")).split()
-    known.append(str(Path.home() / ".ssh" / "known_hosts"))
-    user = settings.user or str(options.get("user") or "root")
-    port = settings.port or int(str(options.get("port") or 22))
-    return Endpoint(
-        node=node.name,
-        hostname=hostname,
-        port=port,
-        user=user,
-        identity_files=tuple(str(Path(p).expanduser()) for p in identity if p),
-        known_hosts_files=tuple(dict.fromkeys(str(Path(p).expanduser()) for p in known if p)),
-        identities_only=str(options.get("identitiesonly", "no")).lower() == "yes",
-        proxy_jump=str(options["proxyjump"]) if options.get("proxyjump") else None,
-        connect_timeout=float(settings.connect_timeout),
-        sudo=bool(settings.sudo),
-        trust_unknown=node.name in settings.trust_unknown_hosts,
-    )
-
-
 class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
     """Refuse unknown host keys, unless this node was named in ssh.trust_unknown_hosts."""
 
@@ -177,14 +105,26 @@ class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
         if self.endpoint.trust_unknown:
             self.accepted = fingerprint(key)
             return
-        files = ", ".join(self.endpoint.known_hosts_files) or "(none)"
-        raise HostKeyError(
-            self.endpoint.node,
-            f"unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
-            f"  To trust it, check that fingerprint out of band (on the node: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
-            f"  then add it: `ssh-keyscan -p {self.endpoint.port} {self.endpoint.hostname} >> ~/.ssh/known_hosts`,\n"
-            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run.",
+        ep = self.endpoint
+        files = ", ".join(ep.known_hosts_files) or "(none)"
+        where = "on the jump host" if ep.hop else "on the node"
+        last = (
+            f"  then add it to one of those files: `ssh-keyscan -p {ep.port} {ep.hostname} >> {ep.known_hosts_files[0]}`."
+            if ep.hop and ep.known_hosts_files
+            else f"  then add it: `ssh-keyscan -p {ep.port} {ep.hostname} >> ~/.ssh/known_hosts`,\n"
+            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run."
         )
+        raise HostKeyError(
+            ep.node,
+            f"{_via(ep)}unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
+            f"  To trust it, check that fingerprint out of band ({where}: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
+            + last,
+        )
+
+
+def _via(ep: Endpoint) -> str:
+    """How an error names a jump host: the node is the error's host, the hop is where it happened."""
+    return f"jump host {ep.hop} ({ep.hostname}:{ep.port}): " if ep.hop else ""
 
 
 def _key_type(key: paramiko.PKey) -> str:
@@ -291,13 +231,13 @@ class Host:
         self._client: paramiko.SSHClient | None = None
         self._jump: Host | None = None
         self._lock = threading.Lock()
-        self.is_root: bool | None = None
         self._sudo_ok = False
 
     # -- connection -------------------------------------------------------------------------
 
     def _connect(self) -> paramiko.SSHClient:
         ep = self.endpoint
+        via = _via(ep)
         _guard(ep.hostname, ep.node)
         client = paramiko.SSHClient()
         for path in ep.known_hosts_files:
@@ -305,11 +245,10 @@ class Host:
                 try:
                     client.get_host_keys().load(path)
                 except (OSError, paramiko.SSHException) as exc:
-                    raise HostKeyError(ep.node, f"cannot read known_hosts file {path}: {exc}") from exc
+                    raise HostKeyError(ep.node, f"{via}cannot read known_hosts file {path}: {exc}") from exc
         policy = _VerifyHostKey(ep)
         client.set_missing_host_key_policy(policy)
-        sock = self._proxy_socket() if ep.proxy_jump else None
-        password = None
+        sock = self._proxy_socket() if ep.jump is not None else None
         try:
             client.connect(
                 ep.hostname,
@@ -322,7 +261,6 @@ class Host:
                 banner_timeout=ep.connect_timeout,
                 auth_timeout=ep.connect_timeout,
                 sock=sock,
-                password=password,
             )
         except HostKeyError:
             client.close()
@@ -331,27 +269,28 @@ class Host:
             client.close()
             raise HostKeyError(
                 ep.node,
-                f"the SSH host key of {ep.hostname} has CHANGED since it was recorded: this may be a different machine\n"
+                f"{via}the SSH host key of {ep.hostname} has CHANGED since it was recorded: this may be a different machine\n"
                 f"  or someone intercepting the connection. No login was attempted.\n"
                 f"  expected: {exc.expected_key.get_name()} {fingerprint(exc.expected_key)}\n"
                 f"  received: {exc.key.get_name()} {fingerprint(exc.key)}\n"
-                f"  If the node was really reinstalled, check the new fingerprint on its console, then\n"
+                f"  If the {'jump host' if ep.hop else 'node'} was really reinstalled, check the new fingerprint on its console, then\n"
                 f"  `ssh-keygen -R {ep.known_hosts_name}` and add the new key (ssh-keyscan) to known_hosts.",
             ) from None
         except paramiko.AuthenticationException as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; check ssh.user and the key (identity_file or agent)") from None
+            hint = f"check User and IdentityFile for {ep.hop} in ssh_config" if ep.hop else "check ssh.user and the key (identity_file or agent)"
+            raise ConnectionFailed(ep.node, f"{via}login as {ep.user}@{ep.hostname}:{ep.port} refused: {exc}; {hint}") from None
         except paramiko.ssh_exception.NoValidConnectionsError as exc:
             client.close()
             reasons = sorted({os.strerror(e.errno) if e.errno else str(e) for e in exc.errors.values()}) or ["failed"]
             hint = " (is sshd running on the node, on that port?)" if all(e.errno == errno.ECONNREFUSED for e in exc.errors.values()) else ""
-            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {'; '.join(reasons)}{hint}") from None
+            raise ConnectionFailed(ep.node, f"{via}cannot connect to {ep.hostname}:{ep.port}: {'; '.join(reasons)}{hint}") from None
         except (socket.timeout, TimeoutError) as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is the node up and sshd running?)") from exc
+            raise ConnectionFailed(ep.node, f"{via}no answer from {ep.hostname}:{ep.port} within {ep.connect_timeout:g}s (is it up and sshd running?)") from exc
         except (OSError, paramiko.SSHException, EOFError) as exc:
             client.close()
-            raise ConnectionFailed(ep.node, f"cannot connect to {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
+            raise ConnectionFailed(ep.node, f"{via}cannot connect to {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
         if policy.accepted:
             print(f"warning: {ep.node}: accepted unknown host key {policy.accepted} (ssh.trust_unknown_hosts)")
         transport = client.get_transport()
@@ -360,31 +299,20 @@ class Host:
         return client
 
     def _proxy_socket(self) -> paramiko.Channel:
-        """ProxyJump: reach the node through another SSH host (its own host key checked too)."""
+        """ProxyJump: a channel to this endpoint through the last jump host, itself a Host (its own
+        login, host key check and jump hosts), so `ProxyJump a,b` goes through a, then b."""
         ep = self.endpoint
-        spec = str(ep.proxy_jump).split(",")[0]
-        user, _, hostport = spec.rpartition("@")
-        host, _, port = hostport.partition(":")
-        jump_ep = Endpoint(
-            node=f"{ep.node} (via jump host {host})",
-            hostname=host,
-            port=int(port or 22),
-            user=user or ep.user,
-            identity_files=ep.identity_files,
-            known_hosts_files=ep.known_hosts_files,
-            identities_only=ep.identities_only,
-            proxy_jump=None,
-            connect_timeout=ep.connect_timeout,
-            sudo=False,
-            trust_unknown=False,
-        )
-        self._jump = Host(jump_ep)
+        assert ep.jump is not None
+        if self._jump is None:
+            self._jump = Host(ep.jump)
         transport = self._jump.client.get_transport()
         assert transport is not None
         try:
-            return transport.open_channel("direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0))
-        except paramiko.SSHException as exc:
-            raise ConnectionFailed(ep.node, f"jump host {host} cannot reach {ep.hostname}:{ep.port}: {exc}") from exc
+            return transport.open_channel(
+                "direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0), timeout=ep.connect_timeout
+            )
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise ConnectionFailed(ep.node, f"{_via(ep.jump)}cannot reach {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
 
     @property
     def client(self) -> paramiko.SSHClient:
@@ -621,12 +549,3 @@ class Hosts(Mapping[str, Host]):
 def hosts_for(cluster: Cluster) -> Hosts:
     """A lazily connecting Host per node; nothing is sent until a host is used."""
     return Hosts([Host(resolve_endpoint(node, cluster.ssh)) for node in cluster.nodes])
-
-
-@contextmanager
-def connect_cluster(cluster: Cluster) -> Iterator[Hosts]:
-    hosts = hosts_for(cluster)
-    try:
-        yield hosts
-    finally:
-        hosts.close()

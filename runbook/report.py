@@ -71,7 +71,11 @@ class NodeOutcome:
 
 @dataclass
 class StepReport:
-    """A step's outcome on every node, plus notes that apply to the whole cluster."""
+    """A step's outcome on every node, plus notes and problems that concern the whole cluster.
+
+    `problems` are what stops the step that no single node has (e.g. nodes on different Corosync
+    generations); they stay apart from the per-node outcomes, so no node name can collide with them.
+    """
 
     step: str
     title: str
@@ -79,6 +83,7 @@ class StepReport:
     outcomes: list[NodeOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     extra_html: str = ""
+    problems: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -99,6 +104,7 @@ class StepReport:
             "changed": self.changed,
             "outcomes": [o.to_dict() for o in self.outcomes],
             "notes": [clean(n) for n in self.notes],
+            "problems": [clean(p) for p in self.problems],
         }
 
     def __str__(self) -> str:
@@ -109,6 +115,7 @@ class StepReport:
             lines.append(f"  {o.node:<{width}}  {o.status:<12}  {clean(o.summary)}")
             if o.diff:
                 lines += ["    " + line for line in clean(o.diff).rstrip("\n").splitlines()]
+        lines += [f"  cluster problem: {clean(p)}" for p in self.problems]
         lines += [f"  note: {clean(n)}" for n in self.notes]
         return "\n".join(lines)
 
@@ -132,11 +139,17 @@ class StepReport:
                 f'<td><strong style="color:{color}">{label}</strong></td><td style="text-align:left">{body}</td></tr>'
             )
         notes = "".join(f"<li>{esc(clean(n))}</li>" for n in self.notes)
+        color, label = _BADGE["failed"]
+        problems = "".join(
+            f'<p class="runbook-problem"><strong style="color:{color}">{label}</strong> (whole cluster): {esc(clean(p))}</p>'
+            for p in self.problems
+        )
         return (
             f'<div class="runbook-report" data-step="{esc(self.step)}">'
             f"<p><strong>{esc(self.title)}</strong>{mode}</p>"
             '<table><thead><tr><th>node</th><th>result</th><th style="text-align:left">what</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
+            + problems
             + (f"<ul>{notes}</ul>" if notes else "")
             + self.extra_html
             + "</div>"

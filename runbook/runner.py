@@ -48,7 +48,7 @@ from typing import IO, Any
 
 import runbook
 from runbook import lock
-from runbook.errors import ControllerDiskError, RunbookError, RunLocked
+from runbook.errors import ControllerDiskError, RunbookError, RunLocked, UsageError
 from runbook.local import write_json_atomic
 from runbook.report import clean as clean_text
 
@@ -64,12 +64,6 @@ CHECK_SUFFIX = "-check"
 RUN_ID_ENV = "RUNBOOK_RUN_ID"
 
 _STEP_FILE = re.compile(r"^(?P<number>\d+)-(?P<name>[A-Za-z0-9][A-Za-z0-9_-]*)\.ipynb$")
-
-
-class UsageError(RunbookError):
-    """Bad arguments or set-up for a run (unknown step, no notebooks): nothing was started."""
-
-    exit_code = 2
 
 
 # --- steps -----------------------------------------------------------------------------------------
@@ -767,9 +761,11 @@ def run(
     takes the lock on every node too.
     """
     from runbook.cluster import load_cluster
+    from runbook.hosts import hosts_for
 
     stream = stream or sys.stderr
     cluster = load_cluster(cluster_file)  # exit 2 on bad input, before anything starts
+    hosts_for(cluster)  # the logins too (ssh_config: ports, ProxyJump): exit 2 here, not in a notebook; connects nowhere
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
     steps = select_steps(discover_steps(notebooks_dir()), only)

@@ -22,18 +22,28 @@ T = TypeVar("T")
 
 
 class StepFailed(RunbookError):
-    """A step failed on one or more nodes; names each node and why, and carries the report."""
+    """A step failed on one or more nodes; names each node and why, and carries the report.
 
-    def __init__(self, step: str, failures: dict[str, str], report: StepReport | None = None) -> None:
+    `failures` is by node name only; what concerns the whole cluster is in `problems` (a node may be
+    called anything, "cluster" included).
+    """
+
+    def __init__(self, step: str, failures: dict[str, str], report: StepReport | None = None, problems: Sequence[str] = ()) -> None:
         self.step = step
         self.failures = failures
+        self.problems = list(problems)
         self.node = next(iter(failures), None)
         self.report = report
         lines = [f"{node}: {why}" for node, why in failures.items()]
-        if len(lines) == 1:
+        if len(lines) == 1 and not self.problems:
             message = f"step {step} failed on {lines[0]}"
+        elif len(self.problems) == 1 and not lines:
+            message = f"step {step} failed: {self.problems[0]}"
         else:
-            message = f"step {step} failed on {len(lines)} nodes:\n" + "\n".join(f"  - {line}" for line in lines)
+            nodes = f"{len(lines)} node{'s' if len(lines) != 1 else ''}" if lines else ""
+            where = " and ".join(part for part in ("the cluster" if self.problems else "", nodes) if part)
+            lines = self.problems + lines
+            message = f"step {step} failed on {where}:\n" + "\n".join(f"  - {line}" for line in lines)
         super().__init__(message)
 
 
@@ -88,8 +98,8 @@ def run_per_node(
 
 
 def raise_if_failed(report: StepReport) -> None:
-    if report.failed:
-        raise StepFailed(report.step, {o.node: o.summary for o in report.failed}, report)
+    if report.failed or report.problems:
+        raise StepFailed(report.step, {o.node: o.summary for o in report.failed}, report, report.problems)
 
 
 def generation_of(cluster: Cluster, facts: NodeFacts, step: str, check: bool = False) -> int:

@@ -6,7 +6,7 @@ from runbook.cluster import Cluster, Node
 from runbook.facts import NodeFacts
 from runbook.hosts import Hosts
 from runbook.report import NodeOutcome, StepReport
-from runbook.steps._common import StepFailed, gather_facts, raise_if_failed
+from runbook.steps._common import gather_facts, raise_if_failed
 
 STEP = "00-preflight"
 TITLE = "Preflight: every node checked before any node is changed"
@@ -49,7 +49,7 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
     return problems
 
 
-def summary_of(facts: NodeFacts, cluster: Cluster) -> str:
+def summary_of(facts: NodeFacts) -> str:
     if facts.corosync_version:
         corosync = f"Corosync {facts.corosync_version} ({'running' if facts.corosync_running else 'stopped'})"
     else:
@@ -66,11 +66,11 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepRep
         if problems:
             report.outcomes.append(NodeOutcome(node.name, "failed", "; ".join(problems)))
         else:
-            report.outcomes.append(NodeOutcome(node.name, "ok", summary_of(facts[node.name], cluster)))
+            report.outcomes.append(NodeOutcome(node.name, "ok", summary_of(facts[node.name])))
     installed = {f.generation for f in facts.values() if f.generation is not None}
     if len(installed) > 1:
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
-        raise StepFailed(STEP, {"cluster": f"nodes run different Corosync generations ({versions}); they cannot form one cluster"}, report)
+        report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)
     if generation:

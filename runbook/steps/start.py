@@ -88,7 +88,7 @@ def systemd_said(state: dict[str, str]) -> str:
     return f"; systemd: {state.get('active') or '?'}, {state.get('enabled') or '?'} at boot"
 
 
-def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str, str, str]:
+def control_commands(init_system: str) -> tuple[str, str, str]:
     """Pure: (stop, start, how) for this node's init system."""
     if init_system == "systemd":
         return "systemctl stop corosync", "systemctl start corosync", "systemctl"
@@ -101,8 +101,8 @@ def control_commands(init_system: str, boot_tools: tuple[str, ...]) -> tuple[str
     return "kill $(pidof corosync) 2>/dev/null || true", "corosync", "the corosync daemon directly (no init system)"
 
 
-def restart_script(init_system: str, boot_tools: tuple[str, ...]) -> str:
-    stop, start, _ = control_commands(init_system, boot_tools)
+def restart_script(init_system: str) -> str:
+    stop, start, _ = control_commands(init_system)
     return f"""
 set -e
 if pidof corosync >/dev/null; then
@@ -265,7 +265,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
 
     def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
         reason = restart_reason(states[node.name], cluster.name, generations[node.name])
-        _, _, how = control_commands(f.init_system, f.boot_tools)
+        _, _, how = control_commands(f.init_system)
         systemd = f.init_system == "systemd"
         if systemd:
             how = "systemctl (corosync.service)"
@@ -275,7 +275,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
         verb = "start" if not states[node.name].get("pid") else "restart"
         if check:
             return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}{said}")
-        script = systemd_restart_script() if systemd else restart_script(f.init_system, f.boot_tools)
+        script = systemd_restart_script() if systemd else restart_script(f.init_system)
         try:
             host.run(script, timeout=STOP_WAIT + START_WAIT + 100, display=f"{verb} corosync ({how})")
         except HostError as exc:
