@@ -224,8 +224,9 @@ not start Corosync now; step 6 does.
 **Corosync generations.** Where the defaults file has a `START=` line, as with the chapter's 1.x
 packages, the step sets it to `yes`, as the chapter does. Later packages dropped that switch: with
 3.x on Debian 12, `/etc/default/corosync` has no `START=` line at all, so editing it would change
-nothing. There the step enables the service through the init system instead: `systemctl enable
-corosync` under systemd, `update-rc.d` (or `chkconfig`) for SysV init scripts.""",
+nothing. The step therefore does both things that apply: it sets `START=yes` where the line exists, and
+it enables the service through the init system (`systemctl enable corosync` under systemd,
+`update-rc.d` or `chkconfig` for SysV init scripts), so the node starts Corosync at its next boot.""",
         look="""\
 **What to look for.** The method used on each node (defaults file, systemd or SysV), and
 `unchanged` where Corosync was already enabled.""",
