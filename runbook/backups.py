@@ -26,26 +26,16 @@ class Backups:
         return {"keep": self.keep}
 
 
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    try:
-        text = repr(value)
-    except (ValueError, RecursionError):
-        return f"<{type(value).__name__} too large to show>"
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def parse_backups(value: Any) -> tuple[Backups | None, list[str]]:
     """(the section, []) or (None, problems), each problem naming its field: `backups.keep: ...`."""
+    from runbook.cluster_problems import show  # here: cluster_problems -> cluster_model -> this module
+
     if value is None:
         return Backups(), []
     if not isinstance(value, Mapping):
-        return None, [f"backups: {_show(value)} is not a mapping (expected keys: {', '.join(KEYS)})"]
+        return None, [f"backups: {show(value)} is not a mapping (expected keys: {', '.join(KEYS)})"]
     problems = [
-        f"backups.{key if isinstance(key, str) else _show(key)}: unknown key; known keys: {', '.join(KEYS)}"
+        f"backups.{key if isinstance(key, str) else show(key)}: unknown key; known keys: {', '.join(KEYS)}"
         for key in value
         if key not in KEYS
     ]
@@ -54,7 +44,7 @@ def parse_backups(value: Any) -> tuple[Backups | None, list[str]]:
         keep = DEFAULT_KEEP
     if isinstance(keep, bool) or not isinstance(keep, int) or not 1 <= keep <= MAX_KEEP:
         problems.append(
-            f"backups.keep: {_show(keep)} must be a whole number of backups from 1 to {MAX_KEEP} "
+            f"backups.keep: {show(keep)} must be a whole number of backups from 1 to {MAX_KEEP} "
             "(the original file, PATH.orig-runbook, is kept besides)"
         )
     return (None, problems) if problems else (Backups(keep=keep), [])

@@ -553,16 +553,21 @@ def _sshd_listening(address: str, timeout: float = 0.5) -> bool:
 
 
 def _wait_for_sshd(state: LabState, progress: Progress) -> None:
-    deadline = time.monotonic() + SSHD_WAIT_SECONDS
-    waiting = list(state.hosts)
+    wait_for_sshd(state, state.hosts, SSHD_WAIT_SECONDS, "sshd did not come up")
+
+
+def wait_for_sshd(state: LabState, hosts: Sequence[LabHost], seconds: float, what: str, poll: float = 0.1) -> None:
+    """Wait until sshd answers on every host; name the ones that did not, with where their log is."""
+    deadline = time.monotonic() + seconds
+    waiting = list(hosts)
     while waiting:
         waiting = [h for h in waiting if not _sshd_listening(h.address)]
         if not waiting:
             return
         if time.monotonic() > deadline:
             names = ", ".join(f"{h.name} (see {state.host_dir(h) / 'boot.log'})" for h in waiting)
-            raise LabError(f"sshd did not come up within {SSHD_WAIT_SECONDS:g}s on: {names}")
-        time.sleep(0.1)
+            raise LabError(f"{what} within {seconds:g}s on: {names}")
+        time.sleep(poll)
 
 
 def status(state: LabState) -> list[HostStatus]:

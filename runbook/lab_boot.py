@@ -331,18 +331,9 @@ def boot_state(state: LabState, host: LabHost) -> BootState:
 
 def wait_until_booted(state: LabState, hosts: list[LabHost], progress=lambda _: None) -> None:  # type: ignore[no-untyped-def]
     """Wait for sshd on every booting host (systemd starts it), naming the hosts that did not come up."""
-    from runbook.lab import _sshd_listening
+    from runbook.lab import wait_for_sshd
 
-    deadline = time.monotonic() + BOOT_WAIT_SECONDS
-    waiting = list(hosts)
-    while waiting:
-        waiting = [h for h in waiting if not _sshd_listening(h.address)]
-        if not waiting:
-            return
-        if time.monotonic() > deadline:
-            names = ", ".join(f"{h.name} (see {state.host_dir(h) / 'boot.log'})" for h in waiting)
-            raise LabError(f"these hosts did not boot to sshd within {BOOT_WAIT_SECONDS:g}s: {names}")
-        time.sleep(0.2)
+    wait_for_sshd(state, hosts, BOOT_WAIT_SECONDS, "these hosts did not boot to sshd", poll=0.2)
 
 
 def machine_running(host: LabHost) -> bool:
