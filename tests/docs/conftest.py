@@ -186,9 +186,12 @@ def browser(docs_out: Path, server: Server) -> Iterator[object]:
 READER_LAB = "ptnb"  # lab hosts at the chapter's addresses for what a reader runs: a downloaded notebook, JupyterLab
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chapter_lab(built_site: BuiltSite) -> Iterator[str]:
-    """Fresh lab hosts at the chapter's addresses, after the build has taken its own lab down."""
+    """Fresh lab hosts at the chapter's addresses, after the build has taken its own lab down.
+
+    Per module, not per session: the lab holds the chapter's subnet, which the lab tests after
+    these need for labs of their own."""
     from runbook import lab
     from runbook.cluster import load_cluster
 
