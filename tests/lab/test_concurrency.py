@@ -299,7 +299,6 @@ def test_a_killed_runner_leaves_nothing_running_and_the_next_run_converges(env: 
             process.kill()
             process.wait()
         remove_fakes(env)
-    assert kernel_dirs() <= dirs_before, "the kernel's socket directory is removed"
     record = summary(run_dir)
     if how == signal.SIGTERM:
         assert process.returncode == 143, stderr[-3000:]
@@ -311,6 +310,10 @@ def test_a_killed_runner_leaves_nothing_running_and_the_next_run_converges(env: 
     assert [s["status"] for s in record["steps"]][:3] == ["ok", "ok", "ok"]
     result = runbook(env, "run")
     assert result.returncode == 0, result.stderr[-3000:]
+    # The dead kernel's socket directory is gone by now: the kernel removes it itself when it sees its
+    # runner die, unless ipykernel's own parent check ends it first (a race on a loaded machine); then
+    # the next run removes directories whose runner is gone.
+    assert kernel_dirs() <= dirs_before, "the kernel's socket directory is removed"
     assert "node1  changed       generated a new authkey" in result.stderr
     marked = summary(run_dir)
     assert marked["status"] == "interrupted"
