@@ -95,7 +95,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
             from runbook.cluster import load_cluster
 
             cluster = load_cluster(args.cluster)
-            nodes = [(n.name, n.address) for n in cluster.nodes]
+            nodes = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
         else:
             nodes = lab.generated_nodes(2 if args.nodes is None else args.nodes, args.subnet)
         lab.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made

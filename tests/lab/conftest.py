@@ -26,7 +26,7 @@ def leftovers(state: lab.LabState) -> list[str]:
     found = []
     namespaces = lab._netns_list()
     found += [f"netns {h.netns}" for h in state.hosts if h.netns in namespaces]
-    found += [f"link {name}" for name in [state.bridge] + [h.veth for h in state.hosts] if lab._link_exists(name)]
+    found += [f"link {name}" for name in state.link_names() if lab._link_exists(name)]
     if state.dir.exists():
         found.append(f"dir {state.dir}")
     mounts = Path("/proc/self/mountinfo").read_text()
