@@ -345,7 +345,7 @@ def boot_script(state: LabState, host: LabHost) -> str:
 
 def sshd_command(state: LabState, host: LabHost) -> str:
     return (
-        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={HOST_KEY}"
+        f"/usr/sbin/sshd -D -e {' '.join(f'-o ListenAddress={a}' for a in host.addresses)} -o HostKey={HOST_KEY}"
         f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
         f" -o UsePAM=no -o PidFile=/run/sshd.pid"
     )
@@ -583,7 +583,7 @@ def _make_keys(state: LabState) -> None:
         shutil.copy2(key.with_suffix(".pub"), inside.with_suffix(".pub"))
         os.chmod(inside, 0o600)
         kind, blob = key.with_suffix(".pub").read_text().split()[:2]
-        known.append(f"{host.name},{host.address} {kind} {blob}")
+        known.append(f"{','.join([host.name, *host.addresses])} {kind} {blob}")  # sshd answers on every link
     state.known_hosts.write_text("\n".join(known) + "\n")
 
 
