@@ -149,6 +149,8 @@ def parse_cfgtool_status(text: str) -> tuple[LinkState, ...]:
         if current is not None:
             links.append(LinkState(**current))  # type: ignore[arg-type]
 
+    local = re.search(r"^Local node ID (\d+)", text, re.M)
+    local_id = int(local.group(1)) if local else None  # 3.0 shows the local node like a peer
     for line in text.splitlines():
         head = _LINK_HEAD.match(line.strip())
         if head:
@@ -164,7 +166,7 @@ def parse_cfgtool_status(text: str) -> tuple[LinkState, ...]:
             current["address"] = address.group(1)
         elif peer:
             connected = _peer_connected(peer.group(2))
-            if connected is not None:
+            if connected is not None and int(peer.group(1)) != local_id:
                 current["peers"] = (*current["peers"], (int(peer.group(1)), connected))  # type: ignore[misc]
         elif status:
             current["faulty"] = "faulty" in status.group(1).lower()
