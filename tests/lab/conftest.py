@@ -44,7 +44,7 @@ def leftovers(state: lab.LabState) -> list[str]:
 
 
 @contextmanager
-def running_lab(name: str, nodes: Sequence[tuple[str, str]], os_name: str = "host") -> Iterator[lab.LabState]:
+def running_lab(name: str, nodes: Sequence[lab.NodeSpec], os_name: str = "host") -> Iterator[lab.LabState]:
     """A lab for the duration of a with-block; removed afterwards, and checked that nothing remains."""
     try:
         lab.require_lab_support()
