@@ -95,7 +95,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
             from runbook.cluster import load_cluster
 
             cluster = load_cluster(args.cluster)
-            nodes = [(n.name, n.address) for n in cluster.nodes]
+            nodes = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
         else:
             nodes = lab.generated_nodes(2 if args.nodes is None else args.nodes, args.subnet)
         lab.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made
@@ -236,14 +236,19 @@ def cmd_membership(args: argparse.Namespace) -> int:
     from runbook.hosts import hosts_for
     from runbook.report import clean
     from runbook.steps._common import parallel
-    from runbook.steps.start import read_view
+    from runbook.steps.start import read_links, read_view
 
     cluster = load_cluster(args.cluster)
     expected = len(cluster.nodes)
+    links = {}
 
     def view_of(node):  # type: ignore[no-untyped-def]
         host = hosts[node.name]
-        return read_view(host, gather(host).generation or 3)
+        generation = gather(host).generation or 3
+        view = read_view(host, generation)
+        if view.running:
+            links[node.name] = read_links(host, generation)  # each link's state as this node sees it
+        return view
 
     with hosts_for(cluster) as hosts:
         views = parallel(list(cluster.nodes), view_of)
@@ -255,6 +260,8 @@ def cmd_membership(args: argparse.Namespace) -> int:
             continue
         complete &= view.complete(expected)
         print(f"== {node.name}: {clean(view.describe(expected))}")
+        for link in links[node.name].links if node.name in links else ():
+            print(f"   {clean(link.describe())}")
         if args.verbose:
             print(clean(view.raw.rstrip()))
         else:

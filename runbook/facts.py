@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import ipaddress
 import re
+import shlex
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from runbook.hosts import Host
@@ -104,7 +106,7 @@ class NodeFacts:
 
     def has_address(self, address: str) -> bool:
         if not _is_ip(address):
-            return False  # a hostname: preflight does not resolve names yet, so it is not found as an address
+            return False  # a hostname: resolve it on the node first (resolve_names), then ask for its addresses
         want = ipaddress.ip_address(address)
         return any(ipaddress.ip_address(a) == want for a in self.addresses if _is_ip(a))
 
@@ -221,3 +223,77 @@ def gather(host: Host) -> NodeFacts:
     result = host.run(FACTS_SCRIPT, display="gather facts (os-release, corosync -v, ip addr, files)")
     return parse_facts(host.name, result.text)
 
+
+
+# ---------------------------------------------------------------------------------------------
+# Name resolution: a hostname in the cluster file must mean the same address on every node
+
+
+def is_hostname(address: str) -> bool:
+    """A cluster-file address that Corosync resolves itself (not an IPv4 or IPv6 literal)."""
+    return not _is_ip(address)
+
+
+def resolve_script(names: Iterable[str]) -> str:
+    """One round trip: each name as the node's resolver sees it (`getent ahosts`: /etc/hosts, then DNS)."""
+    return "".join(
+        f"echo {shlex.quote(_SECTION + 'resolve:' + name)}; getent ahosts {shlex.quote(name)} | awk '{{print $1}}' | uniq; true\n"
+        for name in names
+    )
+
+
+def parse_resolution(output: str) -> dict[str, tuple[str, ...]]:
+    """Pure: {name: addresses in the resolver's order, without repeats}; () for a name that does not resolve."""
+    resolved: dict[str, tuple[str, ...]] = {}
+    for section, text in split_sections(output).items():
+        if section.startswith("resolve:"):
+            found = [a for a in text.split() if _is_ip(a)]
+            resolved[section[len("resolve:"):]] = tuple(dict.fromkeys(found))
+    return resolved
+
+
+def resolve_names(host: Host, names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """How `host` resolves each name (read only)."""
+    names = list(names)
+    if not names:
+        return {}
+    result = host.run(resolve_script(names), display=f"getent ahosts {' '.join(names)}")
+    return parse_resolution(result.text)
+
+
+def is_loopback(address: str) -> bool:
+    return _is_ip(address) and ipaddress.ip_address(address).is_loopback
+
+
+def resolution_problems(name: str, by_node: Mapping[str, tuple[str, ...]]) -> dict[str, str]:
+    """Pure: per node, why `name` cannot be a Corosync address there ({} when it resolves the same,
+    to no loopback address, on every node). The classic failure: a hostname on the 127.0.1.1 line
+    of /etc/hosts, so Corosync binds to loopback and the node forms a cluster of its own."""
+    problems: dict[str, str] = {}
+    for node, addresses in by_node.items():
+        loop = [a for a in addresses if is_loopback(a)]
+        if not addresses:
+            problems[node] = f"the name {name!r} does not resolve on node {node} (getent ahosts {name} finds nothing)"
+        elif loop:
+            problems[node] = (
+                f"the name {name!r} resolves to loopback {', '.join(loop)} on node {node} (getent ahosts); "
+                f"Corosync would bind there and form a cluster of one. Fix /etc/hosts on {node} (the "
+                f"'127.0.1.1 {name}' line) to give {name} its real address, or use the address in the cluster file"
+            )
+    seen = {node: addrs for node, addrs in by_node.items() if addrs and node not in problems}
+    if len({_first_per_family(a) for a in seen.values()}) > 1:
+        shown = "; ".join(f"{node}: {', '.join(addrs)}" for node, addrs in seen.items())
+        for node in seen:
+            problems[node] = (
+                f"the name {name!r} resolves differently on different nodes ({shown}); make /etc/hosts "
+                f"or DNS agree on every node, or use the address in the cluster file"
+            )
+    return problems
+
+
+def _first_per_family(addresses: tuple[str, ...]) -> tuple[str, ...]:
+    """What Corosync would bind to: the first IPv4 and the first IPv6 address a name resolves to."""
+    first: dict[int, str] = {}
+    for address in addresses:
+        first.setdefault(ipaddress.ip_address(address).version, str(ipaddress.ip_address(address)))
+    return tuple(sorted(first.values()))

@@ -56,6 +56,24 @@ class LabHost:
     address: str
     netns: str
     veth: str
+    # Links 1.. (link 0 is `address` on eth0): one address and interface (eth1, eth2, ...) per link.
+    extra_addresses: list[str] = field(default_factory=list)
+    extra_veths: list[str] = field(default_factory=list)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address of the host, link 0 first (one per link)."""
+        return [self.address, *self.extra_addresses]
+
+
+@dataclass
+class LabLink:
+    """A network of its own for link 1, 2, ... of a multi-link cluster: its bridge and subnet."""
+
+    number: int
+    bridge: str
+    subnet: str
+    bridge_address: str
 
 
 @dataclass
@@ -69,6 +87,16 @@ class LabState:
     hosts: list[LabHost] = field(default_factory=list)
     created: float = 0.0
     os: str = "host"  # "host" (an overlay of this machine, no init) or a booting OS (see lab_boot)
+    extra_links: list[LabLink] = field(default_factory=list)  # links 1.. (link 0 is `bridge`/`subnet`)
+
+    @property
+    def bridges(self) -> list[str]:
+        """Every bridge of the lab, link 0 first."""
+        return [self.bridge, *(link.bridge for link in self.extra_links)]
+
+    def link_names(self) -> list[str]:
+        """Every network link this lab makes on this machine (bridges and host-side veths)."""
+        return self.bridges + [v for h in self.hosts for v in [h.veth, *h.extra_veths]]
 
     @property
     def dir(self) -> Path:
@@ -95,7 +123,7 @@ class LabState:
 
     def host(self, name_or_address: str) -> LabHost:
         for host in self.hosts:
-            if name_or_address in (host.name, host.address):
+            if name_or_address == host.name or name_or_address in host.addresses:
                 return host
         known = ", ".join(h.name for h in self.hosts)
         raise LabError(f"lab '{self.name}' has no host '{name_or_address}' (hosts: {known})")
@@ -117,7 +145,8 @@ class LabState:
         except (OSError, ValueError) as exc:
             raise LabError(f"{path}: cannot read lab state ({exc}); `runbook lab down --lab {name}` removes it") from exc
         hosts = [LabHost(**h) for h in data.pop("hosts", [])]
-        return cls(hosts=hosts, **data)
+        links = [LabLink(**link) for link in data.pop("extra_links", [])]
+        return cls(hosts=hosts, extra_links=links, **data)
 
 
 @dataclass(frozen=True)
@@ -151,37 +180,86 @@ def _netns_prefix() -> str:
     return f"w{world}-" if world else ""
 
 
-def plan_lab(name: str, nodes: Sequence[tuple[str, str]]) -> LabState:
-    """Decide every kernel object's name and the bridge address for hosts at the given addresses."""
-    check_lab_name(name)
-    if len(nodes) < 1:
-        raise LabError("a lab needs at least one host")
+NodeSpec = tuple[str, "str | Sequence[str]"]
+
+
+def node_addresses(nodes: Sequence[NodeSpec]) -> list[tuple[str, list[str]]]:
+    """(name, address) or (name, [address per link]) -> (name, [addresses]); every node the same count."""
+    result = [(name, [addr] if isinstance(addr, str) else list(addr)) for name, addr in nodes]
+    for node_name, addresses in result:
+        if not addresses:
+            raise LabError(f"node {node_name}: no address")
+        if len(addresses) != len(result[0][1]):
+            raise LabError(
+                f"node {node_name}: {len(addresses)} addresses, but node {result[0][0]} has {len(result[0][1])}; "
+                "the lab gives every host one address per link"
+            )
+    return result
+
+
+def _plan_subnet(link: int, nodes: Sequence[tuple[str, str]]) -> tuple[ipaddress.IPv4Network, str]:
+    """The /24 every node's address on one link shares, and a free address in it for the bridge."""
+    where = f" on link {link}" if link else ""
     addresses = []
     for node_name, address in nodes:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError as exc:
-            raise LabError(f"node {node_name}: {address!r} is not an IP address") from exc
+            raise LabError(f"node {node_name}: {address!r}{where} is not an IP address") from exc
         if ip.version != 4:
-            raise LabError(f"node {node_name}: {address} is IPv6; the lab makes IPv4 hosts only")
+            raise LabError(f"node {node_name}: {address}{where} is IPv6; the lab makes IPv4 hosts only")
         addresses.append(ip)
     subnet = ipaddress.ip_network(f"{addresses[0]}/24", strict=False)
     for (node_name, _), ip in zip(nodes, addresses):
         if ip not in subnet:
-            raise LabError(f"node {node_name}: {ip} is not in {subnet}; lab hosts must share one /24")
+            raise LabError(f"node {node_name}: {ip} is not in {subnet}; lab hosts must share one /24 per link")
         if ip in (subnet.network_address, subnet.broadcast_address):
             raise LabError(f"node {node_name}: {ip} is the network or broadcast address of {subnet}")
+    if len(set(addresses)) != len(addresses):
+        raise LabError(f"two nodes have the same address{where} in {subnet}")
     free = [ip for ip in reversed(list(subnet.hosts())) if ip not in addresses]
+    return subnet, str(free[0])  # type: ignore[return-value]
+
+
+def plan_lab(name: str, nodes: Sequence[NodeSpec]) -> LabState:
+    """Decide every kernel object's name and each bridge's address for hosts at the given addresses.
+
+    A node is (name, address) or (name, [address on link 0, address on link 1, ...]): each link gets a
+    bridge and a /24 of its own, and each host one interface per link (eth0, eth1, ...).
+    """
+    check_lab_name(name)
+    if len(nodes) < 1:
+        raise LabError("a lab needs at least one host")
+    specs = node_addresses(nodes)
+    count = len(specs[0][1])
+    if count > 8:
+        raise LabError(f"node {specs[0][0]}: {count} addresses; the lab makes at most 8 links")
+    nets = [_plan_subnet(k, [(n, a[k]) for n, a in specs]) for k in range(count)]
+    for k, (subnet, _) in enumerate(nets):
+        for j in range(k):
+            if nets[j][0].overlaps(subnet):
+                raise LabError(f"links {j} and {k} share {subnet}; give each link a /24 of its own")
     hosts = [
-        LabHost(name=node_name, address=str(ip), netns=_netns_prefix() + f"rb-{name}-{node_name}", veth=f"rb{name}v{i}")
-        for i, ((node_name, _), ip) in enumerate(zip(nodes, addresses))
+        LabHost(
+            name=node_name,
+            address=addresses[0],
+            netns=_netns_prefix() + f"rb-{name}-{node_name}",
+            veth=f"rb{name}v{i}",
+            extra_addresses=addresses[1:],
+            extra_veths=[f"rb{name}v{i}l{k}" for k in range(1, count)],
+        )
+        for i, (node_name, addresses) in enumerate(specs)
     ]
     return LabState(
         name=name,
         bridge=f"rb-{name}"[:15],
-        subnet=str(subnet),
-        bridge_address=str(free[0]),
+        subnet=str(nets[0][0]),
+        bridge_address=nets[0][1],
         hosts=hosts,
+        extra_links=[
+            LabLink(number=k, bridge=f"rb-{name}-l{k}", subnet=str(subnet), bridge_address=address)
+            for k, (subnet, address) in enumerate(nets) if k
+        ],
     )
 
 
@@ -225,7 +303,10 @@ def cluster_yaml_text(state: LabState) -> str:
         "nodes:",
     ]
     for i, host in enumerate(state.hosts):
-        lines += [f"  - name: {host.name}", f"    address: {host.address}"]
+        if host.extra_addresses:
+            lines += [f"  - name: {host.name}", f"    addresses: [{', '.join(host.addresses)}]"]
+        else:
+            lines += [f"  - name: {host.name}", f"    address: {host.address}"]
         if i == 0:
             lines.append("    role: primary")
     return "\n".join(lines) + "\n"
@@ -264,7 +345,7 @@ def boot_script(state: LabState, host: LabHost) -> str:
 
 def sshd_command(state: LabState, host: LabHost) -> str:
     return (
-        f"/usr/sbin/sshd -D -e -o ListenAddress={host.address} -o HostKey={HOST_KEY}"
+        f"/usr/sbin/sshd -D -e {' '.join(f'-o ListenAddress={a}' for a in host.addresses)} -o HostKey={HOST_KEY}"
         f" -o AuthorizedKeysFile={state.dir}/authorized_keys -o PermitRootLogin=prohibit-password"
         f" -o UsePAM=no -o PidFile=/run/sshd.pid"
     )
@@ -318,23 +399,24 @@ def _comm(pid: int) -> str:
 
 def _check_subnet_free(state: LabState) -> None:
     """Refuse a subnet the machine already routes: lab traffic must never leave the lab."""
-    subnet = ipaddress.ip_network(state.subnet)
     routes = json.loads(run_local(["ip", "-4", "-j", "route", "show"]).stdout or "[]")
-    for route in routes:
-        dst = route.get("dst", "")
-        if dst in ("default", "") or route.get("dev") == state.bridge:
-            continue
-        try:
-            net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
-        except ValueError:
-            continue
-        if net.overlaps(subnet):
-            raise SubnetInUse(str(subnet), route.get("dev", "?"), _lab_owning_link(route.get("dev", "")))
+    for subnet_text in [state.subnet, *(link.subnet for link in state.extra_links)]:
+        subnet = ipaddress.ip_network(subnet_text)
+        for route in routes:
+            dst = route.get("dst", "")
+            if dst in ("default", "") or route.get("dev") in state.bridges:
+                continue
+            try:
+                net = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+            except ValueError:
+                continue
+            if net.overlaps(subnet):
+                raise SubnetInUse(str(subnet), route.get("dev", "?"), _lab_owning_link(route.get("dev", "")))
 
 
 def _lab_owning_link(dev: str) -> str | None:
     for state in all_labs():
-        if state.bridge == dev:
+        if dev in state.bridges:
             return state.name
     return None
 
@@ -359,7 +441,7 @@ def all_labs() -> list[LabState]:
 def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
     for state in all_labs():
         for host in state.hosts:
-            if host.address == address:
+            if address in host.addresses:
                 return state, host
     return None
 
@@ -376,8 +458,9 @@ def guard_address(address: str) -> None:
             raise LabError(f"{address} is not a lab host and {LAB_ONLY_ENV} is set; refusing to connect")
         return
     state, host = found
-    if not _link_exists(state.bridge):
-        raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but the lab's bridge {state.bridge} is gone; run `runbook lab up` again")
+    for bridge in state.bridges:
+        if not _link_exists(bridge):
+            raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but the lab's bridge {bridge} is gone; run `runbook lab up` again")
     if host.netns not in _netns_list():
         raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but its namespace {host.netns} is gone; run `runbook lab up` again")
 
@@ -428,9 +511,9 @@ def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
 
 
 def up(
-    name: str, nodes: Sequence[tuple[str, str]], progress: Progress = _quiet, packages: bool = True, os_name: str = "host"
+    name: str, nodes: Sequence[NodeSpec], progress: Progress = _quiet, packages: bool = True, os_name: str = "host"
 ) -> LabState:
-    """Make one host per (name, address). Idempotent for the same hosts; anything half-made is removed.
+    """Make one host per (name, address) or (name, [address per link]). Idempotent for the same hosts; anything half-made is removed.
 
     os_name "host" makes overlay hosts of this machine; "debian12"/"debian13" boot systemd in
     systemd-nspawn over a cached root file system (`runbook lab prepare`), and never need the network.
@@ -445,7 +528,7 @@ def up(
         lab_boot.require_boot_support()
     existing = LabState.load(name)
     if existing is not None:
-        same = [(h.name, h.address) for h in existing.hosts] == [(h.name, h.address) for h in planned.hosts]
+        same = [(h.name, h.addresses) for h in existing.hosts] == [(h.name, h.addresses) for h in planned.hosts]
         same = same and existing.os == os_name
         if same and all(s.sshd for s in status(existing)):
             progress(f"lab '{name}' is already up with these hosts")
@@ -461,7 +544,7 @@ def up(
         _make_keys(planned)
         _make_bridge(planned)
         for host in planned.hosts:
-            progress(f"starting host {host.name} at {host.address}" + (f", booting {os_name}" if os_name != "host" else ""))
+            progress(f"starting host {host.name} at {', '.join(host.addresses)}" + (f", booting {os_name}" if os_name != "host" else ""))
             _make_host(planned, host)
         if os_name == "host":
             _wait_for_sshd(planned, progress)
@@ -500,27 +583,33 @@ def _make_keys(state: LabState) -> None:
         shutil.copy2(key.with_suffix(".pub"), inside.with_suffix(".pub"))
         os.chmod(inside, 0o600)
         kind, blob = key.with_suffix(".pub").read_text().split()[:2]
-        known.append(f"{host.name},{host.address} {kind} {blob}")
+        known.append(f"{','.join([host.name, *host.addresses])} {kind} {blob}")  # sshd answers on every link
     state.known_hosts.write_text("\n".join(known) + "\n")
 
 
 def _make_bridge(state: LabState) -> None:
-    prefix = ipaddress.ip_network(state.subnet).prefixlen
-    if not _link_exists(state.bridge):
-        run_local(["ip", "link", "add", state.bridge, "type", "bridge"])
-    run_local(["ip", "addr", "replace", f"{state.bridge_address}/{prefix}", "dev", state.bridge])
-    run_local(["ip", "link", "set", state.bridge, "up"])
+    nets = [(state.bridge, state.subnet, state.bridge_address)]
+    nets += [(link.bridge, link.subnet, link.bridge_address) for link in state.extra_links]
+    for bridge, subnet, address in nets:
+        prefix = ipaddress.ip_network(subnet).prefixlen
+        if not _link_exists(bridge):
+            run_local(["ip", "link", "add", bridge, "type", "bridge"])
+        run_local(["ip", "addr", "replace", f"{address}/{prefix}", "dev", bridge])
+        run_local(["ip", "link", "set", bridge, "up"])
 
 
 def _make_host(state: LabState, host: LabHost) -> None:
-    prefix = ipaddress.ip_network(state.subnet).prefixlen
     if host.netns not in _netns_list():
         run_local(["ip", "netns", "add", host.netns])
-    if not _link_exists(host.veth):
-        run_local(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "eth0", "netns", host.netns])
-    run_local(["ip", "link", "set", host.veth, "master", state.bridge, "up"])
-    run_local(["ip", "-n", host.netns, "addr", "replace", f"{host.address}/{prefix}", "dev", "eth0"])
-    run_local(["ip", "-n", host.netns, "link", "set", "eth0", "up"])
+    subnets = [state.subnet, *(link.subnet for link in state.extra_links)]
+    for k, (veth, address, bridge, subnet) in enumerate(zip([host.veth, *host.extra_veths], host.addresses, state.bridges, subnets)):
+        prefix = ipaddress.ip_network(subnet).prefixlen
+        inside = interface_of(k)
+        if not _link_exists(veth):
+            run_local(["ip", "link", "add", veth, "type", "veth", "peer", "name", inside, "netns", host.netns])
+        run_local(["ip", "link", "set", veth, "master", bridge, "up"])
+        run_local(["ip", "-n", host.netns, "addr", "replace", f"{address}/{prefix}", "dev", inside])
+        run_local(["ip", "-n", host.netns, "link", "set", inside, "up"])
     run_local(["ip", "-n", host.netns, "link", "set", "lo", "up"])
     if state.os != "host":
         from runbook import lab_boot
@@ -541,6 +630,19 @@ def _make_host(state: LabState, host: LabHost) -> None:
         )
     finally:
         log.close()
+
+
+def interface_of(link: int) -> str:
+    """The interface a host has on link `link`, inside its namespace."""
+    return f"eth{link}"
+
+
+def set_link(state: LabState, host_name: str, link: int, up: bool) -> None:
+    """Cut (or restore) one host's interface on one link, inside its namespace: a failed network."""
+    host = state.host(host_name)
+    if not 0 <= link < len(host.addresses):
+        raise LabError(f"host {host.name} has no link {link} (it has links 0..{len(host.addresses) - 1})")
+    run_local(["ip", "-n", host.netns, "link", "set", interface_of(link), "up" if up else "down"])
 
 
 def _sshd_listening(address: str, timeout: float = 0.5) -> bool:
@@ -678,13 +780,13 @@ def down(name: str, progress: Progress = _quiet) -> bool:
     prefix = f"rb-{name}-"
     namespaces = {ns for ns in _netns_list() if ns.startswith(prefix)}
     veths: set[str] = set()
-    bridge = f"rb-{name}"[:15]
+    bridges = [f"rb-{name}"[:15]] + [f"rb-{name}-l{k}" for k in range(1, 8)]  # found by name after a crash too
     if state:
         namespaces |= {h.netns for h in state.hosts if h.netns in _netns_list()}
-        veths = {h.veth for h in state.hosts}
-        bridge = state.bridge
+        veths = {v for h in state.hosts for v in [h.veth, *h.extra_veths]}
+        bridges = list(dict.fromkeys(state.bridges + bridges))
     lab_dir = labs_root() / name
-    found = bool(namespaces) or _link_exists(bridge) or lab_dir.exists()
+    found = bool(namespaces) or any(_link_exists(b) for b in bridges) or lab_dir.exists()
     if state and state.os != "host":
         from runbook import lab_boot
 
@@ -695,7 +797,7 @@ def down(name: str, progress: Progress = _quiet) -> bool:
         progress(f"stopping {netns}")
         _kill_netns(netns)
         run_local(["ip", "netns", "del", netns], check=False)
-    for link in sorted(veths) + [bridge]:
+    for link in sorted(veths) + bridges:
         if _link_exists(link):
             run_local(["ip", "link", "del", link], check=False)
     if lab_dir.exists():

@@ -84,3 +84,115 @@ def parse_objctl(node: str, text: str) -> View:
         members=tuple(Member(i, 1, str(i)) for i in joined),
         raw=text,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Links: `corosync-cfgtool -s` (every generation) and `-n` (3.x), as one node sees each link
+
+_LINK_HEAD = re.compile(r"^(?:LINK|RING) ID (\d+)")
+_LINK_ADDR = re.compile(r"^\s*(?:addr|id)\s*=\s*(\S+)")
+_LINK_PEER = re.compile(r"^\s*nodeid:?\s*(\d+):\s*(.+?)\s*$")
+_LINK_STATUS = re.compile(r"^\s*status\s*=\s*(.+?)\s*$")
+_NODES_HEAD = re.compile(r"^nodeid:?\s*(\d+)\s+(\S+)")
+_NODES_LINK = re.compile(r"^\s*LINK:?\s*(\d+)\s+.*?\(([^)]*)\)\s*(.*)$")
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """One link (knet) or ring (1.x/2.x RRP) as one node sees it.
+
+    `peers`: other node id -> connected; empty where Corosync reports one status for the ring (2.x),
+    then `faulty` says whether the ring is marked FAULTY.
+    """
+
+    number: int
+    address: str = ""
+    peers: tuple[tuple[int, bool], ...] = ()
+    faulty: bool | None = None
+
+    @property
+    def up(self) -> bool:
+        """The link carries traffic to at least one other node (2.x: the ring is not FAULTY)."""
+        if self.peers:
+            return any(ok for _, ok in self.peers)
+        return self.faulty is False
+
+    def describe(self) -> str:
+        if self.peers:
+            connected = sum(ok for _, ok in self.peers)
+            down = [str(n) for n, ok in self.peers if not ok]
+            state = "up" if connected == len(self.peers) else ("DOWN" if connected == 0 else "partly down")
+            to = f", no link to nodeid {', '.join(down)}" if down and connected else ""
+            return f"link {self.number} {state} ({connected}/{len(self.peers)} peers connected{to})"
+        if self.faulty is None:
+            return f"link {self.number} (status not reported)"
+        return f"link {self.number} {'FAULTY' if self.faulty else 'up'}"
+
+
+def _peer_connected(text: str) -> bool | None:
+    """Corosync 3.1's `connected`/`disconnected`, 3.0's `link enabled:1 link connected:1`; None for localhost."""
+    text = text.strip().lower()
+    if text.startswith("localhost"):
+        return None
+    match = re.search(r"connected:\s*(\d)", text)
+    if match:
+        return match.group(1) == "1"
+    return text.startswith("connected") or text == "ok"
+
+
+def parse_cfgtool_status(text: str) -> tuple[LinkState, ...]:
+    """Pure: `corosync-cfgtool -s` -> each link's (ring's) state as this node sees it."""
+    links: list[LinkState] = []
+    current: dict[str, object] | None = None
+
+    def close() -> None:
+        if current is not None:
+            links.append(LinkState(**current))  # type: ignore[arg-type]
+
+    local = re.search(r"^Local node ID (\d+)", text, re.M)
+    local_id = int(local.group(1)) if local else None  # 3.0 shows the local node like a peer
+    for line in text.splitlines():
+        head = _LINK_HEAD.match(line.strip())
+        if head:
+            close()
+            current = {"number": int(head.group(1)), "address": "", "peers": (), "faulty": None}
+            continue
+        if current is None:
+            continue
+        address = _LINK_ADDR.match(line)
+        peer = _LINK_PEER.match(line)
+        status = _LINK_STATUS.match(line)
+        if address:
+            current["address"] = address.group(1)
+        elif peer:
+            connected = _peer_connected(peer.group(2))
+            if connected is not None and int(peer.group(1)) != local_id:
+                current["peers"] = (*current["peers"], (int(peer.group(1)), connected))  # type: ignore[misc]
+        elif status:
+            current["faulty"] = "faulty" in status.group(1).lower()
+    close()
+    return tuple(links)
+
+
+def parse_cfgtool_nodes(text: str) -> tuple[LinkState, ...]:
+    """Pure: `corosync-cfgtool -n` (3.x: per peer, each link enabled/connected) -> per-link states."""
+    peers: dict[int, list[tuple[int, bool]]] = {}
+    addresses: dict[int, str] = {}
+    nodeid = None
+    for line in text.splitlines():
+        head = _NODES_HEAD.match(line.strip())
+        if head:
+            nodeid = int(head.group(1))
+            continue
+        link = _NODES_LINK.match(line)
+        if link and nodeid is not None:
+            number = int(link.group(1))
+            words = link.group(3).lower().split()
+            peers.setdefault(number, []).append((nodeid, "connected" in words and "enabled" in words))
+            addresses.setdefault(number, link.group(2).split("->")[0])
+    return tuple(LinkState(n, addresses[n], tuple(peers[n])) for n in sorted(peers))
+
+
+def links_line(links: tuple[LinkState, ...]) -> str:
+    """One line for a report: each link's state on this node."""
+    return "; ".join(link.describe() for link in links) if links else "no link status reported"

@@ -1,12 +1,17 @@
-"""Step 0: check every node before changing any: reachable, root, supported OS, own address, generation."""
+"""Step 0: check every node before changing any: reachable, root, supported OS, own address on every
+link, names that resolve alike everywhere (never to loopback), generation."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from runbook.cluster import Cluster, Node
-from runbook.facts import NodeFacts
+from runbook.facts import NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
 from runbook.report import NodeOutcome, StepReport
-from runbook.steps._common import gather_facts, raise_if_failed
+from runbook.steps._common import StepFailed, gather_facts, parallel, raise_if_failed
+
+Resolved = Mapping[str, tuple[str, ...]]  # name -> addresses, as one node resolves them
 
 STEP = "00-preflight"
 TITLE = "Preflight: every node checked before any node is changed"
@@ -14,8 +19,11 @@ SUPPORTED_OS = {"debian", "ubuntu", "rhel", "centos", "rocky", "almalinux", "fed
 PACKAGE_MANAGERS = {"apt-get", "dnf", "yum"}
 
 
-def check_node(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
-    """Pure: what stops this node from being set up (empty list when it is ready)."""
+def check_node(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolved | None = None) -> list[str]:
+    """Pure: what stops this node from being set up (empty list when it is ready).
+
+    `resolved`: how this node resolves the cluster file's hostnames (preflight reads it on the node).
+    """
     problems = []
     if facts.uid != 0:
         problems.append(
@@ -24,12 +32,7 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
         )
     if facts.os_id not in SUPPORTED_OS and facts.package_manager not in PACKAGE_MANAGERS:
         problems.append(f"unsupported OS {facts.os_name or facts.os_id!r}: needs apt-get, dnf or yum")
-    if not facts.has_address(node.address):
-        shown = ", ".join(a for a in facts.addresses if not a.startswith(("127.", "::1", "fe80"))) or "none"
-        problems.append(
-            f"nodes[{cluster.nodes.index(node)}].address {node.address} is not on any interface of this host "
-            f"(it has: {shown}); is the address right, and does ssh reach the right machine?"
-        )
+    problems += address_problems(cluster, node, facts, resolved or {})
     if facts.generation is None:
         if facts.package_manager not in PACKAGE_MANAGERS:
             problems.append("Corosync is not installed and there is no apt-get, dnf or yum to install it")
@@ -49,6 +52,73 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
     return problems
 
 
+def address_problems(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolved) -> list[str]:
+    """Pure: each link's address of this node must be on one of its interfaces (a hostname: what the
+    node resolves it to). A name that does not resolve, or resolves to loopback, is named by
+    `resolution_problems` instead."""
+    problems = []
+    index = cluster.nodes.index(node)
+    shown = ", ".join(a for a in facts.addresses if not a.startswith(("127.", "::1", "fe80"))) or "none"
+    for link, address in enumerate(node.addresses):
+        field = f"nodes[{index}].address" if len(node.addresses) == 1 else f"nodes[{index}].addresses[{link}]"
+        on_link = f" (link {link})" if len(node.addresses) > 1 else ""
+        if not is_hostname(address):
+            if not facts.has_address(address):
+                problems.append(
+                    f"{field} {address}{on_link} is not on any interface of this host (it has: {shown}); "
+                    "is the address right, and does ssh reach the right machine?"
+                )
+            continue
+        found = resolved.get(address, ())
+        if not found or any(is_loopback(a) for a in found):
+            continue
+        if not any(facts.has_address(a) for a in found):
+            problems.append(
+                f"{field} {address}{on_link} resolves to {', '.join(found)} on this host, which is on none of its "
+                f"interfaces (it has: {shown}); fix /etc/hosts or DNS, or the name in the cluster file"
+            )
+    return problems
+
+
+def hostnames(cluster: Cluster) -> list[str]:
+    """Every address of the cluster file that is a name (Corosync resolves it on each node)."""
+    return list(dict.fromkeys(a for n in cluster.nodes for a in n.addresses if is_hostname(a)))
+
+
+def read_resolution(step: str, cluster: Cluster, hosts: Hosts) -> dict[str, dict[str, tuple[str, ...]]]:
+    """How every node resolves every hostname of the cluster file ({} when it names none)."""
+    names = hostnames(cluster)
+    if not names:
+        return {n.name: {} for n in cluster.nodes}
+    results = parallel([hosts[n.name] for n in cluster.nodes], lambda host: resolve_names(host, names))
+    failures = {n.name: str(r) for n, r in zip(cluster.nodes, results) if isinstance(r, Exception)}
+    if failures:
+        raise StepFailed(step, {k: v + " (nothing was changed on any node)" for k, v in failures.items()})
+    return {n.name: r for n, r in zip(cluster.nodes, results)}  # type: ignore[misc]
+
+
+def name_problems(cluster: Cluster, resolved: Mapping[str, Resolved]) -> dict[str, list[str]]:
+    """Pure: per node, each hostname that does not resolve, resolves to loopback, or resolves
+    differently on different nodes (each message names the node and the name)."""
+    found: dict[str, list[str]] = {n.name: [] for n in cluster.nodes}
+    for name in hostnames(cluster):
+        for node, why in resolution_problems(name, {n: r.get(name, ()) for n, r in resolved.items()}).items():
+            found[node].append(why)
+    return found
+
+
+def quorum_warnings(cluster: Cluster) -> list[str]:
+    """A 2-node cluster without a quorum device stays quorate on both sides of a split (two_node):
+    only fencing makes that safe, which Corosync alone does not do."""
+    if len(cluster.nodes) != 2 or cluster.quorum.device is not None:
+        return []
+    return [
+        "WARNING: a 2-node cluster without a quorum device: when the nodes lose each other, both stay quorate "
+        "(two_node) and both may run the same resources. Set up fencing (Pacemaker STONITH) before running "
+        "services on it, or add a quorum device (quorum.device, model net) on a third host"
+    ]
+
+
 def summary_of(facts: NodeFacts) -> str:
     if facts.corosync_version:
         corosync = f"Corosync {facts.corosync_version} ({'running' if facts.corosync_running else 'stopped'})"
@@ -60,9 +130,11 @@ def summary_of(facts: NodeFacts) -> str:
 def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes nothing."""
     facts = gather_facts(STEP, cluster, hosts)
+    resolved = read_resolution(STEP, cluster, hosts)
+    names = name_problems(cluster, resolved)
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
-        problems = check_node(cluster, node, facts[node.name])
+        problems = check_node(cluster, node, facts[node.name], resolved[node.name]) + names[node.name]
         if problems:
             report.outcomes.append(NodeOutcome(node.name, "failed", "; ".join(problems)))
         else:
@@ -78,6 +150,12 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepRep
     else:
         report.notes.append("Corosync is not installed yet: its generation is detected after step 01")
     report.notes.append(f"primary (makes the authkey): {cluster.primary.name}")
+    if cluster.link_count > 1:
+        report.notes.append(f"{cluster.link_count} links: every node's address on each link is on one of its interfaces")
+    for name in hostnames(cluster):
+        first = {n: resolved[n].get(name, ())[:1] for n in resolved}
+        report.notes.append(f"{name} resolves to {', '.join(next(iter(first.values()), ()))} on every node")
+    report.notes += quorum_warnings(cluster)
     return report
 
 

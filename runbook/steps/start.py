@@ -16,12 +16,13 @@ from __future__ import annotations
 import html
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from runbook.cluster import Cluster, Node
 from runbook.errors import HostError
 from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
 from runbook.hosts import Host, Hosts
-from runbook.membership import View, parse_objctl, parse_quorumtool
+from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
 from runbook.report import NodeOutcome, StepReport, clean
 from runbook.steps._common import StepFailed, gather_facts, generation_of, parallel, run_per_node
 
@@ -176,6 +177,84 @@ def read_view(host: Host, generation: int) -> View:
     return parse_quorumtool(host.name, host.run("corosync-quorumtool -s 2>/dev/null", check=False, timeout=20).text)
 
 
+LINKS_SCRIPT = "corosync-cfgtool -s 2>&1; echo @@runbook-cfgtool-n; corosync-cfgtool -n 2>&1; true"
+LINKS_WAIT = 30  # seconds, after membership, for every link to connect (knet brings links up one by one)
+
+
+@dataclass(frozen=True)
+class NodeLinks:
+    """What one node says about every link: the parsed states and the commands' own output."""
+
+    node: str
+    links: tuple[LinkState, ...]
+    raw: str
+
+    def complete(self, link_count: int, peers: int) -> bool:
+        """Every link is there and connects this node to every other node (2.x: no ring FAULTY).
+
+        Output the runbook cannot read at all (no link in it) fails nothing: it is shown as it is."""
+        if not self.links:
+            return True
+        if len(self.links) < link_count:
+            return False
+        return all(
+            (len(l.peers) >= peers and all(ok for _, ok in l.peers)) if l.peers else l.faulty is False for l in self.links
+        )
+
+
+def parse_links(node: str, text: str, generation: int) -> NodeLinks:
+    """Pure: `-s` gives each link's state on every generation; on 3.x, `-n` fills in links `-s` left bare."""
+    status, _, nodes = text.partition("@@runbook-cfgtool-n")
+    links = parse_cfgtool_status(status)
+    if generation >= 3:
+        by_node = {l.number: l for l in parse_cfgtool_nodes(nodes)}
+        links = tuple(l if l.peers or l.number not in by_node else by_node[l.number] for l in links) or tuple(by_node.values())
+    shown = status.strip() + (f"\n\n$ corosync-cfgtool -n\n{nodes.strip()}" if generation >= 3 else "")
+    return NodeLinks(node, links, shown)
+
+
+def read_links(host: Host, generation: int) -> NodeLinks:
+    """This node's view of every link (read only)."""
+    script = LINKS_SCRIPT if generation >= 3 else "corosync-cfgtool -s 2>&1; true"
+    return parse_links(host.name, host.run(script, check=False, timeout=20, display="corosync-cfgtool -s / -n").text, generation)
+
+
+def wait_for_links(
+    cluster: Cluster, hosts: Hosts, generations: dict[str, int], timeout: float, interval: float = 0.5
+) -> dict[str, NodeLinks | Exception]:
+    """Poll every node until each link connects it to every other node, or the timeout."""
+    deadline = time.monotonic() + timeout
+    peers = len(cluster.nodes) - 1
+    while True:
+        results = parallel(list(cluster.nodes), lambda n: read_links(hosts[n.name], generations[n.name]))
+        found = {n.name: r for n, r in zip(cluster.nodes, results)}
+        done = all(isinstance(r, NodeLinks) and r.complete(cluster.link_count, peers) for r in found.values())
+        if done or time.monotonic() > deadline:
+            return found  # type: ignore[return-value]
+        time.sleep(interval)
+
+
+def links_html(links: dict[str, NodeLinks | Exception]) -> str:
+    """Each link's state per node: a table of node x link."""
+    numbers = sorted({l.number for r in links.values() if isinstance(r, NodeLinks) for l in r.links})
+    rows = []
+    for name, result in links.items():
+        if isinstance(result, NodeLinks):
+            by_number = {l.number: l for l in result.links}
+            cells = "".join(
+                f"<td>{html.escape(clean(by_number[n].describe().removeprefix(f'link {n} ')) if n in by_number else 'not reported')}</td>"
+                for n in numbers
+            )
+        else:
+            cells = f'<td colspan="{max(len(numbers), 1)}">cannot read: {html.escape(clean(str(result)))}</td>'
+        rows.append(f"<tr><td><code>{html.escape(name)}</code></td>{cells}</tr>")
+    head = "".join(f"<th>link {n}</th>" for n in numbers)
+    return (
+        '<p><strong>Links</strong> (as each node sees them: <code>corosync-cfgtool -s</code>, <code>-n</code> on 3.x)</p>'
+        f'<table class="runbook-links"><thead><tr><th>node</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+    )
+
+
 def wait_for_membership(
     cluster: Cluster,
     hosts: Hosts,
@@ -295,28 +374,37 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
 
     views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
     expected = len(cluster.nodes)
-    report.extra_html = membership_html(views, expected)
-    link_status = parallel(
-        [o.node for o in report.outcomes], lambda name: hosts[name].run("corosync-cfgtool -s 2>&1", check=False, timeout=20).text
-    )
-    for outcome, cfg in zip(report.outcomes, link_status):
-        view = views[outcome.node]
-        outcome.summary += f"; {view.describe(expected)}"
-        cfg_text = f"(cannot read: {cfg})" if isinstance(cfg, Exception) else str(cfg).strip()
+    members_complete = all(v.complete(expected) for v in views.values())
+    links = wait_for_links(cluster, hosts, generations, LINKS_WAIT if members_complete else 0)
+    report.extra_html = membership_html(views, expected) + links_html(links)
+    for outcome in report.outcomes:
+        view, found = views[outcome.node], links[outcome.node]
+        line = links_line(found.links) if isinstance(found, NodeLinks) else f"links cannot be read: {found}"
+        outcome.summary += f"; {view.describe(expected)}; {line}"
+        cfg_text = found.raw if isinstance(found, NodeLinks) else f"(cannot read: {found})"
         outcome.detail = f"$ corosync-cfgtool -s\n{cfg_text}\n\n$ corosync-quorumtool -s\n{view.raw.strip()}"
-    if not all(v.complete(expected) for v in views.values()):
-        failures = {}
+    link_failures = {
+        name: f"not every link connects it to every other node: {links_line(found.links) if isinstance(found, NodeLinks) else found}"
+        for name, found in links.items()
+        if members_complete and not (isinstance(found, NodeLinks) and found.complete(cluster.link_count, expected - 1))
+    }
+    if not members_complete or link_failures:
+        failures = dict(link_failures)
         for name, view in views.items():
             if not view.complete(expected):
                 failures[name] = f"{view.describe(expected)} after {seconds:.0f}s\n  log:\n" + "\n".join(
                     f"    {line}" for line in log_tail(hosts[name], facts[name].init_system).splitlines()
                 )
-                report.outcome(name).status = "failed"
+        for name in failures:
+            report.outcome(name).status = "failed"
+        if link_failures:
+            report.notes.append("the membership is complete and quorate, but a link is down: the cluster runs without its redundancy")
         raise StepFailed(STEP, failures, report)
     ring_ids = {v.ring_id for v in views.values()}
     report.notes.append(
         f"all {expected} nodes are members and quorate after {seconds:.1f}s of waiting; ring ID {', '.join(sorted(r or '?' for r in ring_ids))}"
     )
+    report.notes.append(f"every node is connected to every other node on each of its {cluster.link_count} link(s)")
     if how_started:
         report.notes.append("started with: " + "; ".join(f"{n}: {h}" for n, h in how_started.items()))
     return report

@@ -26,7 +26,7 @@ def leftovers(state: lab.LabState) -> list[str]:
     found = []
     namespaces = lab._netns_list()
     found += [f"netns {h.netns}" for h in state.hosts if h.netns in namespaces]
-    found += [f"link {name}" for name in [state.bridge] + [h.veth for h in state.hosts] if lab._link_exists(name)]
+    found += [f"link {name}" for name in state.link_names() if lab._link_exists(name)]
     if state.dir.exists():
         found.append(f"dir {state.dir}")
     mounts = Path("/proc/self/mountinfo").read_text()
@@ -44,7 +44,7 @@ def leftovers(state: lab.LabState) -> list[str]:
 
 
 @contextmanager
-def running_lab(name: str, nodes: Sequence[tuple[str, str]], os_name: str = "host") -> Iterator[lab.LabState]:
+def running_lab(name: str, nodes: Sequence[lab.NodeSpec], os_name: str = "host") -> Iterator[lab.LabState]:
     """A lab for the duration of a with-block; removed afterwards, and checked that nothing remains."""
     try:
         lab.require_lab_support()

@@ -59,3 +59,35 @@ def test_generated_hosts_on_their_own_subnet():
     assert generated_nodes(2, "10.0.88.0/24") == [("node1", "10.0.88.11"), ("node2", "10.0.88.12")]
     with pytest.raises(LabError, match="--subnet"):
         generated_nodes(2, "10.0.88.0/16")
+
+
+THREE_TWO_LINKS = [
+    ("n1", ["10.0.151.11", "10.0.152.11"]),
+    ("n2", ["10.0.151.12", "10.0.152.12"]),
+    ("n3", ["10.0.151.13", "10.0.152.13"]),
+]
+
+
+def test_one_bridge_and_one_interface_per_link():
+    state = plan_lab("links", THREE_TWO_LINKS)
+    assert state.subnet == "10.0.151.0/24" and [l.subnet for l in state.extra_links] == ["10.0.152.0/24"]
+    assert state.bridges == ["rb-links", "rb-links-l1"]
+    assert [h.addresses for h in state.hosts] == [a for _, a in THREE_TWO_LINKS]
+    assert all(len(name) <= 15 for name in state.link_names())
+    assert len(set(state.link_names())) == 2 + 3 * 2
+    assert "addresses: [10.0.151.11, 10.0.152.11]" in cluster_yaml_text(state)
+    assert state.host("10.0.152.12").name == "n2"
+
+
+@pytest.mark.parametrize(
+    "nodes, message",
+    [
+        ([("a", ["10.0.66.1", "10.0.67.1"]), ("b", ["10.0.66.2"])], "one address per link"),
+        ([("a", ["10.0.66.1", "10.0.66.2"])], "links 0 and 1 share"),
+        ([("a", ["10.0.66.1", "10.0.67.1"]), ("b", ["10.0.66.2", "10.0.68.2"])], "must share one /24"),
+        ([("a", ["10.0.66.1", "10.0.67.1"]), ("b", ["10.0.66.2", "10.0.67.1"])], "same address on link 1"),
+    ],
+)
+def test_bad_multi_link_plans_say_why(nodes, message):
+    with pytest.raises(LabError, match=message):
+        plan_lab("lab", nodes)

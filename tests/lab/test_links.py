@@ -1,0 +1,196 @@
+"""Clusters on more than one network, and nodes named by hostnames, on real lab hosts.
+
+A 3-node cluster with 2 knet links (each host one interface per link, a bridge per link) comes up
+quorate; cutting link 0 on one node keeps the membership on link 1 and the reports show link 0 down
+there; restoring it brings link 0 back. A cluster named only by hostnames comes up when every host
+resolves them alike, and is refused at preflight, naming node and name, when one resolves its own
+name to 127.0.1.1 (the classic /etc/hosts line).
+
+SSH reaches the hosts of the two-link lab over link 1 (as an operator's management network would),
+so cutting link 0 does not cut the runbook off.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runbook import lab
+from runbook.cluster import Cluster, load_cluster
+from runbook.hosts import hosts_for
+from runbook.membership import parse_quorumtool
+from tests.lab.conftest import REPO, running_lab
+
+LINKS = [
+    ("n1", ["10.0.151.11", "10.0.152.11"]),
+    ("n2", ["10.0.151.12", "10.0.152.12"]),
+    ("n3", ["10.0.151.13", "10.0.152.13"]),
+]
+NAMES = [("alpha", "10.0.153.11"), ("beta", "10.0.153.12"), ("gamma", "10.0.153.13")]
+
+
+def runbook(*args: str, out: Path | None = None) -> subprocess.CompletedProcess[str]:
+    extra = ["--out", str(out)] if out else []
+    return subprocess.run([sys.executable, "-m", "runbook", *args, *extra], capture_output=True, text=True, cwd=REPO, timeout=900)
+
+
+def quorum_views(cluster: Cluster):  # type: ignore[no-untyped-def]
+    with hosts_for(cluster) as hosts:
+        return {n.name: parse_quorumtool(n.name, hosts[n.name].run("corosync-quorumtool -s", check=False).text) for n in cluster.nodes}
+
+
+def membership_sections(text: str) -> dict[str, str]:
+    """`runbook membership` output, split by node (`== n1: ...` starts a node's lines)."""
+    sections: dict[str, str] = {}
+    name = None
+    for line in text.splitlines():
+        if line.startswith("== "):
+            name = line[3:].split(":")[0]
+            sections[name] = ""
+        if name:
+            sections[name] += line + "\n"
+    return sections
+
+
+def wait_until(what: str, probe, seconds: float = 60):  # type: ignore[no-untyped-def]
+    """Poll `probe` until it returns something true; knet notices a dead link after its pings time out."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = probe()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: not within {seconds}s"
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def two_links(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path, Path]]:
+    with running_lab("links", LINKS) as state:
+        tmp = tmp_path_factory.mktemp("links")
+        config = tmp / "ssh_config"  # the lab's own, but over link 1
+        text = lab.ssh_config_text(state)
+        for host in state.hosts:
+            text = text.replace(f"HostName {host.address}\n", f"HostName {host.extra_addresses[0]}\n")
+        config.write_text(text)
+        cluster_file = tmp / "links.yaml"
+        cluster_file.write_text(
+            yaml.safe_dump(
+                {
+                    "cluster_name": "links",
+                    "nodes": [
+                        {"name": name, "addresses": addresses, **({"role": "primary"} if i == 0 else {})}
+                        for i, (name, addresses) in enumerate(LINKS)
+                    ],
+                    "transport": "knet",
+                    "links": [{"number": 0}, {"number": 1}],
+                    "ssh": {"config": str(config)},
+                },
+                sort_keys=False,
+            )
+        )
+        yield state, cluster_file, tmp / "runs"
+
+
+def test_each_host_has_one_interface_per_link(two_links):
+    state, _, _ = two_links
+    for host in state.hosts:
+        shown = lab.host_exec(host, "ip -o -4 addr show").stdout
+        assert f"eth0    inet {host.addresses[0]}/24" in shown and f"eth1    inet {host.addresses[1]}/24" in shown
+
+
+def test_three_nodes_on_two_knet_links_come_up_quorate(two_links):
+    _, cluster_file, out = two_links
+    result = runbook("run", str(cluster_file), out=out)
+    assert result.returncode == 0, result.stderr[-4000:]
+    cluster = load_cluster(cluster_file)
+    for name, view in quorum_views(cluster).items():
+        assert view.quorate is True and sorted(m.name for m in view.members) == ["n1", "n2", "n3"], f"{name}: {view.raw}"
+    shown = runbook("membership", str(cluster_file))
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    for name, section in membership_sections(shown.stdout).items():
+        assert "link 0 up (2/2 peers connected)" in section and "link 1 up (2/2 peers connected)" in section, section
+    assert "link 0 up" in result.stderr and "link 1 up" in result.stderr  # the step-06 report, per node
+
+
+def test_cutting_link_0_on_a_node_keeps_membership_on_link_1_and_shows_link_0_down_there(two_links):
+    state, cluster_file, out = two_links
+    lab.set_link(state, "n3", 0, up=False)
+
+    def link0_down_on_n3():  # type: ignore[no-untyped-def]
+        shown = runbook("membership", str(cluster_file))
+        return shown if "link 0 DOWN" in membership_sections(shown.stdout).get("n3", "") else None
+
+    shown = wait_until("link 0 down on n3", link0_down_on_n3)
+    assert shown.returncode == 0, shown.stdout  # every node still sees 3/3 members, quorate: over link 1
+    sections = membership_sections(shown.stdout)
+    assert "sees 3/3 members, quorate" in sections["n3"] and "link 1 up (2/2 peers connected)" in sections["n3"]
+    assert "link 0 partly down (1/2 peers connected, no link to nodeid 3)" in sections["n1"]
+    rerun = runbook("run", str(cluster_file), out=out)  # step 06 verifies every link: it says which is down where
+    assert rerun.returncode != 0
+    assert "n3" in rerun.stderr and "link 0 DOWN (0/2 peers connected)" in rerun.stderr, rerun.stderr[-4000:]
+    assert "not restarted" in rerun.stderr  # nothing was restarted for a cut link
+
+
+def test_restoring_link_0_brings_it_back(two_links):
+    state, cluster_file, out = two_links
+    lab.set_link(state, "n3", 0, up=True)
+
+    def all_links_up():  # type: ignore[no-untyped-def]
+        shown = runbook("membership", str(cluster_file))
+        sections = membership_sections(shown.stdout)
+        return shown if len(sections) == 3 and all("link 0 up" in s and "link 1 up" in s for s in sections.values()) else None
+
+    wait_until("link 0 back on every node", all_links_up)
+    rerun = runbook("run", str(cluster_file), out=out)
+    assert rerun.returncode == 0, rerun.stderr[-4000:]
+
+
+@pytest.fixture(scope="module")
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path, Path]]:
+    with running_lab("names", NAMES) as state:
+        hosts_lines = "".join(f"{address} {name}\n" for name, address in NAMES)
+        for host in state.hosts:  # every host resolves every name (its own line is there already)
+            lab.host_exec(host, f"grep -v ' {host.name}$' /etc/hosts > /tmp/h; cat /tmp/h > /etc/hosts; printf '{hosts_lines}' >> /etc/hosts")
+        tmp = tmp_path_factory.mktemp("names")
+        cluster_file = tmp / "names.yaml"
+        cluster_file.write_text(
+            yaml.safe_dump(
+                {
+                    "cluster_name": "names",
+                    "nodes": [{"address": name, **({"role": "primary"} if i == 0 else {})} for i, (name, _) in enumerate(NAMES)],
+                    "ssh": {"config": str(state.ssh_config)},
+                },
+                sort_keys=False,
+            )
+        )
+        yield state, cluster_file, tmp / "runs"
+
+
+def test_a_name_on_the_127_0_1_1_line_of_a_node_is_refused_at_preflight(named):
+    state, cluster_file, out = named
+    beta = state.host("beta")
+    lab.host_exec(beta, "sed -i '1i 127.0.1.1 beta' /etc/hosts")
+    try:
+        result = runbook("run", str(cluster_file), out=out)
+    finally:
+        lab.host_exec(beta, "sed -i '/^127.0.1.1 beta$/d' /etc/hosts")
+    assert result.returncode != 0
+    assert "00-preflight" in result.stderr and "'beta' resolves to loopback 127.0.1.1 on node beta" in result.stderr, result.stderr[-3000:]
+    with hosts_for(load_cluster(cluster_file)) as hosts:  # refused before anything changed
+        assert all(hosts[n].run("pidof corosync", check=False).exit_status != 0 for n in ("alpha", "beta", "gamma"))
+
+
+def test_a_cluster_named_only_by_hostnames_comes_up_quorate(named):
+    _, cluster_file, out = named
+    result = runbook("run", str(cluster_file), out=out)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "alpha resolves to 10.0.153.11 on every node" in result.stderr
+    cluster = load_cluster(cluster_file)
+    for name, view in quorum_views(cluster).items():
+        assert view.quorate is True and sorted(m.name for m in view.members) == ["alpha", "beta", "gamma"], f"{name}: {view.raw}"
