@@ -20,3 +20,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
             if os.environ.get("RUNBOOK_SKIP_LAB"):
                 item.add_marker(pytest.mark.skip(reason="RUNBOOK_SKIP_LAB is set (needs lab hosts)"))
+
+
+_SECONDS_BY_FILE: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up each test file's time (setup, call and teardown: lab hosts are made in setup)."""
+    path = report.nodeid.split("::", 1)[0]
+    _SECONDS_BY_FILE[path] = _SECONDS_BY_FILE.get(path, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # type: ignore[no-untyped-def]
+    """How long each part of the suite took, slowest first: where `make test`'s minutes go."""
+    if not _SECONDS_BY_FILE:
+        return
+    terminalreporter.section("time per test file")
+    for path, seconds in sorted(_SECONDS_BY_FILE.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
+    parts: dict[str, float] = {}
+    for path, seconds in _SECONDS_BY_FILE.items():
+        part = "/".join(path.split("/")[:2])
+        parts[part] = parts.get(part, 0.0) + seconds
+    terminalreporter.write_line("  " + ", ".join(f"{part}: {seconds:.0f} s" for part, seconds in sorted(parts.items())))
