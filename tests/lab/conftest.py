@@ -6,9 +6,12 @@ never passes without having run them; set RUNBOOK_SKIP_LAB=1 to skip them on pur
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from typing import Any
 
 import pytest
 
@@ -41,6 +44,19 @@ def leftovers(state: lab.LabState) -> list[str]:
             if str(state.dir) in cmdline:
                 found.append(f"process {proc.name}: {cmdline[:80]!r}")
     return found
+
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
+    """Poll until predicate() is truthy and return it; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
 
 
 @contextmanager

@@ -23,7 +23,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ import pytest
 import yaml
 
 from runbook import lab
-from tests.lab.conftest import REPO, running_lab
+from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptlock"
 SUBNET = "10.0.95.0/24"
@@ -103,17 +102,6 @@ def run_dirs(out: Path) -> list[Path]:
 
 def summary(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "summary.json").read_text())
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def log_of_newest(out: Path) -> str:
@@ -211,7 +199,7 @@ def test_a_second_run_is_refused_at_once_and_changes_nothing(env: Env) -> None:
     before_dirs = run_dirs(env.out)
     first = start(env, "run")
     try:
-        wait_for(lambda: len(run_dirs(env.out)) > len(before_dirs) and "00-preflight ... ok" in log_of_newest(env.out), 120, "the first run's preflight")
+        wait_for(lambda: len(run_dirs(env.out)) > len(before_dirs) and "00-preflight ... ok" in log_of_newest(env.out), 120, "the first run's preflight", 0.05)
         first_dir = run_dirs(env.out)[-1]
         os.killpg(first.pid, signal.SIGSTOP)  # hold the first run right there, locks and all
         try:
@@ -243,7 +231,7 @@ def test_a_second_controller_is_refused_by_the_nodes_locks(env: Env) -> None:
     before_dirs = run_dirs(env.out)
     first = start(env, "run", "--only", "0,3")
     try:
-        wait_for(lambda: hanging(env, "node1"), 120, "the first run's keygen on node1")
+        wait_for(lambda: hanging(env, "node1"), 120, "the first run's keygen on node1", 0.05)
         before = snapshot(env)
         other_out = env.work / "other-controller"
         second = runbook(env, "run", out=other_out)
@@ -287,7 +275,7 @@ def test_a_killed_runner_leaves_nothing_running_and_the_next_run_converges(env: 
     dirs_before = kernel_dirs()
     process = start(env, "run")
     try:
-        wait_for(lambda: hanging(env, "node1"), 300, "step 03's keygen on node1")
+        wait_for(lambda: hanging(env, "node1"), 300, "step 03's keygen on node1", 0.05)
         run_dir = run_dirs(env.out)[-1]
         ours = processes_of(process.pid)
         assert len(ours) >= 2, "the runner and its kernel"
@@ -391,7 +379,7 @@ def test_a_disk_that_fills_during_a_run_stops_it_with_one_line(env: Env) -> None
     try:
         process = start(env, "run", out=tiny)
         try:
-            wait_for(lambda: "00-preflight ... ok" in log_of_newest(tiny), 120, "preflight")
+            wait_for(lambda: "00-preflight ... ok" in log_of_newest(tiny), 120, "preflight", 0.05)
             os.killpg(process.pid, signal.SIGSTOP)
             try:
                 subprocess.run(["sh", "-c", f"cat /dev/zero > {tiny}/fill"], capture_output=True)

@@ -44,7 +44,7 @@ from runbook.leaks import find_secret
 from runbook.membership import View, parse_quorumtool
 from runbook.notebook import PARAMETERS_SOURCE
 from runbook.steps import StepFailed
-from tests.lab.conftest import REPO, running_lab
+from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptfault"
 SUBNET = "10.0.91.0/24"
@@ -121,17 +121,6 @@ def snapshot(env: Env) -> dict[str, str]:
 
 def sh(env: Env, node: str, command: str, input: str | None = None) -> str:
     return lab.host_exec(env.host(node), command, input=input).stdout
-
-
-def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
 
 
 def view_of(env: Env, node: str) -> View:
