@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.baseline import run_baseline  # noqa: E402
-from runbook import lab  # noqa: E402
+from runbook import lab, lab_guard  # noqa: E402
 from runbook.cluster import cluster_from_mapping  # noqa: E402
 from runbook.hosts import hosts_for  # noqa: E402
 from runbook.membership import parse_quorumtool  # noqa: E402
@@ -111,6 +111,7 @@ def runbook_run(cluster_file: Path, out: Path) -> tuple[float, dict, int]:
 
 
 def membership_ok(cluster) -> tuple[bool, str]:
+    lab_guard.install()  # only ever the lab's own hosts
     with hosts_for(cluster) as hosts:
         views = [parse_quorumtool(n.name, hosts[n.name].run("corosync-quorumtool -s", check=False).text) for n in cluster.nodes]
         pids = ",".join(hosts[n.name].run("pidof corosync", check=False).text.strip() for n in cluster.nodes)

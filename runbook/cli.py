@@ -210,11 +210,13 @@ def cmd_lab_ssh(args: argparse.Namespace) -> int:
 def cmd_facts(args: argparse.Namespace) -> int:
     from runbook.cluster import load_cluster
     from runbook.facts import gather
+    from runbook import lab_guard
     from runbook.hosts import hosts_for
     from runbook.report import clean
     from runbook.steps._common import parallel
 
     cluster = load_cluster(args.cluster)
+    lab_guard.install()
     with hosts_for(cluster) as hosts:
         results = parallel(list(cluster.nodes), lambda n: gather(hosts[n.name]))
     for node, result in zip(cluster.nodes, results):
@@ -233,6 +235,7 @@ def cmd_membership(args: argparse.Namespace) -> int:
     """Each node's own view, also when some nodes cannot be reached: a partition is what this shows."""
     from runbook.cluster import load_cluster
     from runbook.facts import gather
+    from runbook import lab_guard
     from runbook.hosts import hosts_for
     from runbook.report import clean
     from runbook.steps._common import parallel
@@ -250,6 +253,7 @@ def cmd_membership(args: argparse.Namespace) -> int:
             links[node.name] = read_links(host, generation)  # each link's state as this node sees it
         return view
 
+    lab_guard.install()
     with hosts_for(cluster) as hosts:
         views = parallel(list(cluster.nodes), view_of)
     complete = True

@@ -8,14 +8,13 @@ here with SshConfigError (exit 2) naming the file, the host and the key, before 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import paramiko
 
-from runbook import lab
 from runbook.errors import ClusterFileError, SshConfigError
 
 if TYPE_CHECKING:
@@ -110,6 +109,11 @@ def parse_proxy_jump(value: str, *, path: str | None = None, host: str = "?") ->
     return tuple(hops)
 
 
+# Where else an address's ssh_config may be found, before ~/.ssh/config: (address) -> a file or None.
+# The SSH layer knows no lab; the lab adds its own hosts' file from outside (runbook.lab_guard.install()).
+SSH_CONFIG_FINDERS: list[Callable[[str], Path | None]] = []
+
+
 def _ssh_config_path(settings: SshSettings, address: str) -> Path | None:
     """The ssh_config to read: the cluster file's, $RUNBOOK_SSH_CONFIG, a lab's for lab hosts, ~/.ssh/config.
 
@@ -125,8 +129,8 @@ def _ssh_config_path(settings: SshSettings, address: str) -> Path | None:
         if not Path(named).expanduser().is_file():
             raise SshConfigError(named, None, None, f"does not exist or is not a file (named by ${SSH_CONFIG_ENV})")
         return Path(named).expanduser()
-    found = lab.lab_for_address(address)
-    candidates = ([found[0].ssh_config] if found else []) + [Path.home() / ".ssh" / "config"]
+    found = next((path for finder in SSH_CONFIG_FINDERS if (path := finder(address)) is not None), None)
+    candidates = ([found] if found else []) + [Path.home() / ".ssh" / "config"]
     return next((c for c in candidates if c.is_file()), None)
 
 

@@ -15,23 +15,21 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
-import ipaddress
 import os
 import select
 import shlex
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import paramiko
 
-from runbook import lab
 from runbook.endpoint import Endpoint, resolve_endpoint
-from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError, RunbookError
+from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError
 from runbook.report import clean
 
 if TYPE_CHECKING:
@@ -132,18 +130,30 @@ def _key_type(key: paramiko.PKey) -> str:
     return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(name, "ecdsa" if "ecdsa" in name else name)
 
 
+LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
+
+# Checks run before every connection, (hostname, node) -> None or raise ConnectionFailed. The SSH layer
+# knows no lab: the lab's address guard is added from outside (runbook.lab_guard.install()).
+ConnectionGuard = Callable[[str, str], None]
+CONNECTION_GUARDS: list[ConnectionGuard] = []
+
+
+def add_connection_guard(guard: ConnectionGuard) -> None:
+    """Run `guard(hostname, node)` before every connection from now on (added once)."""
+    if guard not in CONNECTION_GUARDS:
+        CONNECTION_GUARDS.append(guard)
+
+
 def _guard(hostname: str, node: str) -> None:
-    """Lab safety: never send a packet to an address the lab does not own when RUNBOOK_LAB_ONLY is set."""
-    try:
-        ipaddress.ip_address(hostname)
-    except ValueError:
-        if os.environ.get(lab.LAB_ONLY_ENV):
-            raise ConnectionFailed(node, f"{hostname!r} is a name, not a lab address, and {lab.LAB_ONLY_ENV} is set; refusing to connect") from None
-        return
-    try:
-        lab.guard_address(hostname)
-    except RunbookError as exc:
-        raise ConnectionFailed(node, str(exc)) from exc
+    """Before the first packet: every installed guard; with RUNBOOK_LAB_ONLY and none installed, refuse (fail closed)."""
+    if not CONNECTION_GUARDS and os.environ.get(LAB_ONLY_ENV):
+        raise ConnectionFailed(
+            node,
+            f"{LAB_ONLY_ENV} is set, but this process installed no lab guard (runbook.lab_guard.install()); "
+            f"refusing to connect to {hostname}",
+        )
+    for guard in list(CONNECTION_GUARDS):
+        guard(hostname, node)
 
 
 # --- backups of replaced files -----------------------------------------------------------------------

@@ -25,6 +25,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
+from runbook import lab_guard
 from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping
 from runbook.errors import ClusterFileError, RunbookError
 from runbook.hosts import Hosts, hosts_for
@@ -69,6 +70,7 @@ def setup(namespace: Mapping[str, Any], step: str | None = None) -> tuple[Cluste
     else:
         if previous is not None:
             previous.close()
+        lab_guard.install()  # the lab's address guard, where this machine has labs or RUNBOOK_LAB_ONLY is set
         hosts = hosts_for(cluster)
     _state.update(hosts=hosts, cluster=cluster, record_dir=os.fspath(record_dir) if record_dir is not None else None, step=step)
     if not _state["atexit"]:

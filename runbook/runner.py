@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import runbook
-from runbook import lock
+from runbook import lab_guard, lock
 from runbook.errors import ControllerDiskError, RunbookError, RunLocked, UsageError
 from runbook.local import write_json_atomic
 from runbook.report import clean as clean_text
@@ -765,6 +765,7 @@ def run(
 
     stream = stream or sys.stderr
     cluster = load_cluster(cluster_file)  # exit 2 on bad input, before anything starts
+    lab_guard.install()  # before the logins are worked out: a lab host's ssh_config is its lab's
     hosts_for(cluster)  # the logins too (ssh_config: ports, ProxyJump): exit 2 here, not in a notebook; connects nowhere
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")

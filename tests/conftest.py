@@ -9,7 +9,10 @@ import os
 
 import pytest
 
+from runbook import lab_guard
+
 os.environ.setdefault("RUNBOOK_LAB_ONLY", "1")
+lab_guard.install()  # the lab's address guard for connections made by the tests themselves
 
 LAB_TESTS = ("tests/lab/", "tests/docs/test_site.py")
 

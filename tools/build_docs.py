@@ -351,10 +351,12 @@ def refuse_if_key_in(key: bytes, where: Path) -> None:
 
 def read_authkey() -> bytes:
     """The docs lab's authkey, read into memory only, to prove the pages do not contain it."""
+    from runbook import lab_guard
     from runbook.cluster import load_cluster
     from runbook.hosts import hosts_for
 
     os.environ.setdefault("RUNBOOK_LAB_ONLY", "1")  # only ever the docs lab's own hosts
+    lab_guard.install()
     cluster = load_cluster(CLUSTER_FILE)
     with hosts_for(cluster) as hosts:
         key = hosts[cluster.primary.name].read_file("/etc/corosync/authkey")
