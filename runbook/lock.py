@@ -15,6 +15,8 @@ rebooted node has no lock.
 
 A run that finds either lock held is refused at once with exit code EXIT_LOCKED (75, EX_TEMPFAIL:
 "try again later"), naming the holder, before any run directory is made or any node changed.
+A plan takes neither lock (it must never hold up a run) but looks at both, read-only
+(probe_controller, probe_nodes), and is refused the same way while a run from any controller holds them.
 """
 
 from __future__ import annotations
@@ -192,19 +194,89 @@ def node_lock_script(holder: Holder, path: str = NODE_LOCK_PATH) -> str:
 
     It answers one line: `locked`, `busy` (then the holder's record), or `noflock`. `timeout` ends a
     wait for a heartbeat that never comes; EOF on stdin (the connection closed) ends it at once.
+    The lock is taken by `flock FILE COMMAND`, whose process lives as long as the lock is held: so
+    the kernel's lock table (/proc/locks) names a live process, which a plan's read-only look at the
+    lock needs (in a container's PID namespace a lock whose taker has exited is not listed at all).
     """
     record = shlex.quote(holder.to_json())
     f = shlex.quote(path)
+    hold = shlex.quote(
+        "\n".join(
+            [
+                'printf \'%s\\n\' "$1" > "$2"',
+                "echo locked",
+                f"while timeout {NODE_LOCK_EXPIRES} sh -c 'IFS= read -r line'; do :; done",
+                "exit 0",
+            ]
+        )
+    )
     return "\n".join(
         [
             "command -v flock >/dev/null 2>&1 || { echo noflock; exit 0; }",
-            f"exec 9>>{f} || exit 1",
-            f"if ! flock -n 9; then echo busy; cat {f}; exit 0; fi",
-            f"printf '%s\\n' {record} > {f}",
-            "echo locked",
-            f"while timeout {NODE_LOCK_EXPIRES} sh -c 'IFS= read -r line'; do :; done",
+            f"[ -e {f} ] || : >> {f} || exit 1",
+            f"flock -n {f} sh -c {hold} sh {record} {f}",
+            "rc=$?",
+            "[ $rc -eq 0 ] && exit 0",
+            f"[ $rc -eq 1 ] || {{ echo \"flock failed ($rc)\"; exit 1; }}",
+            f"echo busy; cat {f}",
         ]
     )
+
+
+def node_lock_probe_script(path: str = NODE_LOCK_PATH) -> str:
+    """The shell that says whether a run holds the node's lock, without taking it, not even for a moment.
+
+    Taking the lock to test it (flock -n, then unlock) would refuse a run that starts in that very
+    moment. Instead the kernel's table of held locks (/proc/locks: `FLOCK ... WRITE pid MAJ:MIN:INODE`)
+    is searched for the lock file's device and inode. Answers `free`, `busy` (then the holder's record
+    the file holds), or `unknown` (no /proc/locks: then nothing is said).
+    """
+    f = shlex.quote(path)
+    return "\n".join(
+        [
+            f"[ -e {f} ] || {{ echo free; exit 0; }}",
+            "[ -r /proc/locks ] || { echo unknown; exit 0; }",
+            # st_dev as stat gives it, split into major and minor the way glibc's major()/minor() do
+            f"set -- $(stat -L -c '%d %i' -- {f} 2>/dev/null) || {{ echo unknown; exit 0; }}",
+            '[ $# -eq 2 ] || { echo unknown; exit 0; }',
+            'key=$(printf \'%02x:%02x:%s\' $(( ($1 >> 8) & 4095 | ($1 >> 32) & ~4095 )) $(( $1 & 255 | ($1 >> 12) & ~255 )) "$2")',
+            'if awk -v k="$key" \'$2 == "FLOCK" && $4 == "WRITE" && $6 == k { found = 1 } END { exit !found }\' /proc/locks; then',
+            f"  echo busy; cat -- {f}",
+            "else echo free; fi",
+        ]
+    )
+
+
+def probe_node(host: Any) -> Holder | None:
+    """The holder of the node's run lock when a run holds it now, else None (takes nothing)."""
+    result = host.run(node_lock_probe_script(), check=False, timeout=NODE_LOCK_ANSWER, display=f"read-only check of {NODE_LOCK_PATH}")
+    answer, _, record = result.text.partition("\n")
+    if result.exit_status != 0 or answer.strip() != "busy":
+        return None
+    return Holder.from_json(record.strip()) or Holder("?", 0, "?", None, "run", "?")
+
+
+def probe_nodes(hosts: Any) -> dict[str, Holder]:
+    """The nodes whose run lock is held now, with its holder (in parallel; takes nothing).
+
+    A node that cannot be reached is left out: preflight says why in its own words.
+    """
+    from runbook.steps._common import parallel
+
+    names = list(hosts)
+    results = parallel(names, lambda name: probe_node(hosts[name]))
+    return {name: result for name, result in zip(names, results) if isinstance(result, Holder)}
+
+
+def refuse_plan(held: dict[str, Holder]) -> RunLocked:
+    """The refusal of a plan while runs (from any controller) hold nodes' locks: names each holder."""
+    lines = [
+        f"{name}: held by a {holder.describe()}; a plan would read the nodes half-changed, so it was refused "
+        "(nothing was changed). Run the plan when that run has ended."
+        for name, holder in held.items()
+    ]
+    first = next(iter(held))
+    return RunLocked(first, "\n".join(lines).removeprefix(f"{first}: "), holder=held[first])
 
 
 class NodeLocks:

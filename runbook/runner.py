@@ -11,8 +11,9 @@ the kernel wrote anything to its stderr, `kernel.log`, in
 Order of business: the cluster file is validated and the steps are chosen before any kernel starts
 or any host is touched (bad input exits 2). Then the run takes the cluster's lock on this controller
 and on every node (runbook.lock); a run that finds either held is refused at once with exit 75,
-before it makes a run directory. `plan` takes no lock (it never holds up a run) but is refused the
-same way while a run holds the cluster: what it would read is half-changed. The run stops at the
+before it makes a run directory. `plan` takes no lock (it never holds up a run) but reads both,
+read-only, and is refused the same way while a run of any controller holds the cluster or a node:
+what it would read is half-changed. The run stops at the
 first failing step (exit 1) and says which step, which node and why, and where the executed
 notebook with the error is. Ctrl-C stops the run, records it as interrupted and exits 130; SIGTERM
 does the same and exits 143. After a SIGKILL the kernel kills itself (see watch_parent), and the
@@ -792,13 +793,16 @@ def run(
                     "Run the plan when it has ended.",
                     holder=other,
                 )
+            if lock_nodes:  # another controller's run holds the nodes: seen in their locks, read-only
+                with hosts_for(cluster) as probed:
+                    held = lock.probe_nodes(probed)
+                if held:
+                    raise lock.refuse_plan(held)
         else:
             controller_lock.acquire(holder)
             mark_dead_runs(cluster_dir)
         sweep_kernel_dirs()
         if lock_nodes and not check:
-            from runbook.hosts import hosts_for
-
             node_locks = lock.NodeLocks(hosts_for(cluster))
             node_locks.acquire(holder)
             if node_locks.unreachable and not _is_preflight(steps[0]):
@@ -1026,7 +1030,7 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     p = add(
         "plan",
         "Dry run of every step (same as `run --check`): what would change on each node, nothing changed. "
-        "Takes no lock, but is refused (exit 75) while a run of the cluster holds it.",
+        "Takes no lock, but is refused (exit 75) while a run (from this or another controller) holds the cluster or a node.",
         "runbook plan clusters/chapter.yaml\n"
         "runbook plan clusters/chapter.yaml --only corosync-conf",
         cmd_plan,

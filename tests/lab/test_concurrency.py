@@ -6,7 +6,7 @@ The tests share one two-node lab and build on each other in file order:
    operator's original;
 2. two runs at once: the second is refused at once (exit 75), naming the first (host, pid, start),
    and changes nothing; a run from a second controller (another --out) is refused by the nodes'
-   locks; a hand edit in between; the original and the hand edit stay in backups, byte for byte;
+   locks, and so is a plan from it (it reads the nodes' locks, takes none); a hand edit in between; the original and the hand edit stay in backups, byte for byte;
 3. SIGKILL and SIGTERM of the runner in the middle of a step: no process of the run is alive 2 s
    later, no kernel directory is left, the record is marked, and the next run converges;
 4. a command that hangs on one node under --timeout is named, with its node and the per-node lines;
@@ -235,8 +235,9 @@ def test_a_second_controller_is_refused_by_the_nodes_locks(env: Env) -> None:
         before = snapshot(env)
         other_out = env.work / "other-controller"
         second = runbook(env, "run", out=other_out)
+        plan = runbook(env, "plan", out=other_out)  # a plan reads the nodes' locks too, and takes none
         assert first.poll() is None
-        assert snapshot(env) == before, "the refused run changed nothing"
+        assert snapshot(env) == before, "the refused run and plan changed nothing"
     finally:
         os.killpg(first.pid, signal.SIGINT)
         first.communicate(timeout=120)
@@ -246,6 +247,10 @@ def test_a_second_controller_is_refused_by_the_nodes_locks(env: Env) -> None:
     assert f"runbook: error: node1: held by a run of cluster '{LAB}' by pid {first.pid} on {socket.gethostname()}" in second.stderr
     assert "node2: held by a run" in second.stderr
     assert "fuser -v /run/runbook-corosync.lock" in second.stderr
+    assert plan.returncode == 75, plan.stderr[-3000:]
+    assert f"runbook: error: node1: held by a run of cluster '{LAB}' by pid {first.pid} on {socket.gethostname()}, started " in plan.stderr
+    assert "node2: held by a run" in plan.stderr and "a plan would read the nodes half-changed" in plan.stderr
+    assert "Traceback" not in plan.stderr
     assert not run_dirs(other_out)
 
 

@@ -89,3 +89,33 @@ def test_the_node_lock_expires_without_heartbeats(tmp_path: Path, monkeypatch: p
     assert first.stdout == b"locked\n"  # it ended by itself, so the lock is free
     second = subprocess.run(["sh", "-c", lock.node_lock_script(holder(2), path)], input=b"", capture_output=True, timeout=30)
     assert second.stdout.startswith(b"locked\n")
+
+
+def test_the_node_lock_probe_sees_a_held_lock_without_taking_it(tmp_path: Path) -> None:
+    """The probe reads /proc/locks: it answers busy while a run holds the lock, and never takes it."""
+    path = str(tmp_path / "node.lock")
+    probe = ["sh", "-c", lock.node_lock_probe_script(path)]
+    assert subprocess.run(probe, capture_output=True, timeout=30).stdout == b"free\n"  # no lock file yet
+    first = subprocess.Popen(["sh", "-c", lock.node_lock_script(holder(1), path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert first.stdout is not None and first.stdout.readline() == b"locked\n"
+        answer, record = subprocess.run(probe, capture_output=True, timeout=30).stdout.decode().split("\n", 1)
+        assert answer == "busy" and lock.Holder.from_json(record) == holder(1)
+        assert first.stdin is not None
+        first.stdin.close()
+        first.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert subprocess.run(probe, capture_output=True, timeout=30).stdout == b"free\n"  # the record stays, the lock is gone
+    held = subprocess.Popen(["flock", "-s", path, "sh", "-c", "echo held; exec sleep 600"], stdout=subprocess.PIPE, start_new_session=True)
+    try:  # a shared lock is no run's lock ...
+        assert held.stdout is not None and held.stdout.readline() == b"held\n"
+        assert subprocess.run(probe, capture_output=True, timeout=30).stdout == b"free\n"
+    finally:
+        os.killpg(held.pid, 9)
+        held.wait()
+    # ... and the probe took nothing: a run's lock is free at once after it
+    again = subprocess.run(["sh", "-c", lock.node_lock_script(holder(3), path)], input=b"", capture_output=True, timeout=30)
+    assert again.stdout.startswith(b"locked\n")
