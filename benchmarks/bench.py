@@ -33,6 +33,7 @@ from runbook import lab, lab_guard  # noqa: E402
 from runbook.cluster import cluster_from_mapping  # noqa: E402
 from runbook.hosts import hosts_for  # noqa: E402
 from runbook.membership import parse_quorumtool  # noqa: E402
+from runbook.run_record import SUMMARY, RunSummary, read_summary  # noqa: E402
 
 STEP_GROUPS = {
     "00-preflight": "preflight",
@@ -91,10 +92,10 @@ class PeakRss:
         return self.peak_kib
 
 
-def runbook_run(cluster_file: Path, out: Path) -> tuple[float, dict, int]:
+def runbook_run(cluster_file: Path, out: Path) -> tuple[float, RunSummary, int]:
     """Wall seconds of `runbook run`, its summary.json, and the peak RSS of it and its kernel (KiB)."""
     env = {**os.environ, "RUNBOOK_LAB_ONLY": "1"}
-    before = set(out.rglob("summary.json")) if out.exists() else set()
+    before = set(out.rglob(SUMMARY)) if out.exists() else set()
     start = time.monotonic()
     proc = subprocess.Popen(
         [sys.executable, "-m", "runbook", "run", str(cluster_file), "--out", str(out)],
@@ -106,8 +107,8 @@ def runbook_run(cluster_file: Path, out: Path) -> tuple[float, dict, int]:
     peak = rss.stop()
     if proc.returncode != 0:
         raise RuntimeError(f"runbook run failed ({proc.returncode}):\n{stderr[-3000:]}")
-    summary_path = sorted(set(out.rglob("summary.json")) - before)[-1]
-    return seconds, json.loads(summary_path.read_text()), peak
+    summary_path = sorted(set(out.rglob(SUMMARY)) - before)[-1]
+    return seconds, read_summary(summary_path), peak
 
 
 def membership_ok(cluster) -> tuple[bool, str]:
@@ -135,16 +136,16 @@ def measure(count: int, out: Path) -> dict:
         ok, pids = membership_ok(cluster)
         assert ok, "runbook run ended without a full quorate membership"
         steps: dict[str, float] = {}
-        for step in summary["steps"]:
-            group = STEP_GROUPS.get(step["step"], step["step"])
-            steps[group] = steps.get(group, 0.0) + step["seconds"]
-        steps["runner overhead"] = seconds - sum(s["seconds"] for s in summary["steps"])
+        for step in summary.steps:
+            group = STEP_GROUPS.get(step.step, step.step)
+            steps[group] = steps.get(group, 0.0) + (step.seconds or 0.0)
+        steps["runner overhead"] = seconds - summary.step_seconds
         result.update(runbook=seconds, runbook_steps=steps, peak_rss_mib=peak / 1024)
         log(f"    runbook run: {seconds:.1f}s (peak RSS {peak / 1024:.0f} MiB)")
         seconds, summary, _ = runbook_run(state.cluster_file, out)
         ok, pids_after = membership_ok(cluster)
         assert ok and pids_after == pids, "the no-change re-run restarted Corosync"
-        changed = [s["step"] for s in summary["steps"] if s.get("changed")]
+        changed = [s.step for s in summary.steps if s.changed]
         assert not changed, f"the no-change re-run changed {changed}"
         result["rerun"] = seconds
         log(f"    no-change re-run: {seconds:.1f}s (Corosync not restarted)")
@@ -162,7 +163,7 @@ def measure(count: int, out: Path) -> dict:
 
 def kernel_start_seconds() -> float:
     """What one kernel start costs here (runbook run pays it once per run)."""
-    from runbook.runner import SharedKernel
+    from runbook.run_kernel import SharedKernel
 
     times = []
     for _ in range(3):

@@ -147,3 +147,12 @@ class ControllerDiskError(HostError):
 
 class CommandTimeout(HostError):
     """A command on a node gave no result within its time (its own, or what --timeout left for the step)."""
+
+
+class RunRecordError(RunbookError):
+    """A run record file (`summary.json`, `<step>.json`) cannot be read or has a version this runbook
+    does not know: names the file and what is wrong with it."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {message}")

@@ -29,10 +29,9 @@ from runbook import lab_guard
 from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping
 from runbook.errors import ClusterFileError, RunbookError
 from runbook.hosts import Hosts, hosts_for
-from runbook.local import write_json_atomic
+from runbook.run_record import step_record_path, write_step_record
 
 PARAMETERS_SOURCE = "papermill parameters"
-RECORD_SUFFIX = ".json"
 
 # One kernel = one set of hosts: re-running the set-up cell, or the next step of `runbook run` (which
 # shares one kernel between steps), keeps them while the cluster is the same and replaces them otherwise.
@@ -99,7 +98,7 @@ def record_path(report: Any = None) -> Path | None:
     step = _state["step"] or getattr(report, "step", None)
     if record_dir is None or not isinstance(step, str) or not step:
         return None
-    return Path(record_dir) / f"{Path(step).name}{RECORD_SUFFIX}"
+    return step_record_path(Path(record_dir), step)
 
 
 class ClusterSummary:
@@ -156,7 +155,7 @@ def _write_record(report: Any) -> Path | None:
         return None
     to_dict = getattr(report, "to_dict", None)
     data = to_dict() if callable(to_dict) else {"report": str(report)}
-    write_json_atomic(path, data)
+    write_step_record(path, data)
     return path
 
 

@@ -49,6 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from runbook.errors import RunRecordError  # noqa: E402
+from runbook.run_record import SUMMARY, RunSummary, read_summary  # noqa: E402
+
 CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
 NOTEBOOKS = ROOT / "notebooks"
 DOCS = ROOT / "docs"
@@ -155,7 +158,7 @@ def run_notebooks(out: Path) -> Path:
         raise
     if returncode != 0:
         raise BuildError(f"runbook run failed (exit {returncode}); the record with the failing notebook is kept in {out}")
-    runs = sorted(p.parent for p in out.glob("*/*/summary.json"))
+    runs = sorted(p.parent for p in out.glob(f"*/*/{SUMMARY}"))
     if len(runs) != 1:
         raise BuildError(f"expected one run record under {out}, found {len(runs)}")
     return runs[0]
@@ -189,15 +192,15 @@ def _cell_sources(notebook: dict[str, Any]) -> list[str]:
     ]
 
 
-def check_record(run_dir: Path) -> dict[str, Any]:
+def check_record(run_dir: Path) -> RunSummary:
     """A run record fit to publish: finished ok, not a dry run, every step of notebooks/, from these sources."""
     try:
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        summary = read_summary(run_dir)
+    except RunRecordError as exc:
         raise UsageError(f"{run_dir} is not a run record (no readable summary.json: {exc})") from exc
-    if summary.get("status") != "ok":
-        raise UsageError(f"{run_dir}: the run's status is {summary.get('status')!r}, not 'ok'; publish only a finished run")
-    if summary.get("check"):
+    if summary.status != "ok":
+        raise UsageError(f"{run_dir}: the run's status is {summary.status!r}, not 'ok'; publish only a finished run")
+    if summary.check:
         raise UsageError(f"{run_dir}: a dry run (check mode); the guide shows a real run")
     wanted = [p.name for p in step_notebooks(NOTEBOOKS)]
     have = [p.name for p in step_notebooks(run_dir)]
@@ -334,7 +337,7 @@ def build_from_record(record: Path, site: Path) -> None:
     if not run_dir.is_dir():
         raise UsageError(f"--from-record: {record} is not a directory")
     summary = check_record(run_dir)
-    say(f"publishing the run record {run_dir} (cluster '{summary.get('cluster')}', started {summary.get('started')}); no lab, no connection")
+    say(f"publishing the run record {run_dir} (cluster '{summary.cluster}', started {summary.started}); no lab, no connection")
     publish(run_dir)
     build_site(site)
 

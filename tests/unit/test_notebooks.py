@@ -227,7 +227,7 @@ def test_record_writes_the_report_json_named_after_the_step(tmp_path: Path) -> N
     report = FakeReport()
     assert notebook.record(report) is report
     data = json.loads((tmp_path / "02-corosync-conf.json").read_text())
-    assert data == report.to_dict()
+    assert data == {"version": 2, **report.to_dict()}  # the run record's version (runbook.run_record)
     assert [p.name for p in tmp_path.iterdir()] == ["02-corosync-conf.json"]  # no temp file left
 
 

@@ -25,6 +25,7 @@ import runbook
 import runbook.lock
 from runbook import runner
 from runbook.errors import ClusterFileError
+from runbook.run_record import StepRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = ROOT / "clusters" / "chapter.yaml"
@@ -163,11 +164,12 @@ def test_summary_contents(tmp_path: Path) -> None:
     state = state_for(tmp_path, ["ok", "failed", "not run"])
     state.status = "failed"
     state.results[0].seconds = 1.234
-    state.results[0].record = {"outcomes": [{"node": "node1", "status": "changed", "summary": "x"}]}
+    state.results[0].record = StepRecord.from_dict({"outcomes": [{"node": "node1", "status": "changed", "summary": "x"}]})
     state.results[1].seconds = 2.0
     state.results[1].error = "StepFailed: step 01-install failed on node2: no apt"
     summary = runner.build_summary(state)
     assert summary == {
+        "version": 2,
         "cluster": "chapter",
         "cluster_file": str(CHAPTER),
         "started": "2024-01-02T03:04:05+00:00",
@@ -194,13 +196,13 @@ def test_summary_contents(tmp_path: Path) -> None:
 
 
 def test_outcome_lines_are_aligned_and_terminal_safe() -> None:
-    record = {
+    record = StepRecord.from_dict({
         "outcomes": [
             {"node": "node1", "status": "changed", "summary": "wrote \x1b[31m/etc/corosync/corosync.conf\x07"},
             {"node": "node10", "status": "unchanged", "summary": "line one\nline two"},
         ],
         "notes": ["Corosync 3: \x1b]0;title\x07skipped"],
-    }
+    })
     lines = runner.outcome_lines(record)
     assert lines == [
         "      node1   changed       wrote /etc/corosync/corosync.conf",
@@ -208,7 +210,6 @@ def test_outcome_lines_are_aligned_and_terminal_safe() -> None:
         "      note: Corosync 3: skipped",
     ]
     assert runner.outcome_lines(None) == []
-    assert runner.outcome_lines({"outcomes": "garbage"}) == []
 
 
 def papermill_error(ename: str, evalue: str) -> Exception:
@@ -220,7 +221,7 @@ def papermill_error(ename: str, evalue: str) -> Exception:
 def test_failure_message_for_a_step_failure_names_step_node_and_cause(tmp_path: Path) -> None:
     step = fake_steps(tmp_path, ["02-corosync-conf"])[0]
     exc = papermill_error("StepFailed", "step 02-corosync-conf failed on node2: corosync -t exited 8\n  stderr: bad")
-    message, line = runner.failure_message(step, exc, {"outcomes": [{"node": "node2", "status": "failed"}]})
+    message, line = runner.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node2", "status": "failed"}]}))
     assert message == "step 02-corosync-conf failed on node2: corosync -t exited 8\n  stderr: bad"
     assert line == "StepFailed: step 02-corosync-conf failed on node2: corosync -t exited 8 stderr: bad"
 
@@ -228,7 +229,7 @@ def test_failure_message_for_a_step_failure_names_step_node_and_cause(tmp_path: 
 def test_failure_message_for_another_error_adds_step_and_failed_nodes(tmp_path: Path) -> None:
     step = fake_steps(tmp_path, ["03-authkey"])[0]
     exc = papermill_error("HostKeyError", "node1: unknown SSH host key for 10.0.66.201")
-    message, line = runner.failure_message(step, exc, {"outcomes": [{"node": "node1", "status": "failed"}]})
+    message, line = runner.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node1", "status": "failed"}]}))
     assert message == "step 03-authkey failed on node1: HostKeyError: node1: unknown SSH host key for 10.0.66.201"
     assert line == "HostKeyError: node1: unknown SSH host key for 10.0.66.201"
     message, line = runner.failure_message(step, ValueError("odd"), None)
@@ -249,7 +250,7 @@ def test_verdicts(tmp_path: Path) -> None:
     state = state_for(tmp_path / "a", ["ok", "ok"])
     state.status = "ok"
     assert runner.verdict(state) == "OK: cluster 'chapter': 2 steps done; everything was already in place."
-    state.results[1].record = {"outcomes": [{"node": "node2", "status": "changed"}]}
+    state.results[1].record = StepRecord.from_dict({"outcomes": [{"node": "node2", "status": "changed"}]})
     assert runner.verdict(state) == "OK: cluster 'chapter': 2 steps done; changed: 01-install (node2)."
     plan = state_for(tmp_path / "b", ["ok"], check=True)
     plan.status = "ok"
