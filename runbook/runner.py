@@ -2,9 +2,10 @@
 
 Each step notebook runs with papermill, with the cluster file's keys as parameters (plus `check` and
 `record_dir`). The steps of one run share a kernel whose namespace is cleared before each step
-(see SharedKernel), so each executed notebook reads as its own session. The executed notebooks are the run's record, kept with a
-`summary.json`, a `run.log` (the progress lines), each step's report as `<step>.json`, and, if
-the kernel wrote anything to its stderr, `kernel.log`, in
+(see SharedKernel), so each executed notebook reads as its own session. The executed notebooks are
+the run's record, kept with a `summary.json`, a `run.log` (the progress lines), each step's report
+as `<step>.json` (both read and written by runbook.run_record), and, if the kernel wrote anything
+to its stderr, `kernel.log`, in
 
     <out>/<cluster name>/<UTC start, YYYYmmddTHHMMSSZ>[-check]/
 
@@ -13,9 +14,8 @@ or any host is touched (bad input exits 2). Then the run takes the cluster's loc
 and on every node (runbook.lock); a run that finds either held is refused at once with exit 75,
 before it makes a run directory. `plan` takes no lock (it never holds up a run) but reads both,
 read-only, and is refused the same way while a run of any controller holds the cluster or a node:
-what it would read is half-changed. The run stops at the
-first failing step (exit 1) and says which step, which node and why, and where the executed
-notebook with the error is. Ctrl-C stops the run, records it as interrupted and exits 130; SIGTERM
+what it would read is half-changed. The run stops at the first failing step (exit 1) and says which
+step, which node and why, and where the executed notebook with the error is. Ctrl-C stops the run, records it as interrupted and exits 130; SIGTERM
 does the same and exits 143. After a SIGKILL the kernel kills itself (see watch_parent), and the
 next run marks the record the dead run left "running" (mark_dead_runs). A controller disk that
 cannot take the record ends the run with one line naming the path (ControllerDiskError).
@@ -25,7 +25,6 @@ runbook.step_files (the step notebooks, --only), runbook.run_record (the typed r
 directories), runbook.run_kernel (the shared kernel, its IPC sockets, watch_parent) and
 runbook.run_messages (what the terminal shows). Their names are re-exported here.
 """
-
 
 from __future__ import annotations
 

@@ -119,3 +119,12 @@ def test_the_node_lock_probe_sees_a_held_lock_without_taking_it(tmp_path: Path) 
     # ... and the probe took nothing: a run's lock is free at once after it
     again = subprocess.run(["sh", "-c", lock.node_lock_script(holder(3), path)], input=b"", capture_output=True, timeout=30)
     assert again.stdout.startswith(b"locked\n")
+
+
+def test_a_plan_refused_by_nodes_locks_names_every_holder() -> None:
+    refused = lock.refuse_plan({"node1": holder(7), "node2": holder(7)})
+    assert isinstance(refused, RunLocked) and refused.exit_code == 75 and refused.host == "node1" and refused.holder == holder(7)
+    lines = str(refused).splitlines()
+    assert lines[0].startswith("node1: held by a run of cluster 'chapter' by pid 7 on ctl-a, started 2026-11-26T07:15:02+00:00; a plan would read")
+    assert lines[1].startswith("node2: held by a run of cluster 'chapter' by pid 7 on ctl-a")
+    assert all("nothing was changed" in line for line in lines)
