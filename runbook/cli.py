@@ -56,15 +56,34 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from runbook.errors import ClusterFileError
-    from runbook.migrate import migrate, parse_node_option
+    from runbook.migrate import migrate, parse_node_option, takes_members
 
+    if args.node and args.from_nodes:
+        raise UsageError("migrate: give the nodes with --node or read them with --from-nodes, not both")
+    if not args.from_nodes and (args.ssh_config or args.ssh_user or args.sudo):
+        raise UsageError("migrate: --ssh-config, --ssh-user and --sudo are for --from-nodes")
     nodes = [parse_node_option(text) for text in args.node or []]
     try:
         with open(args.conf, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ClusterFileError(f"cannot read {args.conf}: {exc}") from exc
-    output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation, nodes=nodes)
+    from_nodes = None
+    if args.from_nodes:
+        from runbook.cluster_model import SshSettings
+        from runbook.running_members import parse_from_nodes, read_members
+
+        hosts = parse_from_nodes(args.from_nodes)
+        if not takes_members(text, args.conf):  # the file is checked before any host is reached
+            raise UsageError(f"--from-nodes: {args.conf} lists its nodes; --from-nodes is for a multicast file "
+                             "that does not (migrate it without --from-nodes)")
+        if args.ssh_config and not os.path.isfile(os.path.expanduser(args.ssh_config)):
+            raise UsageError(f"--ssh-config: {args.ssh_config!r} does not exist or is not a file")
+        settings = SshSettings(user=args.ssh_user, config=args.ssh_config, sudo=args.sudo)
+        _progress(f"reading the running cluster's membership on {', '.join(hosts)} (read-only)")
+        nodes, from_nodes = read_members(hosts, settings)
+    output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation,
+                                nodes=nodes, from_nodes=from_nodes)
     for item in ["the file's comments (a cluster file has its own)", *migration.lost]:
         print(f"not carried: {item}", file=sys.stderr)
     if args.output:
@@ -331,6 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
             "runbook migrate /etc/corosync/corosync.conf                 # print the cluster file\n"
             "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)\n"
             "runbook migrate mcast.conf --node n1=10.0.0.1 --node n2=10.0.0.2   # a multicast file lists no nodes\n"
+            "runbook migrate mcast.conf --from-nodes web1,web2          # ... or read them from the running cluster\n"
             "runbook migrate old-1x.conf --generation 3                  # convert (every change is listed)",
             cmd_migrate)
     p.add_argument("conf", help="an existing corosync.conf")
@@ -339,6 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target Corosync generation (default: the file's own, read from its keys: lossless)")
     p.add_argument("--node", action="append", metavar="NAME=ADDR[,ADDR2]",
                    help="a node of a multicast file that lists none (repeat per node; one address per ring)")
+    p.add_argument("--from-nodes", action="append", metavar="HOST[,HOST...]",
+                   help="read the nodes of a multicast file from the running cluster: log in to these hosts over SSH "
+                   "(ssh_config, host keys checked) and read the membership, read-only")
+    p.add_argument("--ssh-config", help="ssh_config for --from-nodes (default: $RUNBOOK_SSH_CONFIG, a lab's, ~/.ssh/config)")
+    p.add_argument("--ssh-user", help="user for --from-nodes (default: ssh_config's User, else root)")
+    p.add_argument("--sudo", action="store_true", help="--from-nodes: run the read-only Corosync tools through sudo")
     p.add_argument("-o", "--output", help="write the cluster file here (refuses to overwrite)")
 
     p = add("facts", "Connect to every node and show what it is: OS, Corosync, init system, addresses.",
