@@ -130,7 +130,9 @@ def parse_reading(host: str, output: str) -> Reading:
     """Pure: one host's MEMBERS_SCRIPT output -> Reading, or MembershipUnavailable naming the host and why."""
     parts = sections(output)
     hostname = parts.get("hostname", "").strip().split(".")[0] or host
-    version = parts.get("version", "").strip()
+    said = parts.get("version", "").strip()
+    number = re.search(r"version '([^']+)'", said)
+    version = f"Corosync {number.group(1)}" if number else said
     tool = "corosync-cmapctl" if "cmapctl" in parts else "corosync-objctl" if "objctl" in parts else ""
     if not tool:
         raise MembershipUnavailable(
