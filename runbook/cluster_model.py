@@ -210,6 +210,9 @@ class Quorum:
     expected_votes: int | None = None
     device: QuorumDevice | None = None
     extra: Extra = ()
+    # The runbook's own, never written to corosync.conf: true says the cluster fences a lost node
+    # (Pacemaker STONITH), which is what makes two_node without a quorum device safe in a split.
+    fencing: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -324,6 +324,23 @@ def _cluster_problems(cluster: Cluster) -> list[str]:
     return problems
 
 
+SPLIT_BRAIN_WARNING = (
+    "WARNING: a 2-node cluster without a quorum device: when the nodes lose each other, both stay quorate "
+    "(two_node) and both may run the same resources. Set up fencing (Pacemaker STONITH) before running "
+    "services on it, then say so with quorum.fencing: true; or add a quorum device (quorum.device, model net) "
+    "on a third host"
+)
+
+
+def quorum_warnings(cluster: Cluster) -> list[str]:
+    """A 2-node cluster without a quorum device stays quorate on both sides of a split (two_node): only
+    fencing makes that safe, which Corosync alone does not do. `quorum.fencing: true` says the cluster
+    has it (the runbook cannot see Pacemaker's STONITH), and satisfies the warning."""
+    if len(cluster.nodes) != 2 or cluster.quorum.device is not None or cluster.quorum.fencing:
+        return []
+    return [SPLIT_BRAIN_WARNING]
+
+
 def generation_problems(cluster: Cluster, generation: int) -> list[str]:
     """Rules that depend on the Corosync generation, checked once it is known (file or detection)."""
     problems = []
