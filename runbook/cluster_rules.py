@@ -12,6 +12,7 @@ from dataclasses import asdict, fields
 from typing import Any, Mapping
 
 from runbook.cluster_model import (
+    OMIT_UNSET,
     CRYPTO_MODES,
     GENERATIONS,
     KNET_MAX_NODEID,
@@ -469,7 +470,7 @@ def _plain(obj: Any) -> dict[str, Any]:
             result[f.name] = extra_to_yaml(value)
         elif hasattr(value, "__dataclass_fields__"):
             result[f.name] = _compact(value)
-        else:
+        elif value is not None or not f.metadata.get(OMIT_UNSET):
             result[f.name] = value
     return result
 
