@@ -107,21 +107,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_lab_up(args: argparse.Namespace) -> int:
     from runbook import lab
 
-    if args.cluster and (args.nodes is not None or args.subnet is not None):
+    if args.cluster and args.nodes is not None:
         raise UsageError("lab up: give a cluster file or --nodes N [--subnet CIDR], not both")
+    names: dict[str, str] = {}
     try:
         if args.cluster:
             from runbook.cluster import load_cluster
 
             cluster = load_cluster(args.cluster)
-            nodes = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
+            given = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
+            nodes, names = lab.place_named_nodes(given, args.subnet)  # hostnames get lab addresses
+            if args.subnet and not names:
+                raise UsageError(f"lab up: --subnet is for nodes named by hostnames; {args.cluster} gives every "
+                                 "node's address, and the hosts are made there")
         else:
             nodes = lab.generated_nodes(2 if args.nodes is None else args.nodes, args.subnet)
         lab.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made
     except LabError as exc:
         raise UsageError(f"lab up: {exc}") from exc
-    state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os)
+    state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os, names=names)
     _print_status(state)
+    if names:
+        print("hostnames (in every host's /etc/hosts): " + ", ".join(f"{n} {a}" for n, a in names.items()))
     print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
     if not args.cluster:
         print(f"cluster file for these hosts: {state.cluster_file}")
@@ -395,9 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
     from runbook.lab_rootfs import OS_CHOICES
 
     p = lab_sub.add_parser("up", help="make hosts for a cluster file's nodes, or N generated hosts")
-    p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
+    p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address (a hostname gets a lab address, resolvable on every host)")
     p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
-    p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24); labs on different subnets coexist")
+    p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24), or for the nodes a cluster file "
+                   "names only by hostnames (default 10.0.88.0/24, link k the k-th /24 above); labs on different subnets coexist")
     p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument(
         "--os", default="host", choices=OS_CHOICES,

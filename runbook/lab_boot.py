@@ -97,10 +97,13 @@ done
 
 def host_files(state: LabState, host: LabHost) -> dict[str, tuple[str, int]]:
     """Files a booting host gets in its upper dir before its first boot: {path inside: (text, mode)}."""
+    from runbook.lab import hosts_entries
+
     pub = state.identity.with_suffix(".pub").read_text()
+    lines = "".join(f"{address} {name}\n" for address, name in hosts_entries(state, host))
     return {
         "/etc/hostname": (f"{host.name}\n", 0o644),
-        "/etc/hosts": (f"127.0.0.1 localhost\n{host.address} {host.name}\n", 0o644),
+        "/etc/hosts": (f"127.0.0.1 localhost\n{lines}", 0o644),
         "/etc/ssh/sshd_config.d/runbook-lab.conf": (SSHD_DROPIN, 0o644),
         "/root/.ssh/authorized_keys": (pub, 0o600),
     }
