@@ -732,6 +732,11 @@ def _sshd_listening(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def sshd_answers(host: LabHost) -> bool:
+    """sshd answers on one of the host's links (it listens on all: link 0 may be cut on purpose)."""
+    return any(_sshd_listening(address) for address in host.addresses)
+
+
 def _wait_for_sshd(state: LabState, progress: Progress) -> None:
     wait_for_sshd(state, state.hosts, SSHD_WAIT_SECONDS, "sshd did not come up")
 
@@ -762,7 +767,7 @@ def status(state: LabState) -> list[HostStatus]:
                 name=host.name,
                 address=host.address,
                 netns=alive,
-                sshd=alive and _sshd_listening(host.address),
+                sshd=alive and sshd_answers(host),
                 corosync=any(_comm(p) == "corosync" for p in pids),
                 boots=_boots(state, host),
                 enabled=boot.enabled if boot else "?",
