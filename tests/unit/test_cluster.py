@@ -123,7 +123,8 @@ def test_extra_is_carried_verbatim_and_repeats_become_lists() -> None:
 # --- parameters ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [CHAPTER, LAB3, ROOT / "clusters" / "three-node-two-links-qdevice.yaml"])
+@pytest.mark.parametrize("path", [CHAPTER, LAB3, ROOT / "clusters" / "three-node-two-links-qdevice.yaml",
+                                  ROOT / "clusters" / "hostnames.yaml"])
 def test_to_parameters_round_trips_and_is_json(path: Path) -> None:
     c = load_cluster(path)
     params = c.to_parameters()
