@@ -177,3 +177,32 @@ def test_which_files_take_members():
     assert not takes_members("totem {\n transport: udpu\n}\nnodelist {\n node {\n  ring0_addr: 10.0.0.1\n }\n}\n")
     assert not takes_members("totem {\n transport: knet\n}\nnodelist {\n node {\n  ring0_addr: 10.0.0.1\n }\n}\n")
     assert takes_members(MCAST_2X + "nodelist {\n node {\n  ring0_addr: 192.168.1.1\n }\n}\n")  # lists only some
+
+
+@pytest.mark.parametrize(
+    "conf, extra, says",
+    [
+        ("totem {\n transport: knet\n}\nnodelist {\n node {\n  ring0_addr: 10.0.0.1\n }\n node {\n  ring0_addr: 10.0.0.2\n }\n}\n",
+         [], "lists its nodes; --from-nodes is for a multicast file"),
+        (MCAST_2X, ["--node", "a=192.168.1.1"], "with --node or read them with --from-nodes, not both"),
+        (MCAST_2X, ["--ssh-config", "/nonexistent/ssh_config"], "--ssh-config: '/nonexistent/ssh_config' does not exist"),
+        ("totem {\n", [], "mcast.conf"),  # a file that cannot be parsed: named, before any login
+    ],
+)
+def test_from_nodes_refuses_bad_input_before_any_login(tmp_path, monkeypatch, capsys, conf, extra, says):
+    from runbook import cli, running_members
+
+    monkeypatch.setattr(running_members, "read_members", lambda *a: pytest.fail("a host was logged in to"))
+    path = tmp_path / "mcast.conf"
+    path.write_text(conf)
+    assert cli.main(["migrate", str(path), "--from-nodes", "web1", *extra]) == 2
+    assert says in capsys.readouterr().err
+
+
+def test_ssh_options_without_from_nodes_are_a_usage_error(tmp_path, capsys):
+    from runbook import cli
+
+    path = tmp_path / "mcast.conf"
+    path.write_text(MCAST_2X)
+    assert cli.main(["migrate", str(path), "--sudo"]) == 2
+    assert "are for --from-nodes" in capsys.readouterr().err
