@@ -56,15 +56,34 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_migrate(args: argparse.Namespace) -> int:
     from runbook.errors import ClusterFileError
-    from runbook.migrate import migrate, parse_node_option
+    from runbook.migrate import migrate, parse_node_option, takes_members
 
+    if args.node and args.from_nodes:
+        raise UsageError("migrate: give the nodes with --node or read them with --from-nodes, not both")
+    if not args.from_nodes and (args.ssh_config or args.ssh_user or args.sudo):
+        raise UsageError("migrate: --ssh-config, --ssh-user and --sudo are for --from-nodes")
     nodes = [parse_node_option(text) for text in args.node or []]
     try:
         with open(args.conf, encoding="utf-8") as handle:
             text = handle.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ClusterFileError(f"cannot read {args.conf}: {exc}") from exc
-    output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation, nodes=nodes)
+    from_nodes = None
+    if args.from_nodes:
+        from runbook.cluster_model import SshSettings
+        from runbook.running_members import parse_from_nodes, read_members
+
+        hosts = parse_from_nodes(args.from_nodes)
+        if not takes_members(text, args.conf):  # the file is checked before any host is reached
+            raise UsageError(f"--from-nodes: {args.conf} lists its nodes; --from-nodes is for a multicast file "
+                             "that does not (migrate it without --from-nodes)")
+        if args.ssh_config and not os.path.isfile(os.path.expanduser(args.ssh_config)):
+            raise UsageError(f"--ssh-config: {args.ssh_config!r} does not exist or is not a file")
+        settings = SshSettings(user=args.ssh_user, config=args.ssh_config, sudo=args.sudo)
+        _progress(f"reading the running cluster's membership on {', '.join(hosts)} (read-only)")
+        nodes, from_nodes = read_members(hosts, settings)
+    output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation,
+                                nodes=nodes, from_nodes=from_nodes)
     for item in ["the file's comments (a cluster file has its own)", *migration.lost]:
         print(f"not carried: {item}", file=sys.stderr)
     if args.output:
@@ -88,21 +107,28 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_lab_up(args: argparse.Namespace) -> int:
     from runbook import lab
 
-    if args.cluster and (args.nodes is not None or args.subnet is not None):
+    if args.cluster and args.nodes is not None:
         raise UsageError("lab up: give a cluster file or --nodes N [--subnet CIDR], not both")
+    names: dict[str, str] = {}
     try:
         if args.cluster:
             from runbook.cluster import load_cluster
 
             cluster = load_cluster(args.cluster)
-            nodes = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
+            given = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
+            nodes, names = lab.place_named_nodes(given, args.subnet)  # hostnames get lab addresses
+            if args.subnet and not names:
+                raise UsageError(f"lab up: --subnet is for nodes named by hostnames; {args.cluster} gives every "
+                                 "node's address, and the hosts are made there")
         else:
             nodes = lab.generated_nodes(2 if args.nodes is None else args.nodes, args.subnet)
         lab.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made
     except LabError as exc:
         raise UsageError(f"lab up: {exc}") from exc
-    state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os)
+    state = lab.up(args.lab, nodes, progress=_progress, os_name=args.os, names=names)
     _print_status(state)
+    if names:
+        print("hostnames (in every host's /etc/hosts): " + ", ".join(f"{n} {a}" for n, a in names.items()))
     print(f"\nssh config: {state.ssh_config}   (runbook lab ssh {state.hosts[0].name})")
     if not args.cluster:
         print(f"cluster file for these hosts: {state.cluster_file}")
@@ -335,6 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
             "runbook migrate /etc/corosync/corosync.conf                 # print the cluster file\n"
             "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)\n"
             "runbook migrate mcast.conf --node n1=10.0.0.1 --node n2=10.0.0.2   # a multicast file lists no nodes\n"
+            "runbook migrate mcast.conf --from-nodes web1,web2          # ... or read them from the running cluster\n"
             "runbook migrate old-1x.conf --generation 3                  # convert (every change is listed)",
             cmd_migrate)
     p.add_argument("conf", help="an existing corosync.conf")
@@ -343,6 +370,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="target Corosync generation (default: the file's own, read from its keys: lossless)")
     p.add_argument("--node", action="append", metavar="NAME=ADDR[,ADDR2]",
                    help="a node of a multicast file that lists none (repeat per node; one address per ring)")
+    p.add_argument("--from-nodes", action="append", metavar="HOST[,HOST...]",
+                   help="read the nodes of a multicast file from the running cluster: log in to these hosts over SSH "
+                   "(ssh_config, host keys checked) and read the membership, read-only")
+    p.add_argument("--ssh-config", help="ssh_config for --from-nodes (default: $RUNBOOK_SSH_CONFIG, a lab's, ~/.ssh/config)")
+    p.add_argument("--ssh-user", help="user for --from-nodes (default: ssh_config's User, else root)")
+    p.add_argument("--sudo", action="store_true", help="--from-nodes: run the read-only Corosync tools through sudo")
     p.add_argument("-o", "--output", help="write the cluster file here (refuses to overwrite)")
 
     p = add("facts", "Connect to every node and show what it is: OS, Corosync, init system, addresses.",
@@ -373,9 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     from runbook.lab_rootfs import OS_CHOICES
 
     p = lab_sub.add_parser("up", help="make hosts for a cluster file's nodes, or N generated hosts")
-    p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address")
+    p.add_argument("cluster", nargs="?", help="cluster file: one host per node, at the node's address (a hostname gets a lab address, resolvable on every host)")
     p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
-    p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24); labs on different subnets coexist")
+    p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24), or for the nodes a cluster file "
+                   "names only by hostnames (default 10.0.88.0/24, link k the k-th /24 above); labs on different subnets coexist")
     p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument(
         "--os", default="host", choices=OS_CHOICES,

@@ -64,6 +64,9 @@ COROSYNC_DEFAULTS: dict[str, dict[int, Any]] = {
     "logging.timestamp": {1: "off", 2: "off", 3: "off"},
 }
 
+# Field metadata: a runbook-only key that papermill parameters carry only when it is set.
+OMIT_UNSET = "omit_unset"
+
 # A verbatim value: text, or a section (ordered pairs, a key may repeat as Corosync allows).
 ExtraValue = Union[str, "Extra"]
 Extra = tuple[tuple[str, ExtraValue], ...]
@@ -210,6 +213,10 @@ class Quorum:
     expected_votes: int | None = None
     device: QuorumDevice | None = None
     extra: Extra = ()
+    # The runbook's own, never written to corosync.conf: true says the cluster fences a lost node
+    # (Pacemaker STONITH), which is what makes two_node without a quorum device safe in a split.
+    # Left out of papermill parameters while unset (OMIT_UNSET), so notebooks need no new parameter.
+    fencing: bool | None = field(default=None, metadata={OMIT_UNSET: True})
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,9 @@ KEYS: tuple[Key, ...] = (
     Key("quorum.auto_tie_breaker_node", "`lowest`, `highest` or node ids", "quorum.auto_tie_breaker_node", _BY_GEN,
         "quorum.auto_tie_breaker_node"),
     Key("quorum.expected_votes", "integer", "quorum.expected_votes", "not written (the sum of the nodes' votes)"),
+    Key("quorum.fencing", "boolean", "- (the runbook's own, never written: says the cluster fences a lost node, "
+        "e.g. Pacemaker STONITH)", "false: a 2-node cluster without quorum.device gets the split-brain warning "
+        "at preflight; true satisfies it"),
     Key("quorum.device", "mapping", "quorum.device", "none"),
     Key("quorum.extra", "mapping", "other quorum keys (votes, allow_downscale, ...)", "none"),
     Key("quorum.device.model", "`net`", "quorum.device.model", "not written"),

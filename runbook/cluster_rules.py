@@ -12,6 +12,7 @@ from dataclasses import asdict, fields
 from typing import Any, Mapping
 
 from runbook.cluster_model import (
+    OMIT_UNSET,
     CRYPTO_MODES,
     GENERATIONS,
     KNET_MAX_NODEID,
@@ -324,6 +325,23 @@ def _cluster_problems(cluster: Cluster) -> list[str]:
     return problems
 
 
+SPLIT_BRAIN_WARNING = (
+    "WARNING: a 2-node cluster without a quorum device: when the nodes lose each other, both stay quorate "
+    "(two_node) and both may run the same resources. Set up fencing (Pacemaker STONITH) before running "
+    "services on it, then say so with quorum.fencing: true; or add a quorum device (quorum.device, model net) "
+    "on a third host"
+)
+
+
+def quorum_warnings(cluster: Cluster) -> list[str]:
+    """A 2-node cluster without a quorum device stays quorate on both sides of a split (two_node): only
+    fencing makes that safe, which Corosync alone does not do. `quorum.fencing: true` says the cluster
+    has it (the runbook cannot see Pacemaker's STONITH), and satisfies the warning."""
+    if len(cluster.nodes) != 2 or cluster.quorum.device is not None or cluster.quorum.fencing:
+        return []
+    return [SPLIT_BRAIN_WARNING]
+
+
 def generation_problems(cluster: Cluster, generation: int) -> list[str]:
     """Rules that depend on the Corosync generation, checked once it is known (file or detection)."""
     problems = []
@@ -452,7 +470,7 @@ def _plain(obj: Any) -> dict[str, Any]:
             result[f.name] = extra_to_yaml(value)
         elif hasattr(value, "__dataclass_fields__"):
             result[f.name] = _compact(value)
-        else:
+        elif value is not None or not f.metadata.get(OMIT_UNSET):
             result[f.name] = value
     return result
 

@@ -169,7 +169,7 @@ def quorum_of(p: Problems, value: Any) -> Quorum | None:
     before = len(p.messages)
     if section.get("provider") is not None:
         result["provider"] = p.choice("quorum.provider", section["provider"], ("corosync_votequorum", "none"))
-    for key in ("two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker"):
+    for key in ("two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker", "fencing"):
         if section.get(key) is not None:
             result[key] = p.boolean(f"quorum.{key}", section[key])
     if section.get("last_man_standing_window") is not None:

@@ -85,6 +85,11 @@ class HostKeyError(HostError):
     """The node's SSH host key is unknown or changed: never auto-accepted."""
 
 
+class MembershipUnavailable(HostError):
+    """A running cluster's membership cannot be read on a host (Corosync not running there, no tools,
+    hosts that disagree): names the host. `runbook migrate --from-nodes` stops with it, nothing written."""
+
+
 class CommandFailed(HostError):
     """A remote command exited non-zero: carries exit code and the tail of stderr."""
 

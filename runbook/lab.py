@@ -32,6 +32,8 @@ DEFAULT_LAB = "lab"
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
 GENERATED_SUBNET = ipaddress.ip_network("10.0.77.0/24")
+# Where nodes a cluster file names only by hostname get their addresses (link k: the next /24 up).
+NAMED_SUBNET = ipaddress.ip_network("10.0.88.0/24")
 SSHD_WAIT_SECONDS = 15.0
 # Inside each host, its own key at the usual place (in the host's upper dir, shadowing this machine's).
 HOST_KEY = "/etc/ssh/ssh_host_ed25519_key"
@@ -88,6 +90,9 @@ class LabState:
     created: float = 0.0
     os: str = "host"  # "host" (an overlay of this machine, no init) or a booting OS (see lab_boot)
     extra_links: list[LabLink] = field(default_factory=list)  # links 1.. (link 0 is `bridge`/`subnet`)
+    # Hostnames a cluster file uses as node addresses -> the lab address chosen for each; every host
+    # resolves them through its /etc/hosts.
+    names: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridges(self) -> list[str]:
@@ -263,6 +268,69 @@ def plan_lab(name: str, nodes: Sequence[NodeSpec]) -> LabState:
     )
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def place_named_nodes(
+    nodes: Sequence[NodeSpec], subnet: str | None = None
+) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """Lab addresses for the addresses a cluster file gives as hostnames, and the names to resolve.
+
+    On each link, a hostname gets an address in the /24 of that link's IP addresses if the file gives
+    any, else in `subnet` (default 10.0.88.0/24; link k the k-th /24 above it): node i at .11+i, or the
+    next free one. Pure. Returns the nodes with addresses only, and {hostname: address} for /etc/hosts.
+    """
+    specs = node_addresses(nodes)
+    try:
+        base = ipaddress.ip_network(subnet, strict=False) if subnet else NAMED_SUBNET
+    except ValueError as exc:
+        raise LabError(f"--subnet: {subnet!r} is not an IPv4 network like 10.0.88.0/24") from exc
+    if base.version != 4 or base.prefixlen != 24:
+        raise LabError(f"--subnet: {subnet!r}: the lab uses IPv4 /24 networks, like 10.0.88.0/24")
+    names: dict[str, str] = {}
+    placed = [(name, list(addresses)) for name, addresses in specs]
+    for k in range(len(specs[0][1])):
+        given = [a[k] for _, a in specs if _is_ip(a[k])]
+        for node_name, addresses in specs:
+            if _is_ip(addresses[k]) and ipaddress.ip_address(addresses[k]).version != 4:
+                raise LabError(f"node {node_name}: {addresses[k]} is IPv6; the lab makes IPv4 hosts only")
+        if given:
+            net = ipaddress.ip_network(f"{given[0]}/24", strict=False)
+        else:
+            net = ipaddress.ip_network(f"{ipaddress.ip_address(int(base.network_address) + 256 * k)}/24")
+        used = set(given)
+        for i, (node_name, addresses) in enumerate(placed):
+            name = addresses[k]
+            if _is_ip(name):
+                continue
+            key = name.lower()
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", key):
+                raise LabError(f"node {node_name}: {name!r} is neither an IPv4 address nor a hostname the lab can place")
+            if key in names:
+                raise LabError(f"node {node_name}: {name!r} is also another node's address; give each node its own")
+            candidates = [str(ip) for ip in net.hosts() if int(ip) - int(net.network_address) >= 11 + i]
+            candidates += [str(ip) for ip in net.hosts()]
+            free = next((ip for ip in candidates if ip not in used), None)
+            if free is None:
+                raise LabError(f"node {node_name}: no free address left in {net} for {name!r}")
+            used.add(free)
+            names[key] = free
+            addresses[k] = free
+    return placed, names
+
+
+def hosts_entries(state: LabState, host: LabHost) -> list[tuple[str, str]]:
+    """(address, name) lines every host's /etc/hosts needs: its own name, and every named node."""
+    entries = [(host.address, host.name)]
+    entries += [(address, name) for name, address in state.names.items() if name != host.name.lower()]
+    return entries
+
+
 def generated_nodes(count: int, subnet: str | None = None) -> list[tuple[str, str]]:
     """Names and addresses for `lab up --nodes N [--subnet CIDR]`: node1 at .11, node2 at .12, ..."""
     if not 1 <= count <= 200:
@@ -322,7 +390,9 @@ def boot_script(state: LabState, host: LabHost) -> str:
     root = d / "root"
     init = (
         f"echo {host.name} > /etc/hostname; mkdir -p /run/sshd /var/log; "
-        f"grep -q ' {host.name}$' /etc/hosts || echo '{host.address} {host.name}' >> /etc/hosts; "
+        + "".join(f"grep -q ' {name}$' /etc/hosts || echo '{address} {name}' >> /etc/hosts; "
+                  for address, name in hosts_entries(state, host))
+        + 
         f"{sshd_command(state, host)} >>/var/log/lab-sshd.log 2>&1 & "
         "trap 'exit 0' TERM; while :; do wait; sleep 1; done"
     )
@@ -439,9 +509,11 @@ def all_labs() -> list[LabState]:
 
 
 def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
+    """The lab host at `address`, or the one a lab's hosts know by that hostname (`names`)."""
     for state in all_labs():
+        wanted = state.names.get(address.lower(), address)
         for host in state.hosts:
-            if address in host.addresses:
+            if wanted in host.addresses:
                 return state, host
     return None
 
@@ -511,7 +583,12 @@ def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
 
 
 def up(
-    name: str, nodes: Sequence[NodeSpec], progress: Progress = _quiet, packages: bool = True, os_name: str = "host"
+    name: str,
+    nodes: Sequence[NodeSpec],
+    progress: Progress = _quiet,
+    packages: bool = True,
+    os_name: str = "host",
+    names: dict[str, str] | None = None,
 ) -> LabState:
     """Make one host per (name, address) or (name, [address per link]). Idempotent for the same hosts; anything half-made is removed.
 
@@ -521,6 +598,7 @@ def up(
     require_lab_support()
     planned = plan_lab(name, nodes)
     planned.os = os_name
+    planned.names = dict(names or {})
     if os_name != "host":
         from runbook import lab_boot, lab_rootfs
 
@@ -529,7 +607,7 @@ def up(
     existing = LabState.load(name)
     if existing is not None:
         same = [(h.name, h.addresses) for h in existing.hosts] == [(h.name, h.addresses) for h in planned.hosts]
-        same = same and existing.os == os_name
+        same = same and existing.os == os_name and existing.names == planned.names
         if same and all(s.sshd for s in status(existing)):
             progress(f"lab '{name}' is already up with these hosts")
             return existing
@@ -654,6 +732,11 @@ def _sshd_listening(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+def sshd_answers(host: LabHost) -> bool:
+    """sshd answers on one of the host's links (it listens on all: link 0 may be cut on purpose)."""
+    return any(_sshd_listening(address) for address in host.addresses)
+
+
 def _wait_for_sshd(state: LabState, progress: Progress) -> None:
     wait_for_sshd(state, state.hosts, SSHD_WAIT_SECONDS, "sshd did not come up")
 
@@ -684,7 +767,7 @@ def status(state: LabState) -> list[HostStatus]:
                 name=host.name,
                 address=host.address,
                 netns=alive,
-                sshd=alive and _sshd_listening(host.address),
+                sshd=alive and sshd_answers(host),
                 corosync=any(_comm(p) == "corosync" for p in pids),
                 boots=_boots(state, host),
                 enabled=boot.enabled if boot else "?",

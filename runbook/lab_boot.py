@@ -37,7 +37,8 @@ BOOT_WAIT_SECONDS = 90.0
 HARD_FLAG = "hard-reset"
 STOP_FLAG = "stop"
 BOOTS_FILE = "boots"
-# The lab's host key only; sshd started by systemd, root by key only.
+# The lab's host key only; sshd started by systemd, root by key only. No ListenAddress: sshd listens on
+# every address of the host's network namespace, so it answers on every link (one cut leaves the others).
 SSHD_DROPIN = "HostKey /etc/ssh/ssh_host_ed25519_key\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n"
 
 
@@ -97,10 +98,13 @@ done
 
 def host_files(state: LabState, host: LabHost) -> dict[str, tuple[str, int]]:
     """Files a booting host gets in its upper dir before its first boot: {path inside: (text, mode)}."""
+    from runbook.lab import hosts_entries
+
     pub = state.identity.with_suffix(".pub").read_text()
+    lines = "".join(f"{address} {name}\n" for address, name in hosts_entries(state, host))
     return {
         "/etc/hostname": (f"{host.name}\n", 0o644),
-        "/etc/hosts": (f"127.0.0.1 localhost\n{host.address} {host.name}\n", 0o644),
+        "/etc/hosts": (f"127.0.0.1 localhost\n{lines}", 0o644),
         "/etc/ssh/sshd_config.d/runbook-lab.conf": (SSHD_DROPIN, 0o644),
         "/root/.ssh/authorized_keys": (pub, 0o600),
     }
@@ -252,7 +256,7 @@ def sysv_boot_script(sshd_command: str) -> str:
 
 def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda _: None) -> int:  # type: ignore[no-untyped-def]
     """Reboot one host and wait until it answers SSH again; returns its new boot count."""
-    from runbook.lab import _sshd_listening, host_exec, sshd_command
+    from runbook.lab import host_exec, sshd_answers, sshd_command
 
     host = state.host(host_name)
     before = boots(state, host)
@@ -284,7 +288,7 @@ def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda 
             if time.monotonic() > deadline:
                 raise LabError(f"host {host.name}: its boot scripts did not finish within {BOOT_WAIT_SECONDS:g}s (see /var/log/lab-boot.log in it)")
             time.sleep(0.2)
-    while not _sshd_listening(host.address):
+    while not sshd_answers(host):  # on any link: link 0 may be cut
         if time.monotonic() > deadline:
             raise LabError(f"host {host.name}: sshd did not come back within {BOOT_WAIT_SECONDS:g}s (see {state.host_dir(host) / 'boot.log'})")
         time.sleep(0.2)

@@ -49,10 +49,12 @@ class Migration(NamedTuple):
 
 
 class NodeOption(NamedTuple):
-    """One `--node NAME=ADDR[,ADDR2]`: a node of a multicast file that lists none."""
+    """One `--node NAME=ADDR[,ADDR2]`, or one member read from a running cluster (`--from-nodes`, with
+    its node id): a node of a multicast file that lists none."""
 
     name: str
     addresses: tuple[str, ...]
+    nodeid: int | None = None
 
 
 def parse_node_option(text: str) -> NodeOption:
@@ -239,7 +241,8 @@ class _Reader:
         mapping["links"] = links
         return members
 
-    def nodes(self, mapping: dict[str, Any], members: dict[int, list[str]], given: list[NodeOption]) -> None:
+    def nodes(self, mapping: dict[str, Any], members: dict[int, list[str]], given: list[NodeOption],
+              given_from: str = "--node") -> None:
         nodelists = _sections(self.entries, "nodelist")
         listed = [n for section in nodelists for k, n in section if k == "node" and isinstance(n, list)]
         for section in nodelists:
@@ -250,24 +253,24 @@ class _Reader:
         multicast = mapping.get("transport") in ("udp", "default") and self.generation < 3
         if listed:
             if given and not multicast:
-                raise ClusterFileError("--node: the file lists its nodes (nodelist) and is not multicast; --node is "
-                                       "only for the members a multicast file does not list")
+                raise ClusterFileError(f"{given_from}: the file lists its nodes (nodelist) and is not multicast; "
+                                       f"{given_from} is only for the members a multicast file does not list")
             for index, entries in enumerate(listed):
                 nodes.append(self.listed_node(index, entries))
+            given = self.unlisted(nodes, given, given_from)
             for option in given:
-                node = {"name": option.name, "nodeid": None, "listed": False}
-                node.update({"address": option.addresses[0]} if len(option.addresses) == 1
-                            else {"addresses": list(option.addresses)})
-                nodes.append(node)
+                nodes.append({**_given_node(option), "listed": False})
+            self.named_by_address(given, given_from)
             if given:
-                self.notes.append(f"nodes: {len(given)} from --node, not in the file's nodelist (multicast members "
-                                  "that join unlisted): listed: false, so the nodelist stays as it is")
+                self.notes.append(f"nodes: {len(given)} from {given_from}, not in the file's nodelist (multicast "
+                                  "members that join unlisted): listed: false, so the nodelist stays as it is")
             elif len(nodes) == 1:
                 self.refusals.append(
                     "nodelist: lists only 1 node" + (" (the others of this multicast cluster join without being "
                                                      "listed)" if multicast else "")
                     + "; the runbook must know every node: "
-                    + ("give the others with --node NAME=ADDR" if multicast else "add the others to the nodelist")
+                    + ("give the others with --node NAME=ADDR, or read them from the running cluster with "
+                       "--from-nodes HOST" if multicast else "add the others to the nodelist")
                     + ", then migrate again"
                 )
             ids: dict[Any, int] = {}
@@ -282,8 +285,8 @@ class _Reader:
             rings = sorted(members)
             counts = {len(members[r]) for r in rings}
             if given:
-                raise ClusterFileError("--node: the file lists its members (member/memberaddr); --node is only for a "
-                                       "multicast file without them")
+                raise ClusterFileError(f"{given_from}: the file lists its members (member/memberaddr); {given_from} "
+                                       "is only for a multicast file without them")
             if rings != list(range(len(rings))) or len(counts) != 1:
                 self.refusals.append("totem.interface.member: the rings list different members; every node needs "
                                      "one memberaddr on every ring: make the member lists match")
@@ -294,27 +297,43 @@ class _Reader:
                               "nodeid": None})
             self.notes.append("nodes: from the member lists (1.x names no node: the runbook calls each by its address)")
         elif given:
-            for option in given:
-                node: dict[str, Any] = {"name": option.name, "nodeid": None}
-                if len(option.addresses) == 1:
-                    node["address"] = option.addresses[0]
-                else:
-                    node["addresses"] = list(option.addresses)
-                nodes.append(node)
+            nodes.extend(_given_node(option) for option in given)
+            self.named_by_address(given, given_from)
             if self.generation >= 2:
                 mapping["nodelist"] = False
             self.notes.append(
-                "nodes: from --node (the file has no node list: multicast finds the members at run time); "
+                f"nodes: from {given_from} (the file has no node list: multicast finds the members at run time); "
                 + ("no nodelist is written, as in the file" if self.generation >= 2 else "1.x writes no member list for udp")
             )
         else:
             raise ClusterFileError(
                 "the file lists no nodes (a multicast cluster: Corosync finds its members at run time), and the "
                 "runbook must know them to reach them: give each with --node NAME=ADDR (or NAME=ADDR0,ADDR1 for "
-                "two rings); --from-nodes (read from a running cluster's membership over SSH) is not built yet"
+                "two rings), or read them from the running cluster with --from-nodes HOST[,HOST...] (over SSH)"
             )
         self.primary(nodes, mapping)
         mapping["nodes"] = nodes
+
+    def named_by_address(self, given: list[NodeOption], given_from: str) -> None:
+        """A member read from a running cluster that no host and no nodelist names is called by its address."""
+        for option in given:
+            if given_from == "--from-nodes" and option.name == option.addresses[0]:
+                self.notes.append(f"nodes: node id {option.nodeid} is called by its address {option.name} (no "
+                                  "--from-nodes host is that member and Corosync shows no name for it): put its "
+                                  "hostname as name")
+
+    def unlisted(self, listed: list[dict[str, Any]], given: list[NodeOption], given_from: str) -> list[NodeOption]:
+        """The given nodes that are not already in the nodelist (a running cluster's members include them)."""
+        firsts = {(n.get("address") or (n.get("addresses") or [None])[0]) for n in listed}
+        ids = {n.get("nodeid") for n in listed if n.get("nodeid") is not None}
+        kept = []
+        for option in given:
+            if option.addresses[0] in firsts or (option.nodeid is not None and option.nodeid in ids):
+                self.notes.append(f"nodes: {option.name} ({option.addresses[0]}) from {given_from} is in the "
+                                  "file's nodelist already: kept as the file lists it")
+            else:
+                kept.append(option)
+        return kept
 
     def listed_node(self, index: int, entries: list[Entry]) -> dict[str, Any]:
         path = f"nodelist.node[{index}]"
@@ -473,6 +492,29 @@ class _Reader:
             mapping.setdefault("legacy_1x", {}).update(_extra(legacy))
 
 
+def takes_members(text: str | bytes, source: str = "corosync.conf") -> bool:
+    """Whether the file leaves members out, so --node / --from-nodes may give them: a multicast file
+    without a node list (or one that lists only some). Raises ConfigParseError for a bad file."""
+    entries = parse_entries(text, source)
+    generation, _ = detect_generation(entries)
+    totem = _merged(entries, "totem")
+    if any(k == "member" for i in _sections(totem, "interface") for k, _ in i):
+        return False
+    multicast = _last(totem, "transport") in (None, "udp") and generation < 3
+    listed = any(k == "node" for section in _sections(entries, "nodelist") for k, _ in section)
+    return multicast or not listed
+
+
+def _given_node(option: NodeOption) -> dict[str, Any]:
+    """A --node / --from-nodes member as a cluster-file node (its node id when the running cluster told it)."""
+    node: dict[str, Any] = {"name": option.name, "nodeid": option.nodeid}
+    if len(option.addresses) == 1:
+        node["address"] = option.addresses[0]
+    else:
+        node["addresses"] = list(option.addresses)
+    return node
+
+
 # --- the whole migration -------------------------------------------------------------------------
 
 
@@ -481,6 +523,7 @@ def cluster_mapping_from_conf(
     cluster_name: str | None = None,
     generation: int | str | None = None,
     nodes: list[NodeOption] | None = None,
+    from_nodes: str | None = None,
 ) -> Migration:
     """A cluster-file mapping from a parsed corosync.conf (`parse_entries`), for the file's own generation
     (or `generation`, converting what must change, each change noted)."""
@@ -492,7 +535,7 @@ def cluster_mapping_from_conf(
     mapping: dict[str, Any] = {"cluster_name": None}
     reader.totem(mapping)
     members = reader.links(mapping)
-    reader.nodes(mapping, members, list(nodes or []))
+    reader.nodes(mapping, members, list(nodes or []), "--from-nodes" if from_nodes else "--node")
     reader.quorum(mapping)
     reader.logging(mapping)
     reader.others(mapping)
@@ -629,12 +672,16 @@ def migrate(
     cluster_name: str | None = None,
     generation: int | str | None = None,
     nodes: list[NodeOption] | None = None,
+    from_nodes: str | None = None,
 ) -> tuple[str, Migration]:
     """Cluster-file YAML (header + body) and the Migration behind it; raises ConfigParseError /
-    ClusterFileError (the refusal names the construct)."""
+    ClusterFileError (the refusal names the construct).
+
+    `nodes` are the members a multicast file does not list: from `--node`, or read from the running
+    cluster (`--from-nodes`), then `from_nodes` says where, for the header."""
     entries = parse_entries(text, source)
     try:
-        migration = cluster_mapping_from_conf(entries, cluster_name, generation, nodes)
+        migration = cluster_mapping_from_conf(entries, cluster_name, generation, nodes, from_nodes)
     except ClusterFileError as error:
         raise ClusterFileError(error.problems, f"{source} (cannot migrate)") from None
     cluster = cluster_from_mapping(migration.mapping, f"{source} (migrated)")  # refuses what the model cannot hold
@@ -646,6 +693,8 @@ def migrate(
     lines = [
         f"# Cluster file migrated by corosync-runbook from {_one_line(source)} (Corosync {migration.source_generation}.x).",
         f"# Generation: {migration.generation}. Keys the file leaves out stay out (Corosync's own defaults).",
+        *([f"# Nodes: {_one_line(from_nodes)}."] if from_nodes and nodes else
+          ["# Nodes: from --node options (the file does not list them)."] if nodes else []),
         "# Review, then run the runbook with it.",
         "# How it was read:",
         *(f"#   - {_one_line(note)}" for note in migration.notes),
@@ -663,9 +712,10 @@ def migrate_conf(
     cluster_name: str | None = None,
     generation: int | str | None = None,
     nodes: list[NodeOption] | None = None,
+    from_nodes: str | None = None,
 ) -> str:
     """Cluster-file YAML from a corosync.conf text; raises ConfigParseError / ClusterFileError."""
-    return migrate(text, source, cluster_name, generation, nodes)[0]
+    return migrate(text, source, cluster_name, generation, nodes, from_nodes)[0]
 
 
 def _one_line(text: str) -> str:
@@ -673,4 +723,4 @@ def _one_line(text: str) -> str:
 
 
 __all__ = ["Migration", "NodeOption", "cluster_mapping_from_conf", "detect_generation", "migrate",
-           "migrate_conf", "parse_node_option"]
+           "migrate_conf", "parse_node_option", "takes_members"]

@@ -34,8 +34,9 @@ LAB_NAMES = {"debian12": "boot12", "debian13": "boot13", "host": "boothost"}
 QUORUM_WAIT = 90.0
 
 
-def free_subnet() -> str:
-    """A /24 this machine does not route yet (10.0.120.0 - 10.0.199.0), so labs of others never clash."""
+def free_subnet(skip: int = 0) -> str:
+    """A /24 this machine does not route yet (10.0.120.0 - 10.0.199.0), so labs of others never clash;
+    `skip` free ones are passed over (a lab with two links needs two)."""
     routes = json.loads(run_local(["ip", "-4", "-j", "route", "show"]).stdout or "[]")
     taken = []
     for route in routes:
@@ -46,7 +47,9 @@ def free_subnet() -> str:
     for third in range(120, 200):
         net = ipaddress.ip_network(f"10.0.{third}.0/24")
         if not any(net.overlaps(t) for t in taken):
-            return str(net)
+            if not skip:
+                return str(net)
+            skip -= 1
     raise AssertionError("no free 10.0.x.0/24 for a lab")
 
 
@@ -232,3 +235,30 @@ def test_lab_down_after_a_crash_leaves_nothing_behind():
 
     assert lab.down("bootcr")
     assert leftovers(state) == []
+
+
+@pytest.mark.parametrize("os_name", OSES)
+def test_ssh_reaches_a_host_over_link_1_while_its_link_0_is_cut(os_name, tmp_path):
+    """sshd answers on every link's address (booting hosts: systemd's sshd; host hosts: the lab's), so an
+    operator whose management network is link 1 still gets in when link 0 fails."""
+    from runbook.cluster import Node, SshSettings
+    from runbook.endpoint import resolve_endpoint
+    from runbook.hosts import Host
+
+    if os_name != "host" and not lab_rootfs.is_ready(lab_rootfs.boot_os(os_name)):
+        pytest.fail(f"no cached root file system for {os_name}: run `runbook lab prepare --os {os_name}` first")
+    link0, link1 = (ipaddress.ip_network(free_subnet(k)) for k in (0, 1))
+    addresses = [str(link0.network_address + 11), str(link1.network_address + 11)]
+    with running_lab("bootlink", [("node1", addresses)], os_name=os_name) as state:
+        config = tmp_path / "ssh_config"
+        config.write_text(lab.ssh_config_text(state).replace(f"HostName {addresses[0]}\n", f"HostName {addresses[1]}\n"))
+        lab.set_link(state, "node1", 0, up=False)
+        host = Host(resolve_endpoint(Node("node1", addresses[1], None), SshSettings(config=str(config))))
+        try:
+            assert host.endpoint.hostname == addresses[1]
+            shown = host.run("hostname; ip -o link show eth0", timeout=30).text
+        finally:
+            host.close()
+        assert shown.splitlines()[0] == "node1" and "state DOWN" in shown, shown
+        assert lab.status(state)[0].sshd is True  # `lab status` shows sshd up: it answers on link 1
+        assert lab_boot.reboot(state, "node1") == 2  # and a reboot waits for it there

@@ -194,3 +194,30 @@ def test_a_cluster_named_only_by_hostnames_comes_up_quorate(named):
     cluster = load_cluster(cluster_file)
     for name, view in quorum_views(cluster).items():
         assert view.quorate is True and sorted(m.name for m in view.members) == ["alpha", "beta", "gamma"], f"{name}: {view.raw}"
+
+
+def test_lab_up_from_a_file_naming_nodes_only_by_hostnames_then_run_comes_up_quorate(tmp_path):
+    """clusters/hostnames.yaml gives no address at all: `runbook lab up` places the names in its subnet
+    and makes every host resolve them; `runbook run` on the same file (no ssh settings) finds the lab
+    by those names, and the cluster comes up quorate."""
+    from tests.lab.conftest import leftovers
+
+    cluster_file = REPO / "clusters" / "hostnames.yaml"
+    lab.down("hostnm")
+    try:
+        up = runbook("lab", "up", str(cluster_file), "--lab", "hostnm", "--subnet", "10.0.154.0/24")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "hostnames (in every host's /etc/hosts): web-a 10.0.154.11, web-b 10.0.154.12, web-c 10.0.154.13" in up.stdout
+        state = lab.LabState.load("hostnm")
+        for host in state.hosts:  # every host resolves every name to its lab address, never to loopback
+            shown = lab.host_exec(host, "getent ahostsv4 web-a web-b web-c | awk '{print $1}' | sort -u").stdout.split()
+            assert shown == ["10.0.154.11", "10.0.154.12", "10.0.154.13"], f"{host.name}: {shown}"
+        result = runbook("run", str(cluster_file), out=tmp_path / "runs")
+        assert result.returncode == 0, result.stderr[-4000:]
+        assert "web-a resolves to 10.0.154.11 on every node" in result.stderr
+        for name, view in quorum_views(load_cluster(cluster_file)).items():
+            assert view.quorate is True and sorted(m.name for m in view.members) == ["web-a", "web-b", "web-c"], f"{name}: {view.raw}"
+    finally:
+        state = lab.LabState.load("hostnm")
+        lab.down("hostnm")
+        assert state is None or not leftovers(state)

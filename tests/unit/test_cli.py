@@ -139,7 +139,7 @@ def no_lab_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[obj
         (["--nodes", "3", "--subnet", "10.0.0.0/16"], "the lab uses IPv4 /24 networks"),
         (["--subnet", "nonsense"], "--subnet: 'nonsense' is not an IPv4 network"),
         ([str(CHAPTER), "--nodes", "2"], "give a cluster file or --nodes N [--subnet CIDR], not both"),
-        ([str(CHAPTER), "--subnet", "10.0.99.0/24"], "give a cluster file or --nodes N [--subnet CIDR], not both"),
+        ([str(CHAPTER), "--subnet", "10.0.99.0/24"], "--subnet is for nodes named by hostnames"),
     ],
 )
 def test_lab_up_with_bad_input_exits_2_and_makes_nothing(

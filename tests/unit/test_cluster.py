@@ -123,7 +123,8 @@ def test_extra_is_carried_verbatim_and_repeats_become_lists() -> None:
 # --- parameters ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [CHAPTER, LAB3, ROOT / "clusters" / "three-node-two-links-qdevice.yaml"])
+@pytest.mark.parametrize("path", [CHAPTER, LAB3, ROOT / "clusters" / "three-node-two-links-qdevice.yaml",
+                                  ROOT / "clusters" / "hostnames.yaml"])
 def test_to_parameters_round_trips_and_is_json(path: Path) -> None:
     c = load_cluster(path)
     params = c.to_parameters()
@@ -597,3 +598,42 @@ def test_the_page_lists_what_the_runbook_writes_unasked() -> None:
     page = (ROOT / "docs" / "cluster-file.md").read_text()
     for key, generations, why in MUST_SET:
         assert f"| `{key}` | {generations} | {why} |" in page
+
+
+# --- quorum.fencing: the cluster says it fences, which satisfies the two-node warning --------------
+
+
+def _two_nodes(**quorum: object) -> Cluster:
+    data: dict[str, object] = {"cluster_name": "c", "nodes": [{"name": "a", "address": "10.0.1.1"},
+                                                              {"name": "b", "address": "10.0.1.2"}]}
+    if quorum:
+        data["quorum"] = quorum
+    return cluster_from_mapping(data)
+
+
+def test_two_nodes_without_a_device_or_fencing_are_warned_about_and_told_how_to_say_it() -> None:
+    from runbook.cluster_rules import quorum_warnings
+
+    warnings = quorum_warnings(_two_nodes())
+    assert len(warnings) == 1 and "quorum.fencing: true" in warnings[0] and "quorum.device" in warnings[0]
+    assert quorum_warnings(_two_nodes(fencing=False)) == warnings
+
+
+def test_quorum_fencing_true_satisfies_the_two_node_warning() -> None:
+    from runbook.cluster_rules import quorum_warnings
+
+    cluster = _two_nodes(fencing=True)
+    assert cluster.quorum.fencing is True and quorum_warnings(cluster) == []
+    assert cluster_from_mapping(cluster.to_parameters()) == cluster  # kept through papermill parameters
+
+
+def test_quorum_fencing_is_never_written_to_corosync_conf() -> None:
+    from runbook.corosync_conf import render
+
+    for generation in (1, 2, 3):
+        assert render(_two_nodes(fencing=True), "a", generation) == render(_two_nodes(), "a", generation)
+
+
+def test_quorum_fencing_must_be_a_boolean() -> None:
+    with pytest.raises(ClusterFileError, match="quorum.fencing"):
+        _two_nodes(fencing="stonith")
