@@ -18,7 +18,7 @@ def test_html_output_is_escaped():
 def test_changed_and_failed():
     report = StepReport("x", "X", False, [NodeOutcome("a", "unchanged", ""), NodeOutcome("b", "failed", "down")])
     assert not report.changed and [o.node for o in report.failed] == ["b"]
-    assert report.to_dict()["outcomes"][1] == {"node": "b", "status": "failed", "summary": "down"}
+    assert report.to_dict()["outcomes"][1] == {"node": "b", "status": "failed", "summary": "down", "operations": []}
 
 
 def test_diff_names_the_file_and_is_empty_when_same():
