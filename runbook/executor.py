@@ -33,7 +33,7 @@ from runbook.errors import HostError, StepFailed
 from runbook.fanout import parallel
 from runbook.hosts import Hosts, backup_lines, backup_stamp, run_id
 from runbook.operations import Operation
-from runbook.plan import NodePlan, StepPlan
+from runbook.plan import NodePlan, StepPlan, forget_pending, note_pending
 from runbook.report import NodeOutcome, OperationResult, StepReport, clean
 
 START = "@@runbook-op-start"
@@ -194,6 +194,7 @@ def execute(plan: StepPlan, hosts: Hosts, *, check: bool, keep: int = DEFAULT_KE
             report.outcomes.append(NodeOutcome(name, status, summary, files=dict(p.files)))  # type: ignore[arg-type]
         raise_if_failed(report)
     if check:
+        note_pending(plan)
         for name, p in plan.nodes.items():
             ops = [_result(op, "planned") for op in p.operations]
             if p.changes:
@@ -203,6 +204,7 @@ def execute(plan: StepPlan, hosts: Hosts, *, check: bool, keep: int = DEFAULT_KE
         report.by_hand = plan.by_hand()
         return report
 
+    forget_pending()
     tag = f"{run_id()}{secrets.token_hex(3)}"
     stamp = backup_stamp()
     runs = {name: _NodeRun(p, {}, [], {}) for name, p in plan.nodes.items()}

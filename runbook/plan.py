@@ -8,6 +8,7 @@ mode records the very same plan unapplied.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -70,3 +71,30 @@ class StepPlan:
             for op in plan.operations:
                 lines += list(op.by_hand)
         return lines
+
+
+# --- what a dry run has planned so far -------------------------------------------------------------
+# A dry run changes nothing, so a later step's facts do not show what an earlier step would have
+# written; without help, `plan` would say "not restarted" where `run` restarts Corosync on the file
+# step 02 just wrote. So check mode remembers, per node, the files its plans would change (the steps
+# of one run share a kernel, so this module's state lives from step to step), and step 06 plans on
+# them. Cleared by preflight and by any real run.
+
+_pending: dict[str, dict[str, str]] = {}
+
+
+def note_pending(plan: StepPlan) -> None:
+    """Check mode: remember what this plan would change (path -> SHA-256 of the new bytes, or "new")."""
+    for name, node in plan.nodes.items():
+        for op in node.operations:
+            if op.path and op.kind in ("write", "copy-key", "keygen"):
+                _pending.setdefault(name, {})[op.path] = hashlib.sha256(op.data).hexdigest() if op.data is not None else f"new:{op.kind}"
+
+
+def pending(node: str) -> dict[str, str]:
+    """The files a dry run so far would have changed on `node` (path -> new digest)."""
+    return dict(_pending.get(node, {}))
+
+
+def forget_pending() -> None:
+    _pending.clear()

@@ -356,9 +356,21 @@ def how_of(init_system: str) -> str:
     return "systemctl (corosync.service)" if init_system == "systemd" else control_commands(init_system)[2]
 
 
-def plan_node(cluster: Cluster, f: NodeFacts, generation: int) -> NodePlan:
-    """Pure: (re)start Corosync when it is not running or did not load the current files."""
-    state = parse_state(f.extra.get("state", ""))
+def with_pending(state: dict[str, str], pending: dict[str, str], now: float) -> dict[str, str]:
+    """Pure: the state as it will be once the files an earlier step of this dry run would write are
+    written (their digest changes, their mtime is now), so `plan` restarts where `run` will."""
+    state = dict(state)
+    for path in (CONF_PATH, AUTHKEY_PATH):
+        if path in pending:
+            state[f"sha:{path}"] = pending[path]
+            state[f"mtime:{path}"] = f"{now:.2f}"
+    return state
+
+
+def plan_node(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str] | None = None, now: float = 0.0) -> NodePlan:
+    """Pure: (re)start Corosync when it is not running or did not load the current files (or the
+    files this dry run's earlier steps would write: `pending`)."""
+    state = with_pending(parse_state(f.extra.get("state", "")), pending or {}, now)
     plan = NodePlan(f.node)
     reason = restart_reason(state, cluster.name, generation)
     said = systemd_said(state)
@@ -373,8 +385,14 @@ def plan_node(cluster: Cluster, f: NodeFacts, generation: int) -> NodePlan:
     return plan
 
 
-def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False) -> StepPlan:
-    nodes = {n.name: plan_node(cluster, facts[n.name], generation_of(cluster, facts[n.name], STEP, check)) for n in cluster.nodes}
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None) -> StepPlan:
+    from runbook.plan import pending
+
+    at = time.time() if now is None else now
+    nodes = {
+        n.name: plan_node(cluster, facts[n.name], generation_of(cluster, facts[n.name], STEP, check), pending(n.name) if check else None, at)
+        for n in cluster.nodes
+    }
     return StepPlan(STEP, TITLE, nodes)
 
 

@@ -216,3 +216,19 @@ def test_by_hand_never_contains_key_bytes_or_scripts():
     for generation in (1, 2, 3):
         text = by_hand.render_markdown(CHAPTER, generation)
         assert "@@RUNBOOK" not in text and "base64" not in text and "mktemp" not in text
+
+
+def test_a_dry_run_plans_the_restart_that_the_file_an_earlier_step_would_write_causes():
+    from runbook import plan as plans
+    from runbook.executor import execute
+
+    running = "pid=812\nstart=1000\nsha:/etc/corosync/corosync.conf=a\nsha:/etc/corosync/authkey=k\nstamp:pid=812\nstamp:sha:/etc/corosync/corosync.conf=a\nstamp:sha:/etc/corosync/authkey=k\nactive=active"
+    facts = both(3, extra=state(running), files=conf("old: file\n"))
+    plans.forget_pending()
+    assert kinds(start.plan(CHAPTER, facts, check=True)) == []  # nothing pending: nothing to restart
+    execute(config.plan(CHAPTER, facts, check=True), {}, check=True)  # the dry run of step 02 (no hosts needed)
+    restart = start.plan(CHAPTER, facts, check=True).nodes["node1"].operations
+    assert [op.command for op in restart] == ["systemctl restart corosync"]
+    assert restart[0].reason == "corosync.conf changed since the runbook started Corosync"
+    assert kinds(start.plan(CHAPTER, facts, check=False)) == []  # a real run reads the real files instead
+    plans.forget_pending()
