@@ -87,15 +87,15 @@ def walkthrough(cluster: Cluster, generation: int) -> list[tuple[str, StepPlan]]
     return plans
 
 
-def render_markdown(cluster: Cluster, generation: int) -> str:
+def render_markdown(cluster: Cluster, generation: int, level: int = 1) -> str:
     """The walkthrough as Markdown: per step, the commands per node, then the whole files written."""
-    lines = [f"# {cluster.name} by hand, Corosync {generation}.x", ""]
+    lines = [f"{'#' * level} {cluster.name} by hand, Corosync {generation}.x", ""]
     lines.append(
         f"The commands `runbook run` amounts to on fresh {'Ubuntu 12.04' if generation == 1 else 'Debian'} nodes, "
         "node by node, generated from the same plans the runbook executes (`runbook by-hand`)."
     )
     for title, plan in walkthrough(cluster, generation):
-        lines += ["", f"## {title}", ""]
+        lines += ["", f"{'#' * (level + 1)} {title}", ""]
         commands = plan.by_hand()
         if not commands:
             lines += ["Nothing to type on this generation:", ""]
@@ -117,3 +117,74 @@ def render_text(cluster: Cluster, generation: int) -> str:
         out += plan.by_hand() or ["# nothing to type: " + "; ".join(f"{n}: {p.summary}" for n, p in plan.nodes.items())]
         out.append("")
     return "\n".join(out)
+
+
+ERA = {1: "the chapter's Corosync 1.x (Ubuntu 12.04)", 2: "Corosync 2.x (Debian 9, Ubuntu 18.04)", 3: "Corosync 3.x (Debian 12)"}
+
+
+def step_markdown(cluster: Cluster, step: str, cluster_file: str, generations: tuple[int, ...] = (1, 3)) -> str:
+    """Markdown for one step's "by hand" box: the commands per generation, from the same plans.
+
+    Step notebooks carry it (tools/make_notebooks.py), so each page of the guide says what the step
+    amounts to at a shell on the chapter's own systems and on today's.
+    """
+    parts = [
+        "**By hand.** What this step amounts to at a shell, for this cluster on fresh nodes. It is generated "
+        f"from the very plans the runbook applies (`runbook by-hand {cluster_file} --generation N` prints the whole setup)."
+    ]
+    for generation in generations:
+        plan = dict((title.split(":", 1)[0], p) for title, p in walkthrough(cluster, generation))[step]
+        commands = plan.by_hand()
+        parts.append(f"On {ERA[generation]}:")
+        if not commands:
+            reasons = sorted({p.summary for p in plan.nodes.values()})
+            parts.append("nothing to type: " + "; ".join(reasons))
+            continue
+        parts.append("```sh\n" + "\n".join(commands) + "\n```")
+        primary = cluster.primary.name
+        for path, text in plan.nodes[primary].files.items():
+            if path == CONF_PATH and plan.nodes[primary].changes:
+                others = [n.name for n in cluster.nodes if n.name != primary]
+                parts.append(
+                    f"`{path}` on `{primary}` (on {', '.join(f'`{o}`' for o in others)} the same with its own address: "
+                    f"`runbook render ... --node NAME --generation {generation}`):"
+                )
+                parts.append("```\n" + text.rstrip("\n") + "\n```")
+    return "\n\n".join(parts)
+
+
+PAGE_INTRO = """# The setup by hand
+
+Every step of the runbook is a plan of operations, and each operation knows the commands an
+operator would type to make the same change. This page lists them for the chapter's cluster
+(`clusters/chapter.yaml`), on fresh nodes, for the chapter's own Corosync 1.x and for today's
+Corosync 3.x. It is generated from the plans `runbook run` applies, so it says what the runbook
+does, not what someone remembered it does:
+
+```sh
+runbook by-hand clusters/chapter.yaml --generation 1 --markdown   # this page's first half
+runbook by-hand my-cluster.yaml --generation 3                     # your own cluster
+```
+
+What the runbook adds on top of these commands: it reads every node's facts first and does only
+what differs, stages every new file on every node before it puts any in place, keeps a verified
+backup of each file it replaces, and checks Corosync's own membership at the end.
+"""
+
+
+def page(cluster: Cluster, generations: tuple[int, ...] = (1, 3)) -> str:
+    """docs/by-hand.md: the intro, then the walkthrough per generation (headings one level down)."""
+    body = [PAGE_INTRO.rstrip("\n")]
+    for generation in generations:
+        body.append(render_markdown(cluster, generation, level=2).rstrip("\n"))
+    return "\n\n".join(body) + "\n"
+
+
+if __name__ == "__main__":  # python -m runbook.by_hand docs/by-hand.md
+    import sys
+    from pathlib import Path
+
+    from runbook.cluster import load_cluster
+
+    root = Path(__file__).resolve().parent.parent
+    Path(sys.argv[1]).write_text(page(load_cluster(root / "clusters" / "chapter.yaml")), encoding="utf-8")

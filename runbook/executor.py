@@ -185,7 +185,7 @@ def _failure_line(op: Operation, status: int, output: str) -> str:
 
 def execute(plan: StepPlan, hosts: Hosts, *, check: bool, keep: int = DEFAULT_KEEP) -> StepReport:
     """Apply `plan` (or, with `check`, record it unapplied); StepFailed names every node that failed."""
-    report = StepReport(step=plan.step, title=plan.title, check=check, notes=list(plan.notes), problems=list(plan.problems))
+    report = StepReport(step=plan.step, title=plan.title, check=check, notes=list(plan.notes), problems=list(plan.problems), planned=True)
     refused = {name: p.failed for name, p in plan.nodes.items() if p.failed}
     if refused or plan.problems:
         for name, p in plan.nodes.items():

@@ -67,12 +67,13 @@ def write_file(
     group: str = "root",
     by_hand: tuple[str, ...] | None = None,
     validate: str | None = None,
+    validate_shown: str | None = None,
     show_text: bool = True,
 ) -> Operation:
     """Replace `path` with `data` atomically (temp file, checked, backup of the old file, rename)."""
     command = f"install -m {mode:04o} -o {owner} -g {group} /dev/stdin {shlex.quote(path)}"
     if validate:
-        command = f"{validate.replace(STAGED, '<new file>')} && {command}"
+        command = f"{validate_shown or validate.replace(STAGED, '<new file>')} && {command}"
     hand = by_hand if by_hand is not None else (
         f"# write the file shown below to {path}, then:",
         f"chown {owner}:{group} {shlex.quote(path)}",

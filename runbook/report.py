@@ -126,6 +126,7 @@ class StepReport:
     extra_html: str = ""
     problems: list[str] = field(default_factory=list)
     by_hand: list[str] = field(default_factory=list)  # the commands an operator would type, from the same plan
+    planned: bool = False  # made by the executor from a plan: every node's commands are shown, even none
 
     @property
     def changed(self) -> bool:
@@ -188,7 +189,7 @@ class StepReport:
                 f'<td><strong style="color:{color}">{label}</strong></td><td style="text-align:left">{body}</td></tr>'
             )
         notes = "".join(f"<li>{esc(clean(n))}</li>" for n in self.notes)
-        commands = "".join(_commands_html(o) for o in self.outcomes if o.operations)
+        commands = "".join(_commands_html(o) for o in self.outcomes if o.operations or self.planned)
         files = "".join(_file_html(o.node, path, text) for o in self.outcomes for path, text in o.files.items())
         by_hand = (
             '<div class="runbook-by-hand"><p><strong>By hand</strong>: the same changes typed at a shell on each node</p>'
@@ -220,6 +221,8 @@ def _commands_html(outcome: NodeOutcome) -> str:
     """The commands one node ran (or would run), each with its reason, exit status and output."""
     esc = html.escape
     items = []
+    if not outcome.operations:
+        items.append(f'<li data-status="none">no command needed: {esc(clean(outcome.summary))}</li>')
     for op in outcome.operations:
         output = f'<pre class="runbook-output">{esc(clean(op.output))}</pre>' if op.output.strip() else ""
         items.append(

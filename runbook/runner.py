@@ -304,14 +304,21 @@ def outcome_lines(record: dict[str, Any] | None, indent: str = "      ") -> list
     """Per-node lines (and notes) of a step's record, for the terminal."""
     outcomes = _outcomes(record)
     width = max([4] + [len(clean(str(o.get("node", "")))) for o in outcomes])
-    lines = [
-        f"{indent}{clean(str(o.get('node', '?'))):<{width}}  {clean(str(o.get('status', '?'))):<12}  {one_line(str(o.get('summary', '')), 200)}"
-        for o in outcomes
-    ]
+    lines = []
+    for o in outcomes:
+        lines.append(f"{indent}{clean(str(o.get('node', '?'))):<{width}}  {clean(str(o.get('status', '?'))):<12}  {one_line(str(o.get('summary', '')), 200)}")
+        lines += [f"{indent}{'':<{width}}  {operation_line(op)}" for op in o.get("operations") or [] if isinstance(op, dict)]
     notes = (record or {}).get("notes")
     if isinstance(notes, list):
         lines += [f"{indent}note: {one_line(str(n), 200)}" for n in notes]
     return lines
+
+
+def operation_line(op: dict[str, Any]) -> str:
+    """`$ command   # reason [would run | exit 0 | FAILED, exit 3 | not run]`: one operation of a node's plan."""
+    status = op.get("status")
+    ran = {"planned": "would run", "done": f"exit {op.get('exit_status')}", "failed": f"FAILED, exit {op.get('exit_status')}"}.get(str(status), str(status))
+    return f"$ {one_line(str(op.get('command', '')), 400)}   # {one_line(str(op.get('reason', '')), 200)} [{ran}]"
 
 
 def verdict(state: RunState) -> str:

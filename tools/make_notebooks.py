@@ -281,6 +281,15 @@ def parameters_source(parameters: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def by_hand_cell(step: StepNotebook) -> str | None:
+    """The step's "by hand" box for the chapter's cluster (1.x and 3.x), from the plans the runbook applies."""
+    if step.number == 0:
+        return None
+    from runbook.by_hand import step_markdown
+
+    return step_markdown(load_cluster(CLUSTER_FILE), step.stem, str(CLUSTER_FILE.relative_to(ROOT)))
+
+
 def build(step: StepNotebook, parameters: dict[str, object]) -> nbformat.NotebookNode:
     v4 = nbformat.v4
     cells = [
@@ -293,6 +302,9 @@ def build(step: StepNotebook, parameters: dict[str, object]) -> nbformat.Noteboo
         v4.new_code_cell(f"report = notebook.record({step.call})\nreport", id=f"{step.stem}-run"),
         v4.new_markdown_cell(step.look, id=f"{step.stem}-look"),
     ]
+    by_hand = by_hand_cell(step)
+    if by_hand:
+        cells.append(v4.new_markdown_cell(by_hand, id=f"{step.stem}-by-hand"))
     nb = v4.new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)})
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)

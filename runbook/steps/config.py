@@ -56,7 +56,7 @@ def plan_node(cluster: Cluster, node: Node, facts: NodeFacts, check: bool) -> No
         return plan
     reason = "no file yet" if current is None else "its settings differ from the cluster file's"
     validate = VALIDATE if generation == 3 else None
-    plan.operations.append(operations.write_file(CONF_PATH, wanted.encode(), reason, mode=0o644, validate=validate))
+    plan.operations.append(operations.write_file(CONF_PATH, wanted.encode(), reason, mode=0o644, validate=validate, validate_shown="corosync -t -c <new file>"))
     plan.diff = unified_diff(current or "", wanted, CONF_PATH)
     plan.would = f"{'would create' if current is None else 'would replace'} {CONF_PATH} (Corosync {generation}.x)"
     tested = ", accepted by corosync -t" if validate else ""

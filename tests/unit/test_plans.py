@@ -232,3 +232,8 @@ def test_a_dry_run_plans_the_restart_that_the_file_an_earlier_step_would_write_c
     assert restart[0].reason == "corosync.conf changed since the runbook started Corosync"
     assert kinds(start.plan(CHAPTER, facts, check=False)) == []  # a real run reads the real files instead
     plans.forget_pending()
+
+
+def test_the_by_hand_page_is_what_the_plans_say():
+    page = (ROOT / "docs" / "by-hand.md").read_text(encoding="utf-8")
+    assert page == by_hand.page(CHAPTER), "refresh it: python -m runbook.by_hand docs/by-hand.md"
