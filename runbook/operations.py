@@ -43,6 +43,7 @@ class Operation:
     validate: str | None = None  # for a write: a command run on the staged file ("$f"), e.g. corosync -t -c "$f"
     text: str | None = field(default=None, repr=False)  # a write's whole new text, for the page (never for a key)
     copy_from: str | None = None  # copy-key: the node whose file supplies the bytes
+    copy_sha256: str | None = None  # copy-key: the digest of those bytes, when the facts know it
     timeout: float = 300.0
     diagnose: str | None = None  # run when the operation fails; its output joins the error (e.g. Corosync's log)
     diagnose_label: str = "log"
@@ -94,7 +95,7 @@ def write_file(
     )
 
 
-def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ...]) -> Operation:
+def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ...], sha256: str | None = None) -> Operation:
     """The primary's key, byte for byte, root:root 0400; the bytes are read from `source_node` at run time."""
     return Operation(
         kind="copy-key",
@@ -104,6 +105,7 @@ def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ..
         path=path,
         mode=0o400,
         copy_from=source_node,
+        copy_sha256=sha256,
     )
 
 

@@ -88,7 +88,11 @@ def note_pending(plan: StepPlan) -> None:
     for name, node in plan.nodes.items():
         for op in node.operations:
             if op.path and op.kind in ("write", "copy-key", "keygen"):
-                _pending.setdefault(name, {})[op.path] = hashlib.sha256(op.data).hexdigest() if op.data is not None else f"new:{op.kind}"
+                if op.data is not None:
+                    digest = hashlib.sha256(op.data).hexdigest()
+                else:  # a key copy: the primary's digest if the facts know it; a new key: unknown
+                    digest = op.copy_sha256 or f"new:{op.kind}"
+                _pending.setdefault(name, {})[op.path] = digest
 
 
 def pending(node: str) -> dict[str, str]:

@@ -133,7 +133,7 @@ def _plan_secondary(node: Node, f: NodeFacts, primary: str, digest: str | None) 
         f"chown root:root {AUTHKEY_PATH}",
         f"chmod 400 {AUTHKEY_PATH}",
     )
-    plan.operations.append(operations.copy_key(AUTHKEY_PATH, primary, why, by_hand=hand))
+    plan.operations.append(operations.copy_key(AUTHKEY_PATH, primary, why, by_hand=hand, sha256=digest))
     plan.would = f"{why}: would copy the key from {primary}"
     plan.change = f"{why}: copied the key from {primary} (root:root 0400)"
     return plan
