@@ -453,6 +453,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from runbook.startup import skip_slow_optional_imports
+
+    skip_slow_optional_imports()  # before runner/papermill are imported (see runbook/startup.py)
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints the usage and exits 2
     try:
