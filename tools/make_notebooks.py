@@ -166,8 +166,10 @@ rightly says .201, even though the text under it mentions .202).
 - **3.x** also uses knet as the transport, with traffic encryption on (which is why step 3 matters),
   and `link_mode` where the chapter has `rrp_mode`.""",
         look="""\
-**What to look for.** Open the diff under each node to see exactly what changed. On a second run
-every node says `unchanged`: the step never rewrites a file that is already right.""",
+**What to look for.** Under the table: the commands each node ran, then each node's whole
+`corosync.conf` as it now is. Open the diff under a node to see exactly what changed. On a second
+run every node says `unchanged` and runs no command: the step never rewrites a file that is
+already right.""",
     ),
     StepNotebook(
         stem="03-authkey",
