@@ -540,6 +540,8 @@ def _throttle_saves(nb_man: Any) -> Callable[[], None]:
     last = [float("-inf")]
 
     def save(**kwargs: Any) -> None:
+        if kwargs.get("nb"):  # what papermill's own save does first (catch_nb_assignment)
+            nb_man.nb = kwargs["nb"]
         now = time.monotonic()
         if now - last[0] >= SAVE_EVERY:
             last[0] = now
