@@ -54,6 +54,21 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_by_hand(args: argparse.Namespace) -> int:
+    from runbook import by_hand
+    from runbook.cluster import load_cluster
+
+    cluster = load_cluster(args.cluster)
+    generation = args.generation if args.generation is not None else cluster.generation
+    if generation is None:
+        from runbook.errors import ClusterFileError
+
+        raise ClusterFileError("generation: 'auto' is detected on the nodes; pass --generation 1, 2 or 3", args.cluster)
+    render = by_hand.render_markdown if args.markdown else by_hand.render_text
+    sys.stdout.write(render(cluster, generation))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace) -> int:
     from runbook.errors import ClusterFileError
     from runbook.migrate import migrate, parse_node_option, takes_members
@@ -357,6 +372,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--node", required=True, help="node name from the cluster file")
     p.add_argument("--generation", type=int, choices=(1, 2, 3), help="Corosync generation (default: the cluster file's)")
 
+    p = add("by-hand", "Print the whole setup as an operator would type it on fresh nodes, from the plans `run` applies.",
+            "runbook by-hand clusters/chapter.yaml --generation 1   # the chapter's own commands (Ubuntu 12.04)\n"
+            "runbook by-hand clusters/chapter.yaml --generation 3 --markdown > by-hand.md   # with the files",
+            cmd_by_hand)
+    p.add_argument("cluster", help="cluster file (YAML)")
+    p.add_argument("--generation", type=int, choices=(1, 2, 3), help="Corosync generation (default: the cluster file's)")
+    p.add_argument("--markdown", action="store_true", help="Markdown with every file written, as the guide shows it")
+
     p = add("migrate", "Turn an existing corosync.conf (1.x, 2.x or 3.x) into a cluster file, losing nothing.",
             "runbook migrate /etc/corosync/corosync.conf                 # print the cluster file\n"
             "runbook migrate old.conf --name web -o clusters/web.yaml    # write it (never overwrites)\n"
@@ -468,6 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from runbook.startup import skip_slow_optional_imports
+
+    skip_slow_optional_imports()  # before runner/papermill are imported (see runbook/startup.py)
     parser = build_parser()
     args = parser.parse_args(argv)  # usage errors: argparse prints the usage and exits 2
     try:

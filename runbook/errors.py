@@ -161,3 +161,29 @@ class RunRecordError(RunbookError):
     def __init__(self, path: object, message: str) -> None:
         self.path = str(path)
         super().__init__(f"{path}: {message}")
+
+
+class StepFailed(RunbookError):
+    """A step failed on one or more nodes; names each node and why, and carries the report.
+
+    `failures` is by node name only; what concerns the whole cluster is in `problems` (a node may be
+    called anything, "cluster" included).
+    """
+
+    def __init__(self, step: str, failures: dict[str, str], report: object | None = None, problems: "list[str] | tuple[str, ...]" = ()) -> None:
+        self.step = step
+        self.failures = failures
+        self.problems = list(problems)
+        self.node = next(iter(failures), None)
+        self.report = report
+        lines = [f"{node}: {why}" for node, why in failures.items()]
+        if len(lines) == 1 and not self.problems:
+            message = f"step {step} failed on {lines[0]}"
+        elif len(self.problems) == 1 and not lines:
+            message = f"step {step} failed: {self.problems[0]}"
+        else:
+            nodes = f"{len(lines)} node{'s' if len(lines) != 1 else ''}" if lines else ""
+            where = " and ".join(part for part in ("the cluster" if self.problems else "", nodes) if part)
+            lines = self.problems + lines
+            message = f"step {step} failed on {where}:\n" + "\n".join(f"  - {line}" for line in lines)
+        super().__init__(message)

@@ -25,23 +25,42 @@ TEXT_FILES = (CONF_PATH, RC_LOCAL_PATH, DEFAULTS_PATH)
 _SECTION = "@@runbook-section "
 
 # Each section prints one fact; file contents are base64 so any bytes survive (and no terminal escapes).
-FACTS_SCRIPT = f"""
-s() {{ echo "{_SECTION}$1"; }}
-s uid; id -u
-s os_release; cat /etc/os-release 2>/dev/null || cat /etc/lsb-release 2>/dev/null
-s corosync_version; (corosync -v 2>/dev/null || /usr/sbin/corosync -v 2>/dev/null) | head -n 1
-s corosync_candidate; if ! command -v corosync >/dev/null 2>&1; then if command -v apt-cache >/dev/null 2>&1; then apt-cache policy corosync 2>/dev/null | awk '/Candidate:/{{print $2}}'; elif command -v dnf >/dev/null 2>&1; then dnf -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; elif command -v yum >/dev/null 2>&1; then yum -q info corosync 2>/dev/null | awk '/^Version/{{print $3; exit}}'; fi; fi
-s package_manager; for pm in apt-get dnf yum zypper; do command -v $pm >/dev/null 2>&1 && {{ echo $pm; break; }}; done
-s init; echo "pid1=$(cat /proc/1/comm 2>/dev/null) run_systemd=$([ -d /run/systemd/system ] && echo 1 || echo 0) upstart=$(/sbin/initctl version 2>/dev/null | grep -q upstart && echo 1 || echo 0) initd=$([ -d /etc/init.d ] && echo 1 || echo 0)"
-s update_rc; for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done
-s addresses; (ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{{print $2}}' | sed 's/^addr://'
-s corosync_pids; pidof corosync 2>/dev/null || true
-s links; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -L $f ] && echo "$f $(readlink -f $f || readlink $f)"; done; true
-s authkey; if [ -e {AUTHKEY_PATH} ]; then stat -c '%s %a %U %G' {AUTHKEY_PATH}; sha256sum {AUTHKEY_PATH} | cut -d' ' -f1; fi
-""" + "".join(
-    f"s file:{path}; if [ -e {path} ]; then stat -c '%a %U %G' {path}; base64 < {path} | tr -d '\\n'; echo; fi\n"
-    for path in TEXT_FILES
-)
+SECTIONS: dict[str, str] = {
+    "uid": "id -u",
+    "os_release": "cat /etc/os-release 2>/dev/null || cat /etc/lsb-release 2>/dev/null",
+    "corosync_version": "(corosync -v 2>/dev/null || /usr/sbin/corosync -v 2>/dev/null) | head -n 1",
+    "corosync_candidate": "if ! command -v corosync >/dev/null 2>&1; then if command -v apt-cache >/dev/null 2>&1; then apt-cache policy corosync 2>/dev/null | awk '/Candidate:/{print $2}'; elif command -v dnf >/dev/null 2>&1; then dnf -q info corosync 2>/dev/null | awk '/^Version/{print $3; exit}'; elif command -v yum >/dev/null 2>&1; then yum -q info corosync 2>/dev/null | awk '/^Version/{print $3; exit}'; fi; fi",
+    "package_manager": "for pm in apt-get dnf yum zypper; do command -v $pm >/dev/null 2>&1 && { echo $pm; break; }; done",
+    "init": 'echo "pid1=$(cat /proc/1/comm 2>/dev/null) run_systemd=$([ -d /run/systemd/system ] && echo 1 || echo 0) upstart=$(/sbin/initctl version 2>/dev/null | grep -q upstart && echo 1 || echo 0) initd=$([ -d /etc/init.d ] && echo 1 || echo 0)"',
+    "update_rc": "for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done",
+    "addresses": "(ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{print $2}' | sed 's/^addr://'",
+    "corosync_pids": "pidof corosync 2>/dev/null || true",
+    "links": f"for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -L $f ] && echo \"$f $(readlink -f $f || readlink $f)\"; done; true",
+    "authkey": f"if [ -e {AUTHKEY_PATH} ]; then stat -c '%s %a %U %G' {AUTHKEY_PATH}; sha256sum {AUTHKEY_PATH} | cut -d' ' -f1; fi",
+    # Whether the init system starts Corosync at boot, in each way this node could say it.
+    "boot_enabled": (
+        'if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then echo "systemd=$(systemctl is-enabled corosync 2>&1 | head -n 1)"; fi; '
+        "command -v chkconfig >/dev/null 2>&1 && { chkconfig --list corosync 2>/dev/null | grep -q '3:on' && echo chkconfig=on || echo chkconfig=off; }; "
+        'echo "sysv_link=$(ls /etc/rc2.d/S[0-9][0-9]corosync /etc/rc3.d/S[0-9][0-9]corosync 2>/dev/null | head -n 1)"'
+    ),
+    **{
+        f"file:{path}": f"if [ -e {path} ]; then stat -c '%a %U %G' {path}; base64 < {path} | tr -d '\\n'; echo; fi"
+        for path in TEXT_FILES
+    },
+}
+BASE = ("uid", "os_release", "corosync_version", "corosync_candidate", "package_manager", "init", "update_rc", "addresses", "corosync_pids", "links", "authkey")
+ALL = BASE + tuple(f"file:{path}" for path in TEXT_FILES)
+
+
+def facts_script(sections: tuple[str, ...] = ALL, extra: Mapping[str, str] | None = None) -> str:
+    """One script printing each named section (and `extra` sections a step adds), one round trip."""
+    parts = [f's() {{ echo "{_SECTION}$1"; }}']
+    parts += [f"s {name}; {SECTIONS[name]}" for name in sections]
+    parts += [f"s {name}\n{script}" for name, script in (extra or {}).items()]
+    return "\n".join(parts) + "\ntrue\n"
+
+
+FACTS_SCRIPT = facts_script()
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,8 @@ class NodeFacts:
     authkey: AuthkeyFact | None
     files: dict[str, FileFact] = field(default_factory=dict)
     links: dict[str, str] = field(default_factory=dict)  # a managed path that is a symbolic link -> its target
+    boot_enabled: dict[str, str] = field(default_factory=dict)  # systemd/chkconfig/sysv_link -> what it said
+    extra: dict[str, str] = field(default_factory=dict)  # sections a step asked for itself, as printed
 
     @property
     def generation(self) -> int | None:
@@ -189,6 +210,8 @@ def parse_facts(node: str, output: str) -> NodeFacts:
         authkey=authkey,
         files=files,
         links=dict(line.split(" ", 1) for line in sec.get("links", "").splitlines() if " " in line),
+        boot_enabled=dict(line.split("=", 1) for line in sec.get("boot_enabled", "").splitlines() if "=" in line),
+        extra={k: v for k, v in sec.items() if k not in SECTIONS},
     )
 
 
@@ -218,9 +241,13 @@ def _candidate(text: str) -> str | None:
     return match.group(1) if match and not text.strip().startswith("(none)") else None
 
 
-def gather(host: Host) -> NodeFacts:
-    """One node's facts in one round trip (steps read every node's at once with steps._common.gather_facts)."""
-    result = host.run(FACTS_SCRIPT, display="gather facts (os-release, corosync -v, ip addr, files)")
+def gather(host: Host, sections: tuple[str, ...] = ALL, extra: Mapping[str, str] | None = None) -> NodeFacts:
+    """One node's facts in one round trip: only the sections a step needs (all by default).
+
+    Steps read every node's at once with steps._common.gather_facts."""
+    script = facts_script(sections, extra)
+    shown = "gather facts (" + ", ".join(list(sections) + list(extra or {})) + ")"
+    result = host.run(script, display=shown if len(shown) < 160 else "gather facts")
     return parse_facts(host.name, result.text)
 
 

@@ -55,18 +55,59 @@ def unified_diff(old: str, new: str, path: str) -> str:
     return clean("".join(line if line.endswith("\n") else line + "\n" for line in lines))
 
 
+OpStatus = Literal["planned", "done", "failed", "not run"]
+
+
+@dataclass
+class OperationResult:
+    """One operation of a node's plan as the report shows it: the command, why, and what came of it.
+
+    `planned` in check mode (nothing ran); `done`/`failed` with the real exit status and the (trimmed)
+    output; `not run` when an earlier operation failed.
+    """
+
+    kind: str
+    command: str
+    reason: str
+    status: OpStatus
+    exit_status: int | None = None
+    output: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "command": clean(self.command),
+            "reason": clean(self.reason),
+            "status": self.status,
+            "exit_status": self.exit_status,
+            "output": clean(self.output),
+        }
+
+    def line(self) -> str:
+        """`$ command   # reason  [exit 0]`: the form the terminal, the page and `by hand` share."""
+        ran = {"planned": "would run", "done": f"exit {self.exit_status}", "failed": f"FAILED, exit {self.exit_status}", "not run": "not run"}[self.status]
+        return f"$ {clean(self.command)}   # {clean(self.reason)} [{ran}]"
+
+
 @dataclass
 class NodeOutcome:
-    """What one step did (or would do) on one node."""
+    """What one step did (or would do) on one node, with the operations that did it."""
 
     node: str
     status: Status
     summary: str
     diff: str = ""
     detail: str = ""
+    operations: list[OperationResult] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # whole files to show (path -> text), never a key
 
     def to_dict(self) -> dict[str, Any]:
-        return {"node": self.node, "status": self.status, "summary": clean(self.summary)}
+        return {
+            "node": self.node,
+            "status": self.status,
+            "summary": clean(self.summary),
+            "operations": [o.to_dict() for o in self.operations],
+        }
 
 
 @dataclass
@@ -84,6 +125,8 @@ class StepReport:
     notes: list[str] = field(default_factory=list)
     extra_html: str = ""
     problems: list[str] = field(default_factory=list)
+    by_hand: list[str] = field(default_factory=list)  # the commands an operator would type, from the same plan
+    planned: bool = False  # made by the executor from a plan: every node's commands are shown, even none
 
     @property
     def changed(self) -> bool:
@@ -105,7 +148,13 @@ class StepReport:
             "outcomes": [o.to_dict() for o in self.outcomes],
             "notes": [clean(n) for n in self.notes],
             "problems": [clean(p) for p in self.problems],
+            "by_hand": [clean(line) for line in self.by_hand],
+            "files": {o.node: {path: clean(text) for path, text in o.files.items()} for o in self.outcomes if o.files},
         }
+
+    def operations(self) -> dict[str, list[tuple[str, str]]]:
+        """node -> (kind, command) of each operation planned or applied: how plan and run compare."""
+        return {o.node: [(op.kind, op.command) for op in o.operations] for o in self.outcomes}
 
     def __str__(self) -> str:
         mode = " (check: nothing changed)" if self.check else ""
@@ -113,6 +162,7 @@ class StepReport:
         lines = [f"{self.title}{mode}"]
         for o in self.outcomes:
             lines.append(f"  {o.node:<{width}}  {o.status:<12}  {clean(o.summary)}")
+            lines += ["    " + op.line() for op in o.operations]
             if o.diff:
                 lines += ["    " + line for line in clean(o.diff).rstrip("\n").splitlines()]
         lines += [f"  cluster problem: {clean(p)}" for p in self.problems]
@@ -139,6 +189,14 @@ class StepReport:
                 f'<td><strong style="color:{color}">{label}</strong></td><td style="text-align:left">{body}</td></tr>'
             )
         notes = "".join(f"<li>{esc(clean(n))}</li>" for n in self.notes)
+        commands = "".join(_commands_html(o) for o in self.outcomes if o.operations or self.planned)
+        files = "".join(_file_html(o.node, path, text) for o in self.outcomes for path, text in o.files.items())
+        by_hand = (
+            '<div class="runbook-by-hand"><p><strong>By hand</strong>: the same changes typed at a shell on each node</p>'
+            f"<pre><code>{esc(clean(chr(10).join(self.by_hand)))}</code></pre></div>"
+            if self.by_hand
+            else ""
+        )
         color, label = _BADGE["failed"]
         problems = "".join(
             f'<p class="runbook-problem"><strong style="color:{color}">{label}</strong> (whole cluster): {esc(clean(p))}</p>'
@@ -151,6 +209,56 @@ class StepReport:
             f"<tbody>{''.join(rows)}</tbody></table>"
             + problems
             + (f"<ul>{notes}</ul>" if notes else "")
+            + commands
+            + files
+            + by_hand
             + self.extra_html
             + "</div>"
         )
+
+
+def _commands_html(outcome: NodeOutcome) -> str:
+    """The commands one node ran (or would run), each with its reason, exit status and output."""
+    esc = html.escape
+    items = []
+    if not outcome.operations:
+        items.append(f'<li data-status="none">no command needed: {esc(clean(outcome.summary))}</li>')
+    for op in outcome.operations:
+        output = f'<pre class="runbook-output">{esc(clean(op.output))}</pre>' if op.output.strip() else ""
+        items.append(
+            f'<li data-status="{esc(op.status)}"><code class="runbook-command">$ {esc(clean(op.command))}</code>'
+            f" <em>{esc(clean(op.reason))}</em> [{esc(op.line().rsplit('[', 1)[1].rstrip(']'))}]{output}</li>"
+        )
+    return (
+        f'<div class="runbook-commands" data-node="{esc(outcome.node)}"><p><strong>Commands on <code>{esc(outcome.node)}</code></strong></p>'
+        f"<ol>{''.join(items)}</ol></div>"
+    )
+
+
+_CONF_SECTION = re.compile(r"^(\s*)([A-Za-z_][\w.-]*)(\s*\{)\s*$")
+_CONF_KEY = re.compile(r"^(\s*)([A-Za-z_][\w.-]*)(\s*:\s*)(.*)$")
+
+
+def highlight_conf(text: str) -> str:
+    """corosync.conf (and key: value files) as HTML: section names, keys, values and comments told apart."""
+    esc = html.escape
+    out = []
+    for line in clean(text).splitlines():
+        if line.lstrip().startswith("#"):
+            out.append(f'<span class="c">{esc(line)}</span>')
+        elif (m := _CONF_SECTION.match(line)) is not None:
+            out.append(f'{esc(m.group(1))}<span class="nt">{esc(m.group(2))}</span>{esc(m.group(3))}')
+        elif (m := _CONF_KEY.match(line)) is not None:
+            out.append(f'{esc(m.group(1))}<span class="k">{esc(m.group(2))}</span>{esc(m.group(3))}<span class="s">{esc(m.group(4))}</span>')
+        else:
+            out.append(esc(line))
+    return "\n".join(out)
+
+
+def _file_html(node: str, path: str, text: str) -> str:
+    esc = html.escape
+    return (
+        f'<details class="runbook-file" data-node="{esc(node)}" data-path="{esc(path)}" open>'
+        f"<summary><code>{esc(path)}</code> on <code>{esc(node)}</code> (whole file)</summary>"
+        f'<div class="highlight"><pre><code>{highlight_conf(text)}</code></pre></div></details>'
+    )

@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -210,6 +211,33 @@ def _quiet_dead_kernel(loop: Any, context: dict[str, Any]) -> None:
     loop.default_exception_handler(context)
 
 
+SAVE_EVERY = 2.0  # seconds between saves of the executed notebook while a step runs
+
+
+def _throttle_saves(nb_man: Any) -> Callable[[], None]:
+    """Save the executed notebook at most every SAVE_EVERY seconds while it runs, not at every cell
+    start and end: papermill's 17 writes per step cost 1.8 s of a 7-step no-change re-run. The first
+    save (the parameters, before any cell) and the last (papermill's, after the last cell, on error
+    and on ^C too) still happen. Returns the function that puts papermill's own save back."""
+    original = nb_man.save
+    last = [float("-inf")]
+
+    def save(**kwargs: Any) -> None:
+        if kwargs.get("nb"):  # what papermill's own save does first (catch_nb_assignment)
+            nb_man.nb = kwargs["nb"]
+        now = time.monotonic()
+        if now - last[0] >= SAVE_EVERY:
+            last[0] = now
+            original(**kwargs)
+
+    nb_man.save = save
+
+    def restore() -> None:
+        nb_man.save = original
+
+    return restore
+
+
 def _register_engine() -> None:
     """A papermill engine that runs a notebook in a given, already started kernel through a given,
     already connected client (both owned by SharedKernel, which closes them at the end of the run)."""
@@ -241,7 +269,11 @@ def _register_engine() -> None:
                 stderr_file=stderr_file,
             )
             client.kc = kwargs["kc"]
-            return client.execute()
+            restore = _throttle_saves(nb_man)
+            try:
+                return client.execute()
+            finally:
+                restore()  # papermill's final save (notebook_complete) always writes
 
     papermill_engines.register(SHARED_KERNEL_ENGINE, SharedKernelEngine)
 

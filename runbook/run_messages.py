@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from runbook.report import clean as clean_text
 from runbook.run_kernel import KERNEL_NAME
-from runbook.run_record import StepRecord
+from runbook.run_record import OperationRecord, StepRecord
 from runbook.step_files import Step
 
 if TYPE_CHECKING:
@@ -41,9 +41,18 @@ def outcome_lines(record: StepRecord | None, indent: str = "      ") -> list[str
         return []
     outcomes = record.outcomes
     width = max([4] + [len(clean(o.node)) for o in outcomes])
-    lines = [f"{indent}{clean(o.node):<{width}}  {clean(o.status):<12}  {one_line(o.summary, 200)}" for o in outcomes]
+    lines = []
+    for o in outcomes:
+        lines.append(f"{indent}{clean(o.node):<{width}}  {clean(o.status):<12}  {one_line(o.summary, 200)}")
+        lines += [f"{indent}{'':<{width}}  {operation_line(op)}" for op in o.operations]
     lines += [f"{indent}note: {one_line(n, 200)}" for n in record.notes]
     return lines
+
+
+def operation_line(op: OperationRecord) -> str:
+    """`$ command   # reason [would run | exit 0 | FAILED, exit 3 | not run]`: one operation of a node's plan."""
+    ran = {"planned": "would run", "done": f"exit {op.exit_status}", "failed": f"FAILED, exit {op.exit_status}"}.get(op.status, op.status)
+    return f"$ {one_line(op.command, 400)}   # {one_line(op.reason, 200)} [{ran}]"
 
 
 def verdict(state: RunState) -> str:

@@ -166,8 +166,10 @@ rightly says .201, even though the text under it mentions .202).
 - **3.x** also uses knet as the transport, with traffic encryption on (which is why step 3 matters),
   and `link_mode` where the chapter has `rrp_mode`.""",
         look="""\
-**What to look for.** Open the diff under each node to see exactly what changed. On a second run
-every node says `unchanged`: the step never rewrites a file that is already right.""",
+**What to look for.** Under the table: the commands each node ran, then each node's whole
+`corosync.conf` as it now is. Open the diff under a node to see exactly what changed. On a second
+run every node says `unchanged` and runs no command: the step never rewrites a file that is
+already right.""",
     ),
     StepNotebook(
         stem="03-authkey",
@@ -281,6 +283,15 @@ def parameters_source(parameters: dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def by_hand_cell(step: StepNotebook) -> str | None:
+    """The step's "by hand" box for the chapter's cluster (1.x and 3.x), from the plans the runbook applies."""
+    if step.number == 0:
+        return None
+    from runbook.by_hand import step_markdown
+
+    return step_markdown(load_cluster(CLUSTER_FILE), step.stem, str(CLUSTER_FILE.relative_to(ROOT)))
+
+
 def build(step: StepNotebook, parameters: dict[str, object]) -> nbformat.NotebookNode:
     v4 = nbformat.v4
     cells = [
@@ -293,6 +304,9 @@ def build(step: StepNotebook, parameters: dict[str, object]) -> nbformat.Noteboo
         v4.new_code_cell(f"report = notebook.record({step.call})\nreport", id=f"{step.stem}-run"),
         v4.new_markdown_cell(step.look, id=f"{step.stem}-look"),
     ]
+    by_hand = by_hand_cell(step)
+    if by_hand:
+        cells.append(v4.new_markdown_cell(by_hand, id=f"{step.stem}-by-hand"))
     nb = v4.new_notebook(cells=cells, metadata={"kernelspec": dict(KERNELSPEC), "language_info": dict(LANGUAGE_INFO)})
     nb.nbformat, nb.nbformat_minor = 4, 5
     nbformat.validate(nb)

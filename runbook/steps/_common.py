@@ -8,63 +8,24 @@ half-done than letting them finish).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
 
 from runbook.cluster import Cluster, Node
-from runbook.errors import RunbookError
-from runbook.facts import NodeFacts, gather
+from runbook.errors import StepFailed
+from runbook.executor import execute, raise_if_failed
+from runbook.facts import ALL, NodeFacts, gather
+from runbook.fanout import parallel
 from runbook.hosts import Host, Hosts
+from runbook.plan import StepPlan
 from runbook.report import NodeOutcome, StepReport
 
-T = TypeVar("T")
 
-
-class StepFailed(RunbookError):
-    """A step failed on one or more nodes; names each node and why, and carries the report.
-
-    `failures` is by node name only; what concerns the whole cluster is in `problems` (a node may be
-    called anything, "cluster" included).
-    """
-
-    def __init__(self, step: str, failures: dict[str, str], report: StepReport | None = None, problems: Sequence[str] = ()) -> None:
-        self.step = step
-        self.failures = failures
-        self.problems = list(problems)
-        self.node = next(iter(failures), None)
-        self.report = report
-        lines = [f"{node}: {why}" for node, why in failures.items()]
-        if len(lines) == 1 and not self.problems:
-            message = f"step {step} failed on {lines[0]}"
-        elif len(self.problems) == 1 and not lines:
-            message = f"step {step} failed: {self.problems[0]}"
-        else:
-            nodes = f"{len(lines)} node{'s' if len(lines) != 1 else ''}" if lines else ""
-            where = " and ".join(part for part in ("the cluster" if self.problems else "", nodes) if part)
-            lines = self.problems + lines
-            message = f"step {step} failed on {where}:\n" + "\n".join(f"  - {line}" for line in lines)
-        super().__init__(message)
-
-
-def parallel(items: Sequence[T], func: Callable[[T], object]) -> list[object]:
-    """func(item) for every item at once; each result is the return value or the exception raised."""
-
-    def safe(item: T) -> object:
-        try:
-            return func(item)
-        except RunbookError as exc:
-            return exc
-
-    if not items:
-        return []
-    with ThreadPoolExecutor(max_workers=min(32, len(items))) as pool:
-        return list(pool.map(safe, items))
-
-
-def gather_facts(step: str, cluster: Cluster, hosts: Hosts) -> dict[str, NodeFacts]:
-    """Facts of every node, or StepFailed naming each node that could not be read (nothing changed)."""
-    results = parallel([hosts[n.name] for n in cluster.nodes], gather)
+def gather_facts(
+    step: str, cluster: Cluster, hosts: Hosts, sections: tuple[str, ...] = ALL, extra: Mapping[str, str] | None = None
+) -> dict[str, NodeFacts]:
+    """Facts of every node (only `sections`, plus a step's `extra` ones), or StepFailed naming each
+    node that could not be read (nothing changed)."""
+    results = parallel([hosts[n.name] for n in cluster.nodes], lambda host: gather(host, sections, extra))
     failures = {n.name: str(r).removeprefix(f"{n.name}: ") for n, r in zip(cluster.nodes, results) if isinstance(r, Exception)}
     if failures:
         raise StepFailed(step, {k: v + " (nothing was changed on any node)" for k, v in failures.items()})
@@ -97,11 +58,6 @@ def run_per_node(
     return report
 
 
-def raise_if_failed(report: StepReport) -> None:
-    if report.failed or report.problems:
-        raise StepFailed(report.step, {o.node: o.summary for o in report.failed}, report, report.problems)
-
-
 def generation_of(cluster: Cluster, facts: NodeFacts, step: str, check: bool = False) -> int:
     """The Corosync generation to act for on this node: the cluster file's, else the installed one.
 
@@ -116,3 +72,11 @@ def generation_of(cluster: Cluster, facts: NodeFacts, step: str, check: bool = F
     if facts.generation not in (1, 2, 3):
         raise StepFailed(step, {facts.node: f"Corosync {facts.corosync_version} is not a generation this runbook knows (1, 2, 3)"})
     return facts.generation
+
+
+def apply(plan: StepPlan, cluster: Cluster, hosts: Hosts, *, check: bool) -> StepReport:
+    """Apply a step's plan with the one executor (or record it, in check mode)."""
+    return execute(plan, hosts, check=check, keep=cluster.backups.keep)
+
+
+__all__ = ["StepFailed", "apply", "gather_facts", "generation_of", "parallel", "raise_if_failed", "run_per_node"]

@@ -1,23 +1,26 @@
 """Step 3: one authkey for the whole cluster, made on the primary, copied to every other node root:root 0400.
 
-The key is generated *on the primary* (never on the controller), read into the controller's memory
-only to be written to the other nodes over SSH stdin, and never printed, logged or returned: reports
-identify a key only by the first 12 hex digits of its SHA-256, which is enough to compare nodes.
+The key is generated *on the primary* (never on the controller). The executor reads it into the
+controller's memory only to stage it on the other nodes (inside their scripts on SSH stdin), and it
+is never printed, logged or returned: reports identify a key only by the first 12 hex digits of its
+SHA-256, which is enough to compare nodes.
 """
 
 from __future__ import annotations
 
-import hashlib
-
+from runbook import operations
 from runbook.cluster import Cluster, Node
 from runbook.facts import AUTHKEY_PATH, AuthkeyFact, NodeFacts
-from runbook.hosts import DEFAULT_KEEP, Host, Hosts, backup_lines, backup_stamp, run_id
-from runbook.report import NodeOutcome, StepReport
-from runbook.steps._common import StepFailed, gather_facts, generation_of, run_per_node
+from runbook.hosts import DEFAULT_KEEP, Hosts, backup_lines, backup_stamp, run_id
+from runbook.plan import NodePlan, StepPlan
+from runbook.report import StepReport
+from runbook.steps._common import apply, gather_facts, generation_of
 
 STEP = "03-authkey"
 TITLE = "Share the authkey"
 KEY_MODE = 0o400
+SECTIONS = ("corosync_version", "corosync_candidate", "authkey")
+FIX_MODE = f"chown root:root {AUTHKEY_PATH} && chmod 400 {AUTHKEY_PATH}"
 
 
 def keygen_script(generation: int, keep: int = DEFAULT_KEEP, stamp: str | None = None) -> str:
@@ -46,8 +49,16 @@ def keygen_script(generation: int, keep: int = DEFAULT_KEEP, stamp: str | None =
             'sync -- "$d/authkey" 2>/dev/null || sync',
             *backup_lines(AUTHKEY_PATH, stamp or backup_stamp(), run_id(), keep),  # kept 0400 like the key
             f'mv -f "$d/authkey" {AUTHKEY_PATH}',
+            f"echo \"made $(wc -c < {AUTHKEY_PATH}) bytes, sha256 $(sha256sum {AUTHKEY_PATH} | cut -c1-12)…\"",
         ]
     )
+
+
+def keygen_command(generation: int) -> str:
+    """Pure: what key generation amounts to, as shown (the script adds the temp dir, backup and rename)."""
+    if generation == 1:
+        return f"head -c 128 /dev/urandom > {AUTHKEY_PATH} && {FIX_MODE}"
+    return f"corosync-keygen -l -k {AUTHKEY_PATH} && {FIX_MODE}"
 
 
 def key_id(digest: str) -> str:
@@ -58,76 +69,76 @@ def mode_ok(fact: AuthkeyFact) -> bool:
     return fact.mode == KEY_MODE and fact.owner == "root" and fact.group == "root"
 
 
-def _fix_mode(host: Host) -> None:
-    host.run(f"chown root:root {AUTHKEY_PATH} && chmod 400 {AUTHKEY_PATH}")
+def _fix_mode(fact: AuthkeyFact) -> tuple[operations.Operation, str]:
+    was = f"{fact.mode:o} {fact.owner}:{fact.group}"
+    op = operations.run("chmod", FIX_MODE, f"the key is {was}, not 400 root:root", by_hand=(f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"), path=AUTHKEY_PATH)
+    return op, f"the key's mode ({was} -> 400 root:root)"
 
 
-def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
-    facts = gather_facts(STEP, cluster, hosts)
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, keep: int = DEFAULT_KEEP) -> StepPlan:
+    """Pure: the primary's key is the cluster's (made if missing, its mode fixed); every other node
+    gets exactly its bytes. A new key on the primary means every other node gets a copy."""
     primary = cluster.primary
     pfacts = facts[primary.name]
     generation = generation_of(cluster, pfacts, STEP, check)
-    outcomes: dict[str, NodeOutcome] = {}
-
-    # 1. The primary's key is the cluster's key: make it if missing, fix its mode if wrong.
     key = pfacts.authkey
+    nodes: dict[str, NodePlan] = {}
+
+    p = NodePlan(primary.name)
     if key is None:
-        if check:
-            outcomes[primary.name] = NodeOutcome(primary.name, "would change", "would generate a new authkey (corosync-keygen)")
-        else:
-            hosts[primary.name].run(keygen_script(generation, cluster.backups.keep), display="corosync-keygen into /etc/corosync/authkey (atomic)")
-            outcomes[primary.name] = NodeOutcome(primary.name, "changed", "generated a new authkey (root:root 0400)")
-    elif not mode_ok(key):
-        was = f"{key.mode:o} {key.owner}:{key.group}"
-        if check:
-            outcomes[primary.name] = NodeOutcome(primary.name, "would change", f"would fix the key's mode ({was} -> 400 root:root)")
-        else:
-            _fix_mode(hosts[primary.name])
-            outcomes[primary.name] = NodeOutcome(primary.name, "changed", f"fixed the key's mode ({was} -> 400 root:root)")
-    else:
-        outcomes[primary.name] = NodeOutcome(primary.name, "unchanged", f"holds the cluster's authkey ({key_id(key.sha256)}, 0400 root:root)")
-
-    # 2. Every other node gets exactly the primary's bytes. Read once, kept in memory only.
-    key_bytes: bytes | None = None
-    digest = key.sha256 if key else None
-    if not check:
-        key_bytes = hosts[primary.name].read_file(AUTHKEY_PATH)
-        if not key_bytes:
-            raise StepFailed(STEP, {primary.name: f"{AUTHKEY_PATH} is missing or empty after generating it"})
-        digest = hashlib.sha256(key_bytes).hexdigest()
-        if primary.name in outcomes and outcomes[primary.name].status == "changed" and key is None:
-            outcomes[primary.name].summary += f" ({key_id(digest)}, {len(key_bytes)} bytes)"
-
-    def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
-        if node.name == primary.name:
-            return outcomes[node.name]
-        have = f.authkey
-        if have is not None and digest is not None and have.sha256 == digest:
-            if mode_ok(have):
-                return NodeOutcome(node.name, "unchanged", f"holds the same authkey as {primary.name} ({key_id(digest)}, 0400 root:root)")
-            was = f"{have.mode:o} {have.owner}:{have.group}"
-            if check:
-                return NodeOutcome(node.name, "would change", f"would fix the key's mode ({was} -> 400 root:root)")
-            _fix_mode(host)
-            return NodeOutcome(node.name, "changed", f"fixed the key's mode ({was} -> 400 root:root)")
-        why = "has no authkey" if have is None else "holds a different authkey"
-        if check:
-            return NodeOutcome(node.name, "would change", f"{why}: would copy the key from {primary.name}")
-        assert key_bytes is not None
-        result = host.write_file(AUTHKEY_PATH, key_bytes, mode=KEY_MODE, owner="root", group="root", keep=cluster.backups.keep)
-        kept = f"; its old key kept as {result.backup}" if result.backup else ""
-        return NodeOutcome(node.name, "changed", f"{why}: copied the key from {primary.name} (root:root 0400){kept}")
-
-    try:
-        return run_per_node(
-            STEP,
-            TITLE,
-            cluster,
-            hosts,
-            facts,
-            act,
-            check=check,
-            notes=[f"The primary ({primary.name}) makes the key; the key's bytes never appear in any output or record."],
+        p.operations.append(
+            operations.run(
+                "keygen",
+                keygen_command(generation),
+                "the primary has no authkey",
+                script=keygen_script(generation, keep),
+                by_hand=("corosync-keygen" if generation == 1 else "corosync-keygen -l", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
+                path=AUTHKEY_PATH,
+            )
         )
-    finally:
-        key_bytes = None
+        p.would = "would generate a new authkey (corosync-keygen)"
+        p.change = "generated a new authkey (root:root 0400)"
+    elif not mode_ok(key):
+        op, what = _fix_mode(key)
+        p.operations.append(op)
+        p.would, p.change = f"would fix {what}", f"fixed {what}"
+    else:
+        p.summary = f"holds the cluster's authkey ({key_id(key.sha256)}, 0400 root:root)"
+
+    digest = key.sha256 if key else None
+    for node in cluster.nodes:
+        if node.name == primary.name:
+            nodes[node.name] = p
+            continue
+        nodes[node.name] = _plan_secondary(node, facts[node.name], primary.name, digest)
+    secondaries = [n.name for n in cluster.nodes if n.name != primary.name]
+    notes = [f"The primary ({primary.name}) makes the key; the key's bytes never appear in any output or record."]
+    return StepPlan(STEP, TITLE, nodes, waves=[[primary.name], secondaries] if secondaries else [[primary.name]], notes=notes)
+
+
+def _plan_secondary(node: Node, f: NodeFacts, primary: str, digest: str | None) -> NodePlan:
+    plan = NodePlan(node.name)
+    have = f.authkey
+    if have is not None and digest is not None and have.sha256 == digest:
+        if mode_ok(have):
+            plan.summary = f"holds the same authkey as {primary} ({key_id(digest)}, 0400 root:root)"
+            return plan
+        op, what = _fix_mode(have)
+        plan.operations.append(op)
+        plan.would, plan.change = f"would fix {what}", f"fixed {what}"
+        return plan
+    why = "has no authkey" if have is None else "holds a different authkey" if digest else "gets the primary's new authkey"
+    hand = (
+        f"scp {primary}:{AUTHKEY_PATH} {AUTHKEY_PATH}   # or any way that keeps the key off other machines",
+        f"chown root:root {AUTHKEY_PATH}",
+        f"chmod 400 {AUTHKEY_PATH}",
+    )
+    plan.operations.append(operations.copy_key(AUTHKEY_PATH, primary, why, by_hand=hand, sha256=digest))
+    plan.would = f"{why}: would copy the key from {primary}"
+    plan.change = f"{why}: copied the key from {primary} (root:root 0400)"
+    return plan
+
+
+def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
+    facts = gather_facts(STEP, cluster, hosts, SECTIONS)
+    return apply(plan(cluster, facts, check, cluster.backups.keep), cluster, hosts, check=check)

@@ -10,23 +10,30 @@ by hand (or put START=no back) gets both undone, and the next boot starts Corosy
 
 from __future__ import annotations
 
-from runbook.cluster import Cluster, Node
+from runbook import operations
+from runbook.cluster import Cluster
 from runbook.edits import start_setting, with_start_yes
 from runbook.facts import DEFAULTS_PATH, NodeFacts
-from runbook.hosts import Host, Hosts
-from runbook.report import NodeOutcome, StepReport, unified_diff
-from runbook.steps._common import gather_facts, run_per_node
+from runbook.hosts import Hosts
+from runbook.plan import NodePlan, StepPlan
+from runbook.report import StepReport, unified_diff
+from runbook.steps._common import apply, gather_facts
 
 STEP = "05-enable-at-boot"
 TITLE = "Start Corosync at boot"
-
-SYSV_ENABLED = "ls /etc/rc2.d/S[0-9][0-9]corosync /etc/rc3.d/S[0-9][0-9]corosync 2>/dev/null | head -n 1"
+SECTIONS = ("init", "update_rc", "boot_enabled", f"file:{DEFAULTS_PATH}")
 
 ENABLE = {
     "systemd": "systemctl enable corosync",
     "update-rc.d": "update-rc.d corosync defaults >/dev/null && update-rc.d corosync enable",
     "chkconfig": "chkconfig --add corosync && chkconfig corosync on",
 }
+ENABLE_BY_HAND = {
+    "systemd": ("systemctl enable corosync",),
+    "update-rc.d": ("update-rc.d corosync defaults",),
+    "chkconfig": ("chkconfig --add corosync", "chkconfig corosync on"),
+}
+BY_HAND_START = f"sed -i 's/^START=.*/START=yes/' {DEFAULTS_PATH}"
 
 
 def has_start_line(f: NodeFacts) -> bool:
@@ -54,53 +61,63 @@ def boot_methods(f: NodeFacts) -> list[str]:
     return methods
 
 
-def _enabled(host: Host, method: str) -> tuple[bool, str]:
-    """Whether the init system starts Corosync at boot, and what it said."""
+def enabled(f: NodeFacts, method: str) -> tuple[bool, str]:
+    """Pure: whether the init system starts Corosync at boot, and what it said (from the facts)."""
+    said = f.boot_enabled
     if method == "systemd":
-        said = host.run("systemctl is-enabled corosync 2>&1", check=False).text.strip()
-        return said == "enabled", f"systemctl is-enabled: {said or '?'}"
+        value = said.get("systemd", "")
+        return value == "enabled", f"systemctl is-enabled: {value or '?'}"
     if method == "chkconfig":
-        return host.run("chkconfig --list corosync 2>/dev/null | grep -q '3:on'", check=False).ok, "chkconfig --list"
-    link = host.run(SYSV_ENABLED, check=False).text.strip()
+        return said.get("chkconfig") == "on", "chkconfig --list"
+    link = said.get("sysv_link", "")
     return bool(link), (f"{link} exists" if link else "no S link in /etc/rc2.d or /etc/rc3.d")
 
 
+def plan_node(f: NodeFacts) -> NodePlan:
+    """Pure: START=yes where the defaults file has the line; enable with the init system where it is off."""
+    plan = NodePlan(f.node)
+    methods = boot_methods(f)
+    if not methods:
+        plan.failed = "no way to enable Corosync at boot here: no START= line, no systemd, update-rc.d or chkconfig"
+        return plan
+    done: list[str] = []
+    kept: list[str] = []
+    if "default-file" in methods:
+        current = f.file(DEFAULTS_PATH)
+        assert current is not None
+        new, how = with_start_yes(current.text)
+        if new == current.text:
+            kept.append(f"{DEFAULTS_PATH}: START=yes is already set")
+        else:
+            plan.diff = unified_diff(current.text, new, DEFAULTS_PATH)
+            plan.files = {DEFAULTS_PATH: new}
+            plan.operations.append(
+                operations.write_file(
+                    DEFAULTS_PATH, new.encode(), f"START={start_setting(current.text) or ''}",
+                    mode=current.mode, owner=current.owner, group=current.group, by_hand=(BY_HAND_START,),
+                )
+            )
+            done.append(f"{DEFAULTS_PATH}: {how}")
+    method = enable_method(f)
+    if method != "none":
+        is_on, said = enabled(f, method)
+        why = f"init is {f.init_system}" + ("" if has_start_line(f) else f"; {DEFAULTS_PATH} has no START= line")
+        if is_on:
+            kept.append(f"already enabled at boot ({said}; {why})")
+        else:
+            plan.operations.append(operations.run("enable", ENABLE[method], f"not enabled at boot ({said})", by_hand=ENABLE_BY_HAND[method]))
+            done.append(f"`{ENABLE[method]}` ({said}; {why})")
+    if not done:
+        plan.summary = "; ".join(kept)
+        return plan
+    plan.would = "; ".join(("would run " + d if d.startswith("`") else "would set " + d) for d in done)
+    plan.change = "; ".join(("enabled at boot with " + d if d.startswith("`") else d) for d in done + kept)
+    return plan
+
+
+def plan(cluster: Cluster, facts: dict[str, NodeFacts]) -> StepPlan:
+    return StepPlan(STEP, TITLE, {n.name: plan_node(facts[n.name]) for n in cluster.nodes})
+
+
 def enable_at_boot(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
-    facts = gather_facts(STEP, cluster, hosts)
-
-    def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
-        methods = boot_methods(f)
-        if not methods:
-            return NodeOutcome(node.name, "failed", "no way to enable Corosync at boot here: no START= line, no systemd, update-rc.d or chkconfig")
-        done: list[str] = []  # what changed (or would)
-        kept: list[str] = []  # what was already right
-        diff = ""
-        if "default-file" in methods:
-            current = f.file(DEFAULTS_PATH)
-            assert current is not None
-            new, how = with_start_yes(current.text)
-            if new == current.text:
-                kept.append(f"{DEFAULTS_PATH}: START=yes is already set")
-            else:
-                diff = unified_diff(current.text, new, DEFAULTS_PATH)
-                if not check:
-                    host.write_file(DEFAULTS_PATH, new.encode(), mode=current.mode, owner=current.owner, group=current.group)
-                done.append(f"{'would set ' if check else ''}{DEFAULTS_PATH}: {how}")
-        method = enable_method(f)
-        if method != "none":
-            enabled, said = _enabled(host, method)
-            reason = f"init is {f.init_system}" + ("" if has_start_line(f) else f"; {DEFAULTS_PATH} has no START= line")
-            if enabled:
-                kept.append(f"already enabled at boot ({said}; {reason})")
-            else:
-                if not check:
-                    host.run(ENABLE[method])
-                verb = "would run" if check else "enabled at boot with"
-                done.append(f"{verb} `{ENABLE[method]}` ({said}; {reason})")
-        if not done:
-            return NodeOutcome(node.name, "unchanged", "; ".join(kept))
-        if check:
-            return NodeOutcome(node.name, "would change", "; ".join(done), diff=diff)
-        return NodeOutcome(node.name, "changed", "; ".join(done + kept), diff=diff)
-
-    return run_per_node(STEP, TITLE, cluster, hosts, facts, act, check=check)
+    return apply(plan(cluster, gather_facts(STEP, cluster, hosts, SECTIONS)), cluster, hosts, check=check)

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from runbook.cluster import Cluster, Node
 from runbook.facts import NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
+from runbook.plan import forget_pending
 from runbook.report import NodeOutcome, StepReport
 from runbook.steps._common import StepFailed, gather_facts, parallel, raise_if_failed
 
@@ -129,6 +130,7 @@ def summary_of(facts: NodeFacts) -> str:
 
 def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes nothing."""
+    forget_pending()  # a new run (or dry run) starts here
     facts = gather_facts(STEP, cluster, hosts)
     resolved = read_resolution(STEP, cluster, hosts)
     names = name_problems(cluster, resolved)

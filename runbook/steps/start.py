@@ -18,13 +18,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from runbook import operations
 from runbook.cluster import Cluster, Node
 from runbook.errors import HostError
 from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
 from runbook.hosts import Host, Hosts
 from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
+from runbook.plan import NodePlan, StepPlan
 from runbook.report import NodeOutcome, StepReport, clean
-from runbook.steps._common import StepFailed, gather_facts, generation_of, parallel, run_per_node
+from runbook.steps._common import StepFailed, apply, gather_facts, generation_of, parallel
 
 STEP = "06-start-and-verify"
 TITLE = "Start Corosync and verify the membership"
@@ -329,49 +331,89 @@ def partial_views(cluster: Cluster, hosts: Hosts, unreachable: StepFailed, check
     return StepFailed(STEP, unreachable.failures, report)
 
 
+SECTIONS = ("corosync_version", "corosync_candidate", "init")
+SYSTEMD_SAYS = 'echo "systemd: $(systemctl is-active corosync 2>/dev/null), $(systemctl is-enabled corosync 2>/dev/null) at boot"'
+
+
+def restart_operation(init_system: str, verb: str, reason: str) -> operations.Operation:
+    """Pure: the (re)start as one operation: shown as the init system's own command, run carefully
+    (wait for the old daemon to be gone, check the new one is there, record what it loaded)."""
+    systemd = init_system == "systemd"
+    if systemd:
+        shown = f"systemctl {verb} corosync"
+        script = systemd_restart_script() + "\n" + SYSTEMD_SAYS
+        diagnose, label = JOURNAL_TAIL, f"$ {JOURNAL_TAIL.removesuffix(' 2>&1')}"
+    else:
+        shown = f"/etc/init.d/corosync {verb}" if init_system in ("sysv", "upstart") else f"{'kill $(pidof corosync); ' if verb == 'restart' else ''}corosync"
+        script = restart_script(init_system)
+        diagnose, label = LOG_TAIL, "log"
+    return operations.run(
+        "restart", shown, reason, script=script, by_hand=(shown,), timeout=STOP_WAIT + START_WAIT + 100, diagnose=diagnose, diagnose_label=label
+    )
+
+
+def how_of(init_system: str) -> str:
+    return "systemctl (corosync.service)" if init_system == "systemd" else control_commands(init_system)[2]
+
+
+def with_pending(state: dict[str, str], pending: dict[str, str], now: float) -> dict[str, str]:
+    """Pure: the state as it will be once the files an earlier step of this dry run would write are
+    written (their digest changes, their mtime is now), so `plan` restarts where `run` will."""
+    state = dict(state)
+    for path in (CONF_PATH, AUTHKEY_PATH):
+        if path in pending:
+            state[f"sha:{path}"] = pending[path]
+            state[f"mtime:{path}"] = f"{now:.2f}"
+    return state
+
+
+def plan_node(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str] | None = None, now: float = 0.0) -> NodePlan:
+    """Pure: (re)start Corosync when it is not running or did not load the current files (or the
+    files this dry run's earlier steps would write: `pending`)."""
+    state = with_pending(parse_state(f.extra.get("state", "")), pending or {}, now)
+    plan = NodePlan(f.node)
+    reason = restart_reason(state, cluster.name, generation)
+    said = systemd_said(state)
+    if reason is None:
+        plan.summary = f"Corosync runs the current corosync.conf and authkey: not restarted{said}"
+        return plan
+    verb = "start" if not state.get("pid") else "restart"
+    how = how_of(f.init_system)
+    plan.operations.append(restart_operation(f.init_system, verb, reason))
+    plan.would = f"would {verb} Corosync with {how}: {reason}{said}"
+    plan.change = f"{verb}ed Corosync with {how} ({reason})"
+    return plan
+
+
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None) -> StepPlan:
+    from runbook.plan import pending
+
+    at = time.time() if now is None else now
+    nodes = {
+        n.name: plan_node(cluster, facts[n.name], generation_of(cluster, facts[n.name], STEP, check), pending(n.name) if check else None, at)
+        for n in cluster.nodes
+    }
+    return StepPlan(STEP, TITLE, nodes)
+
+
 def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, timeout: float = 90, progress: Callable[[str], None] = print) -> StepReport:
     try:
-        facts = gather_facts(STEP, cluster, hosts)
+        facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra={"state": STATE_SCRIPT})
     except StepFailed as exc:
         raise partial_views(cluster, hosts, exc, check) from None
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
-    read = parallel(list(cluster.nodes), lambda n: parse_state(hosts[n.name].run(STATE_SCRIPT, display="read Corosync's state").text))
-    failed = {n.name: str(r) for n, r in zip(cluster.nodes, read) if isinstance(r, Exception)}
-    if failed:
-        raise StepFailed(STEP, failed)
-    states: dict[str, dict[str, str]] = {n.name: r for n, r in zip(cluster.nodes, read)}  # type: ignore[misc]
-    how_started: dict[str, str] = {}
-
-    def act(node: Node, host: Host, f: NodeFacts) -> NodeOutcome:
-        reason = restart_reason(states[node.name], cluster.name, generations[node.name])
-        _, _, how = control_commands(f.init_system)
-        systemd = f.init_system == "systemd"
-        if systemd:
-            how = "systemctl (corosync.service)"
-        said = systemd_said(states[node.name])
-        if reason is None:
-            return NodeOutcome(node.name, "unchanged", f"Corosync runs the current corosync.conf and authkey: not restarted{said}")
-        verb = "start" if not states[node.name].get("pid") else "restart"
-        if check:
-            return NodeOutcome(node.name, "would change", f"would {verb} Corosync with {how}: {reason}{said}")
-        script = systemd_restart_script() if systemd else restart_script(f.init_system)
-        try:
-            host.run(script, timeout=STOP_WAIT + START_WAIT + 100, display=f"{verb} corosync ({how})")
-        except HostError as exc:
-            source = f"$ {JOURNAL_TAIL.removesuffix(' 2>&1')}" if systemd else "log"
-            tail = log_tail(host, f.init_system)
-            raise HostError(node.name, f"Corosync did not {verb}: {exc}\n  {source}:\n" + "\n".join(f"    {line}" for line in tail.splitlines()), command=exc.command) from None
-        how_started[node.name] = how
-        if systemd:
-            after = parse_state(host.run(STATE_SCRIPT, display="read Corosync's state").text)
-            said = systemd_said(after)
-        return NodeOutcome(node.name, "changed", f"{verb}ed Corosync with {how} ({reason}){said}")
-
-    report = run_per_node(STEP, TITLE, cluster, hosts, facts, act, check=check)
+    the_plan = plan(cluster, facts, check)
+    report = apply(the_plan, cluster, hosts, check=check)
+    how_started = {}
+    for outcome in report.outcomes:
+        if outcome.status == "changed" and outcome.operations:
+            how_started[outcome.node] = how_of(facts[outcome.node].init_system)
+            said = [line for line in outcome.operations[-1].output.splitlines() if line.startswith("systemd: ")]
+            if said:
+                outcome.summary += "; " + said[-1]
     if check:
         report.notes.append("check mode: Corosync was not started and the membership was not awaited")
         return report
-
     views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
     expected = len(cluster.nodes)
     members_complete = all(v.complete(expected) for v in views.values())

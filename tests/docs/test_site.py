@@ -241,6 +241,47 @@ def test_step_page_shows_the_runs_report(stem: str, server: Server, browser) -> 
     assert json.loads(body) == json.loads((GENERATED / f"{stem}.ipynb").read_text(encoding="utf-8"))
 
 
+# What a first run on fresh hosts does on every node, step by step (the other steps change nothing
+# there: Debian's package enables Corosync at boot, and the rc.local line is for 1.x/2.x), and a line
+# of the "by hand" block each such step must show, from the same plan.
+CHANGING = {
+    "01-install": "apt-get install corosync",
+    "02-corosync-conf": "chmod 644 /etc/corosync/corosync.conf",
+    "03-authkey": "chmod 400 /etc/corosync/authkey",
+    "06-start-and-verify": "systemctl restart corosync",
+}
+
+
+@pytest.mark.parametrize("stem", [s for s in STEPS if not s.startswith("00-")])
+def test_step_page_shows_each_nodes_commands_and_the_by_hand_box(stem: str, server: Server, browser) -> None:  # type: ignore[no-untyped-def]
+    open_page(browser, server.url(f"generated/{stem}/"))
+    report = browser.find_element("css selector", f'div.runbook-report[data-step="{stem}"]')
+    for node in NODES:
+        blocks = report.find_elements("css selector", f'.runbook-commands[data-node="{node}"]')
+        assert len(blocks) == 1 and blocks[0].is_displayed(), f"{stem}: no commands shown for {node}"
+        items = blocks[0].find_elements("css selector", "li")
+        if stem in CHANGING:
+            ran = [li for li in items if li.get_attribute("data-status") == "done"]
+            assert ran, f"{stem}: {node} shows no command that ran: {blocks[0].text}"
+            for li in ran:
+                command = li.find_element("css selector", "code.runbook-command").text
+                assert command.startswith("$ ") and len(command) > 4 and "exit 0" in li.text, li.text
+        else:
+            assert [li.get_attribute("data-status") for li in items] == ["none"], blocks[0].text
+            assert "no command needed" in items[0].text
+    if stem in CHANGING:  # this run's own commands, as an operator would type them
+        typed = report.find_element("css selector", ".runbook-by-hand pre").get_attribute("textContent")
+        assert CHANGING[stem] in typed and all(f"# on {node}" in typed for node in NODES), typed
+    article = browser.find_element("css selector", "article").get_attribute("textContent")
+    assert "By hand." in article and "On the chapter's Corosync 1.x (Ubuntu 12.04):" in article, f"{stem}: no by-hand box"
+    if stem == "02-corosync-conf":  # each node's whole file, as written, shown open
+        for node in NODES:
+            shown = report.find_element("css selector", f'.runbook-file[data-node="{node}"][data-path="/etc/corosync/corosync.conf"]')
+            assert shown.is_displayed() and shown.get_attribute("open") is not None
+            text = shown.find_element("css selector", "pre").text
+            assert text.count("totem {") == 1 and "nodelist {" in text and f"name: {node}" in text and "quorum {" in text, text
+
+
 def test_verify_page_shows_the_membership(built_site: BuiltSite, server: Server, browser, report) -> None:  # type: ignore[no-untyped-def]
     open_page(browser, server.url("generated/06-start-and-verify/"))
     table = browser.find_element("css selector", 'div.runbook-report[data-step="06-start-and-verify"] table.runbook-membership')
