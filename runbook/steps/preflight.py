@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from runbook.cluster import Cluster, Node
+from runbook.cluster_rules import quorum_warnings
 from runbook.facts import NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
 from runbook.plan import forget_pending
@@ -106,18 +107,6 @@ def name_problems(cluster: Cluster, resolved: Mapping[str, Resolved]) -> dict[st
         for node, why in resolution_problems(name, {n: r.get(name, ()) for n, r in resolved.items()}).items():
             found[node].append(why)
     return found
-
-
-def quorum_warnings(cluster: Cluster) -> list[str]:
-    """A 2-node cluster without a quorum device stays quorate on both sides of a split (two_node):
-    only fencing makes that safe, which Corosync alone does not do."""
-    if len(cluster.nodes) != 2 or cluster.quorum.device is not None:
-        return []
-    return [
-        "WARNING: a 2-node cluster without a quorum device: when the nodes lose each other, both stay quorate "
-        "(two_node) and both may run the same resources. Set up fencing (Pacemaker STONITH) before running "
-        "services on it, or add a quorum device (quorum.device, model net) on a third host"
-    ]
 
 
 def summary_of(facts: NodeFacts) -> str:
