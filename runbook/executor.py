@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from runbook.backups import DEFAULT_KEEP
 from runbook.errors import HostError, StepFailed
 from runbook.fanout import parallel
-from runbook.hosts import Hosts, backup_lines, backup_stamp, run_id
+from runbook.backup_script import backup_lines, backup_stamp, run_id
+from runbook.hosts import Hosts
 from runbook.operations import Operation
 from runbook.plan import NodePlan, StepPlan, forget_pending, note_pending
 from runbook.report import NodeOutcome, OperationResult, StepReport, clean

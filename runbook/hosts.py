@@ -12,9 +12,7 @@ backup of what it replaces, then rename. File contents never appear in a command
 
 from __future__ import annotations
 
-import base64
 import errno
-import hashlib
 import os
 import select
 import shlex
@@ -28,7 +26,20 @@ from typing import TYPE_CHECKING
 
 import paramiko
 
+from runbook.backup_script import (  # noqa: F401 - re-exported: the write path's backups live there
+    BACKUP_FAILED_STATUS,
+    DEFAULT_KEEP,
+    ORIGINAL_SUFFIX,
+    RUN_ID_ENV,
+    SYMLINK_STATUS,
+    backup_lines,
+    backup_stamp,
+    parse_backup,
+    run_id,
+)
 from runbook.endpoint import Endpoint, resolve_endpoint
+from runbook.host_keys import VerifyHostKey, fingerprint
+from runbook.host_keys import via as jump_prefix
 from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, HostError, HostKeyError
 from runbook.report import clean
 
@@ -86,50 +97,6 @@ class WriteResult:
     backup: str | None
 
 
-def fingerprint(key: paramiko.PKey) -> str:
-    """OpenSSH's SHA256 fingerprint, the form `ssh-keygen -lf` and `ssh` itself show."""
-    digest = hashlib.sha256(key.asbytes()).digest()
-    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
-
-
-class _VerifyHostKey(paramiko.MissingHostKeyPolicy):
-    """Refuse unknown host keys, unless this node was named in ssh.trust_unknown_hosts."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.accepted: str | None = None
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        if self.endpoint.trust_unknown:
-            self.accepted = fingerprint(key)
-            return
-        ep = self.endpoint
-        files = ", ".join(ep.known_hosts_files) or "(none)"
-        where = "on the jump host" if ep.hop else "on the node"
-        last = (
-            f"  then add it to one of those files: `ssh-keyscan -p {ep.port} {ep.hostname} >> {ep.known_hosts_files[0]}`."
-            if ep.hop and ep.known_hosts_files
-            else f"  then add it: `ssh-keyscan -p {ep.port} {ep.hostname} >> ~/.ssh/known_hosts`,\n"
-            f"  or name the node in ssh.trust_unknown_hosts to accept it for one run."
-        )
-        raise HostKeyError(
-            ep.node,
-            f"{_via(ep)}unknown SSH host key for {hostname} ({key.get_name()} {fingerprint(key)}); not found in {files}.\n"
-            f"  To trust it, check that fingerprint out of band ({where}: `ssh-keygen -lf /etc/ssh/ssh_host_{_key_type(key)}_key.pub`),\n"
-            + last,
-        )
-
-
-def _via(ep: Endpoint) -> str:
-    """How an error names a jump host: the node is the error's host, the hop is where it happened."""
-    return f"jump host {ep.hop} ({ep.hostname}:{ep.port}): " if ep.hop else ""
-
-
-def _key_type(key: paramiko.PKey) -> str:
-    name = key.get_name()
-    return {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(name, "ecdsa" if "ecdsa" in name else name)
-
-
 LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
 
 # Checks run before every connection, (hostname, node) -> None or raise ConnectionFailed. The SSH layer
@@ -156,82 +123,6 @@ def _guard(hostname: str, node: str) -> None:
         guard(hostname, node)
 
 
-# --- backups of replaced files -----------------------------------------------------------------------
-
-DEFAULT_KEEP = 5
-ORIGINAL_SUFFIX = ".orig-runbook"
-RUN_ID_ENV = "RUNBOOK_RUN_ID"
-SYMLINK_STATUS = 7
-BACKUP_FAILED_STATUS = 6
-_PROCESS_RUN_ID = os.urandom(4).hex()
-
-
-def backup_stamp() -> str:
-    """UTC with microseconds, from the controller's clock: `20261126T071502.123456Z`."""
-    from datetime import datetime, timezone
-
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-
-
-def run_id() -> str:
-    """The run's id (`runbook run` sets $RUNBOOK_RUN_ID), else one per process; [0-9a-z] only."""
-    given = "".join(c for c in os.environ.get(RUN_ID_ENV, "") if c.isascii() and c.isalnum())[:16]
-    return given or _PROCESS_RUN_ID
-
-
-def backup_lines(path: str, stamp: str, run: str, keep: int) -> list[str]:
-    """Shell lines that keep what is at `path` (if anything) before it is replaced; run under `set -e`.
-
-    - `PATH.orig-runbook`: the file as it was before the runbook first replaced it (or, where an
-      older runbook left `PATH.runbook-YYYYmmddTHHMMSS` backups, the oldest of those). Made once,
-      never replaced, never pruned.
-    - `PATH.runbook-<UTC stamp>-<run id>.bak`: a copy per replacement. Created with O_EXCL (`set -C`):
-      an existing name is never reused, a clash takes the next `-2`, `-3`, ... Only the newest `keep`
-      of these are kept.
-
-    Each copy is checked against the file (size, SHA-256) and synced; a copy that cannot be made
-    whole (disk full) is removed and the write stops with exit 6, before the file is touched, so
-    there is never a short or empty newest backup.
-    """
-    q = shlex.quote(path)
-    base = shlex.quote(f"{path}.runbook-{stamp}-{run}")
-    old_format = shlex.quote(f"{path}.runbook-") + "[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]"
-    fail = (
-        f'{{ echo "cannot keep a whole backup of {path} as $bak (is the disk full?); the file was left as it was" >&2;'
-        f" exit {BACKUP_FAILED_STATUS}; }}"
-    )
-    return [
-        f"if [ -e {q} ]; then",
-        "export LC_ALL=C",
-        # copy $1 to a new file $2: 3 when $2 exists, 1 when the copy is not whole (then removed)
-        "rb_copy() {",
-        '  ( set -C; : > "$2" ) 2>/dev/null || return 3',
-        '  if cp -p -- "$1" "$2" 2>/dev/null && [ "$(wc -c < "$1")" -eq "$(wc -c < "$2")" ] \\',
-        '     && [ "$(sha256sum < "$1")" = "$(sha256sum < "$2")" ] && { sync -- "$2" 2>/dev/null || sync; }; then return 0; fi',
-        '  rm -f -- "$2"; return 1',
-        "}",
-        f"orig={shlex.quote(path + ORIGINAL_SUFFIX)}; src={q}",
-        f"for f in {old_format}; do [ -f \"$f\" ] && src=$f; break; done",
-        'if [ ! -e "$orig" ] && [ ! -L "$orig" ]; then',
-        '  if rb_copy "$src" "$orig"; then :; else rc=$?; bak=$orig; [ $rc -eq 3 ] || ' + fail + "; fi",
-        "fi",
-        f"bak={base}.bak; i=1",
-        f'while :; do if rb_copy {q} "$bak"; then break; else rc=$?; fi; i=$((i + 1)); [ $rc -eq 3 ] && [ $i -le 100 ] || {fail}; bak={base}-$i.bak; done',
-        f"set -- {shlex.quote(path + '.runbook-')}*.bak",
-        f'n=$(($# - {int(keep)})); while [ "$n" -gt 0 ]; do rm -f -- "$1"; shift; n=$((n - 1)); done',
-        'echo "backup $bak"',
-        "fi",
-    ]
-
-
-def parse_backup(output: str) -> str | None:
-    """The backup's path from the write script's output (`backup PATH`), or None when none was made."""
-    for line in output.splitlines():
-        if line.startswith("backup "):
-            return line[len("backup "):].strip()
-    return None
-
-
 class Host:
     """One node over SSH. The connection opens on first use, is reused, and closes with `close()`."""
 
@@ -247,7 +138,7 @@ class Host:
 
     def _connect(self) -> paramiko.SSHClient:
         ep = self.endpoint
-        via = _via(ep)
+        via = jump_prefix(ep)
         _guard(ep.hostname, ep.node)
         client = paramiko.SSHClient()
         for path in ep.known_hosts_files:
@@ -256,7 +147,7 @@ class Host:
                     client.get_host_keys().load(path)
                 except (OSError, paramiko.SSHException) as exc:
                     raise HostKeyError(ep.node, f"{via}cannot read known_hosts file {path}: {exc}") from exc
-        policy = _VerifyHostKey(ep)
+        policy = VerifyHostKey(ep)
         client.set_missing_host_key_policy(policy)
         sock = self._proxy_socket() if ep.jump is not None else None
         try:
@@ -322,7 +213,7 @@ class Host:
                 "direct-tcpip", (ep.hostname, ep.port), ("127.0.0.1", 0), timeout=ep.connect_timeout
             )
         except (paramiko.SSHException, OSError, EOFError) as exc:
-            raise ConnectionFailed(ep.node, f"{_via(ep.jump)}cannot reach {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
+            raise ConnectionFailed(ep.node, f"{jump_prefix(ep.jump)}cannot reach {ep.hostname}:{ep.port}: {exc or type(exc).__name__}") from exc
 
     @property
     def client(self) -> paramiko.SSHClient:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from runbook import operations
 from runbook.cluster import Cluster, Node
 from runbook.facts import AUTHKEY_PATH, AuthkeyFact, NodeFacts
-from runbook.hosts import DEFAULT_KEEP, Hosts, backup_lines, backup_stamp, run_id
+from runbook.backup_script import DEFAULT_KEEP, backup_lines, backup_stamp, run_id
+from runbook.hosts import Hosts
 from runbook.plan import NodePlan, StepPlan
 from runbook.report import StepReport
 from runbook.steps._common import apply, gather_facts, generation_of
