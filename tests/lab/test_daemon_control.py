@@ -34,7 +34,7 @@ from tests.lab.conftest import REPO, running_lab, wait_for
 LAB = "ptdctl"
 SUBNET = "10.0.97.0/24"
 CONF = "/etc/corosync/corosync.conf"
-PIDFILE = "/run/corosync.pid"
+PIDFILE = "/var/run/corosync.pid"  # /run/corosync.pid: /var/run is a link to /run
 
 
 @dataclass
@@ -63,8 +63,8 @@ def sh(env: Env, node: str, command: str, input: str | None = None) -> str:
     return lab.host_exec(env.host(node), command, input=input).stdout
 
 
-def runbook(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "runbook", *args, str(env.cluster_file), "--out", str(env.work / "runs")]
+def runbook(env: Env, *args: str, cluster_file: Path | None = None) -> subprocess.CompletedProcess[str]:
+    argv = [sys.executable, "-m", "runbook", *args, str(cluster_file or env.cluster_file), "--out", str(env.work / "runs")]
     return subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=600)
 
 
@@ -133,3 +133,56 @@ def test_a_node_command_ends_when_its_controller_is_killed(env: Env, login: str)
             controller.wait()
         lab.host_exec(env.host("node1"), f"for p in $(pgrep -f -- '{marker}'); do [ $p = $$ ] || kill -KILL $p; done; true")
     assert sh(env, "node1", f"ls {done} 2>/dev/null; true") == "", "the command did not go on after its session ended"
+
+
+# --- 2. Corosync without its pid file ----------------------------------------------------------------
+
+
+def corosync_pids(env: Env, node: str) -> list[str]:
+    """Corosync's pids as the node itself sees them."""
+    return sh(env, node, "pidof corosync; true").split()
+
+
+def quorate_with_both(env: Env, node: str) -> bool:
+    view = parse_quorumtool(node, sh(env, node, "corosync-quorumtool -s 2>/dev/null; true"))
+    return view.complete(2)
+
+
+def test_corosync_without_its_pid_file_is_restarted_by_a_run_and_the_cluster_comes_back(env: Env) -> None:
+    setup = runbook(env, "run")
+    assert setup.returncode == 0, setup.stderr[-3000:]
+    assert sh(env, "node1", "cat /proc/1/comm") == "bash\n", "PID 1 is no systemd: the sysv init script stops and starts Corosync"
+    facts = subprocess.run([sys.executable, "-m", "runbook", "facts", str(env.cluster_file)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert "init sysv" in facts.stdout, facts.stdout + facts.stderr
+    before = {n: corosync_pids(env, n) for n in ("node1", "node2")}
+    assert all(len(p) == 1 for p in before.values()), f"each node sees its own Corosync only: {before}"
+    assert sh(env, "node1", f"cat {PIDFILE}").split() == before["node1"]
+    sh(env, "node1", f"rm {PIDFILE}")
+    data = yaml.safe_load(env.cluster_file.read_text())
+    data["totem"]["token"] = 900  # a config change: Corosync must be restarted on every node
+    changed = env.work / "cluster-token-900.yaml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    result = runbook(env, "run", cluster_file=changed)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "06-start-and-verify (node1, node2)" in result.stderr, result.stderr[-3000:]
+    after = {n: corosync_pids(env, n) for n in ("node1", "node2")}
+    assert all(len(after[n]) == 1 and after[n] != before[n] for n in after), f"both restarted: {before} -> {after}"
+    assert sh(env, "node1", f"cat {PIDFILE}").split() == after["node1"], "the init script wrote its pid file again"
+    assert "token: 900" in sh(env, "node1", f"cat {CONF}")
+    for node in ("node1", "node2"):
+        wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
+
+
+def test_a_restart_says_it_stopped_corosync_by_pid_and_touches_no_other_host(env: Env) -> None:
+    others = corosync_pids(env, "node2")
+    sh(env, "node1", f"rm {PIDFILE}")
+    cluster = load_cluster(env.cluster_file)
+    with hosts_for(cluster) as hosts:
+        said = hosts["node1"].run(restart_script("sysv"), timeout=120).text
+    assert said.startswith(f"note: no pid file {PIDFILE}, so the init script could not stop it: stopped corosync by pid "), said
+    assert said.rstrip().endswith("(SIGTERM)"), said
+    assert corosync_pids(env, "node2") == others
+    for node in ("node1", "node2"):
+        wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
