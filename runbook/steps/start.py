@@ -104,8 +104,8 @@ def control_commands(init_system: str) -> tuple[str, str, str]:
 
 PID_FILE = "/var/run/corosync.pid"  # where Debian's and Ubuntu's init scripts keep the daemon's pid
 
-# Shell functions the restart scripts share. `rb_corosync` lists the corosync processes in the node's
-# own view: its PID namespace, so a container host never counts (or kills) its containers' corosync
+# Shell functions the restart scripts share. `rb_corosync` lists the live corosync processes (no
+# zombies) in the node's own view: its PID namespace, so a container host never counts (or kills) its containers' corosync
 # (lab hosts have a PID namespace each, too). `rb_stop_by_pid WHY` stops those still running after
 # the init system's own stop, or when it cannot work (no pid file, a pid file naming another
 # process): SIGTERM, SIGKILL after STOP_WAIT s, and says so on stdout in a `note:` line.
@@ -113,6 +113,8 @@ BY_PID = f"""
 rb_corosync() {{
   rb_ns=$(readlink /proc/self/ns/pid 2>/dev/null || true)
   for rb_p in $(pidof corosync 2>/dev/null || true); do
+    read -r rb_st 2>/dev/null </proc/$rb_p/stat || continue
+    case $rb_st in *") Z "*) continue;; esac  # exited, not yet reaped by its parent
     [ "$(readlink /proc/$rb_p/ns/pid 2>/dev/null || true)" = "$rb_ns" ] && printf '%s ' "$rb_p"
   done; true
 }}
