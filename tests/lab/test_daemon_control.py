@@ -28,7 +28,7 @@ from runbook import lab
 from runbook.cluster import load_cluster
 from runbook.hosts import hosts_for
 from runbook.membership import parse_quorumtool
-from runbook.steps.start import restart_script
+from runbook.steps.start import restart_script, systemd_restart_script
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptdctl"
@@ -184,5 +184,52 @@ def test_a_restart_says_it_stopped_corosync_by_pid_and_touches_no_other_host(env
     assert said.startswith(f"note: no pid file {PIDFILE}, so the init script could not stop it: stopped corosync by pid "), said
     assert said.rstrip().endswith("(SIGTERM)"), said
     assert corosync_pids(env, "node2") == others
+    for node in ("node1", "node2"):
+        wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
+
+
+# --- 3. the same on a node where systemd is PID 1 ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    """Two systemd-nspawn machines booting Debian 12 (systemd as PID 1), a cluster made by one run."""
+    with running_lab("ptdctl12", lab.generated_nodes(2, "10.0.98.0/24"), os_name="debian12") as state:
+        work = tmp_path_factory.mktemp("daemon-control-systemd")
+        data = yaml.safe_load(state.cluster_file.read_text())
+        data["totem"] = {"token": 1000, "consensus": 1200, "join": 100}
+        cluster_file = work / "cluster.yaml"
+        cluster_file.write_text(yaml.safe_dump(data, sort_keys=False))
+        env = Env(state, cluster_file, work)
+        setup = runbook(env, "run")
+        assert setup.returncode == 0, setup.stderr[-3000:]
+        yield env
+
+
+def test_on_systemd_the_pid_file_plays_no_part_and_a_corosync_outside_the_unit_is_stopped_by_pid(booted: Env) -> None:
+    env = booted
+    assert sh(env, "node1", "cat /proc/1/comm") == "systemd\n"
+    before = {n: corosync_pids(env, n) for n in ("node1", "node2")}
+    sh(env, "node1", f"rm -f {PIDFILE}")
+    data = yaml.safe_load(env.cluster_file.read_text())
+    data["totem"]["token"] = 900
+    changed = env.work / "cluster-token-900.yaml"
+    changed.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = runbook(env, "run", cluster_file=changed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = {n: corosync_pids(env, n) for n in ("node1", "node2")}
+    assert all(len(after[n]) == 1 and after[n] != before[n] for n in after), f"both restarted: {before} -> {after}"
+    assert "systemd: active, enabled at boot" in result.stderr
+    for node in ("node1", "node2"):
+        wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
+
+    # A corosync started by hand, outside corosync.service: stopped by pid, and said so
+    sh(env, "node1", "systemctl stop corosync && corosync")
+    stray = corosync_pids(env, "node1")
+    assert len(stray) == 1 and sh(env, "node1", "systemctl is-active corosync; true") == "inactive\n"
+    with hosts_for(load_cluster(changed)) as hosts:
+        said = hosts["node1"].run(systemd_restart_script(), timeout=120).text
+    assert said == f"note: it ran outside systemd's corosync.service: stopped corosync by pid {stray[0]} (SIGTERM)\n"
+    assert sh(env, "node1", "systemctl is-active corosync; true") == "active\n"
     for node in ("node1", "node2"):
         wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
