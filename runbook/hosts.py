@@ -234,14 +234,19 @@ class Host:
     # -- commands ----------------------------------------------------------------------------
 
     def _wrap(self, command: str) -> tuple[str, bytes]:
-        """Run as root: directly when we log in as root, else through sudo (password only from env)."""
+        """Run as root: directly when we log in as root, else through sudo (password only from env).
+
+        Either way the command runs under `session_watched`, so it dies with its SSH session: the
+        login shell's parent (`$PPID`) is the sshd process of this connection, passed on through sudo.
+        """
         if self.endpoint.user == "root" or not self.endpoint.sudo:
-            return command, b""
+            return session_watched(command), b""
+        watched = shlex.quote(session_watched(command))
         password = os.environ.get(SUDO_PASSWORD_ENV)
         if password is None:
-            return f"sudo -n -- sh -c {shlex.quote(command)}", b""
+            return f'sudo -n -- sh -c {watched} sh "$PPID"', b""
         # -k: always ask, so the password line is always consumed and never reaches the command.
-        return f"sudo -S -k -p '' -- sh -c {shlex.quote(command)}", (password + "\n").encode()
+        return f'sudo -S -k -p \'\' -- sh -c {watched} sh "$PPID"', (password + "\n").encode()
 
     @property
     def uses_sudo(self) -> bool:
@@ -419,6 +424,33 @@ def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
         if remaining <= 0:
             raise TimeoutError
         select.select([channel], [], [], min(remaining, 0.1))
+
+
+# A node command must not outlive its SSH session: without a pty, sshd leaves a command running when
+# the connection drops (the runner SIGKILLed, its kernel gone), and it would go on changing the node.
+# This POSIX-sh prefix runs in the shell that then runs the command itself, so the command keeps its
+# stdin (byte for byte), stdout, stderr and exit status. It starts one background watchdog with
+# /dev/null for its own fds (so sshd never waits for it) that checks once a second, with shell builtins
+# reading /proc, whether the sshd process ($1, or $PPID when the login shell runs this directly) is
+# still the same process (start time) and not a zombie. When it is gone, the watchdog sends TERM to
+# the command's process group, then KILL 2 s later; when the command has ended (the watchdog's parent
+# changed), it exits. Daemons the command started (setsid: corosync) are in other sessions and stay.
+# Anything it cannot read or check safely (no /proc, the group is sshd's own) means no watchdog: the
+# command then runs as it did before.
+SESSION_WATCH = r"""__rb_stat() { __rb_s=; read -r __rb_l 2>/dev/null </proc/$1/stat || return 1; set -- ${__rb_l##*') '}; [ "$1" != Z ] && [ -n "${20}" ] && __rb_s="$2 $3 ${20}"; }
+__rb_w=${1:-$PPID}; set --
+if __rb_stat "$__rb_w"; then __rb_wt=${__rb_s##* }; __rb_wg=${__rb_s#* }; __rb_wg=${__rb_wg%% *}
+if __rb_stat $$; then __rb_pg=${__rb_s#* }; __rb_pg=${__rb_pg%% *}
+if [ "$__rb_pg" -gt 1 ] 2>/dev/null && [ "$__rb_pg" != "$__rb_wg" ]; then
+( while sleep 1; do __rb_stat self && [ "${__rb_s%% *}" = $$ ] || exit 0; __rb_stat "$__rb_w" && [ "${__rb_s##* }" = "$__rb_wt" ] || break; done
+  trap '' TERM; kill -TERM -$__rb_pg; sleep 2; kill -KILL -$__rb_pg ) </dev/null >/dev/null 2>&1 &
+fi; fi; fi; unset __rb_w __rb_wt __rb_wg __rb_pg __rb_s __rb_l; unset -f __rb_stat
+"""
+
+
+def session_watched(command: str) -> str:
+    """Pure: `command` behind the watchdog that ends it when its SSH session ends (see SESSION_WATCH)."""
+    return SESSION_WATCH + command
 
 
 class Hosts(Mapping[str, Host]):

@@ -104,39 +104,85 @@ def control_commands(init_system: str) -> tuple[str, str, str]:
     return "kill $(pidof corosync) 2>/dev/null || true", "corosync", "the corosync daemon directly (no init system)"
 
 
+PID_FILE = "/var/run/corosync.pid"  # where Debian's and Ubuntu's init scripts keep the daemon's pid
+
+# Shell functions the restart scripts share. `rb_corosync` lists the live corosync processes (no
+# zombies) in the node's own view: its PID namespace, so a container host never counts (or kills) its containers' corosync
+# (lab hosts have a PID namespace each, too). `rb_stop_by_pid WHY` stops those still running after
+# the init system's own stop, or when it cannot work (no pid file, a pid file naming another
+# process): SIGTERM, SIGKILL after STOP_WAIT s, and says so on stdout in a `note:` line.
+BY_PID = f"""
+rb_corosync() {{
+  rb_ns=$(readlink /proc/self/ns/pid 2>/dev/null || true)
+  for rb_p in $(pidof corosync 2>/dev/null || true); do
+    read -r rb_st 2>/dev/null </proc/$rb_p/stat || continue
+    case $rb_st in *") Z "*) continue;; esac  # exited, not yet reaped by its parent
+    [ "$(readlink /proc/$rb_p/ns/pid 2>/dev/null || true)" = "$rb_ns" ] && printf '%s ' "$rb_p"
+  done; true
+}}
+rb_stop_by_pid() {{
+  rb_pids=$(rb_corosync); [ -n "$rb_pids" ] || return 0
+  kill -TERM $rb_pids 2>/dev/null || true; rb_how=SIGTERM
+  i=0; while [ -n "$(rb_corosync)" ] && [ $i -lt {STOP_WAIT * 10} ]; do i=$((i+1)); sleep 0.1; done
+  if [ -n "$(rb_corosync)" ]; then
+    kill -KILL $(rb_corosync) 2>/dev/null || true; rb_how="SIGTERM, then SIGKILL after {STOP_WAIT}s"
+    i=0; while [ -n "$(rb_corosync)" ]; do i=$((i+1)); [ $i -gt 50 ] && {{ echo "old corosync (pid $(rb_corosync)) survived SIGKILL" >&2; exit 3; }}; sleep 0.1; done
+  fi
+  echo "note: $1: stopped corosync by pid ${{rb_pids% }} ($rb_how)"
+}}"""
+
+
 def restart_script(init_system: str) -> str:
+    """(Re)start with the init script (or the daemon itself), never trusting the pid file alone.
+
+    The init script stops only the pid its pid file names: a corosync without one (gone after two
+    restarts at once, or removed) used to survive the stop and fail the step after STOP_WAIT s, on
+    every later run too. Now the init script is used when its pid file names a running corosync;
+    whatever corosync is left is stopped by pid (see BY_PID), and the output says so.
+    """
     stop, start, _ = control_commands(init_system)
+    if init_system in ("sysv", "upstart"):
+        stop_lines = f"""
+  rb_pf=$(cat {PID_FILE} 2>/dev/null || true); rb_pf=${{rb_pf%% *}}
+  if [ -n "$rb_pf" ] && case " $rb_pids" in *" $rb_pf "*) true;; *) false;; esac; then
+    {stop}
+    i=0; while case " $(rb_corosync)" in *" $rb_pf "*) true;; *) false;; esac; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+    rb_why="it ran beside the one the init script stopped (pid $rb_pf)"
+  elif [ -z "$rb_pf" ]; then rb_why="no pid file {PID_FILE}, so the init script could not stop it"
+  else rb_why="the pid file {PID_FILE} names $rb_pf, which is no corosync here"
+  fi"""
+    else:
+        stop_lines = '\n  rb_why="no init system"'
     return f"""
-set -e
-if pidof corosync >/dev/null; then
-  {stop}
-  i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+set -e{BY_PID}
+rb_pids=$(rb_corosync)
+if [ -n "$rb_pids" ]; then{stop_lines}
+  rb_stop_by_pid "$rb_why"
 fi
 {start}
-i=0; until pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {START_WAIT * 10} ] && {{ echo "corosync did not start" >&2; exit 4; }}; sleep 0.1; done
+i=0; until [ -n "$(rb_corosync)" ]; do i=$((i+1)); [ $i -gt {START_WAIT * 10} ] && {{ echo "corosync did not start" >&2; exit 4; }}; sleep 0.1; done
 sleep 1
-pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)
+pid=$(rb_corosync); pid=${{pid%% *}}
 [ -n "$pid" ] || {{ echo "corosync started, then exited" >&2; exit 4; }}
 mkdir -p $(dirname {STAMP})
-{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp
-mv -f {STAMP}.tmp {STAMP}
+{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp.$$
+mv -f {STAMP}.tmp.$$ {STAMP}
 """
 
 
 def systemd_restart_script() -> str:
     """(Re)start under systemd: stop, wait until no corosync is left, start; systemctl waits for readiness.
 
-    A corosync started outside systemd (by hand) is stopped too: systemd's would exit at once
-    beside it. The stamp records systemd's MainPID, so the next run knows what the daemon loaded.
+    A corosync started outside systemd (by hand, or left beside systemd's) is stopped too, by pid
+    (see BY_PID): systemd's would exit at once beside it. systemd itself needs no pid file. The
+    stamp records systemd's MainPID, so the next run knows what the daemon loaded.
     """
     return f"""
-set -e
+set -e{BY_PID}
 if systemctl is-active --quiet corosync; then
   systemctl stop corosync
-elif pidof corosync >/dev/null; then
-  kill $(pidof corosync)
 fi
-i=0; while pidof corosync >/dev/null; do i=$((i+1)); [ $i -gt {STOP_WAIT * 10} ] && {{ echo "old corosync did not exit within {STOP_WAIT}s" >&2; exit 3; }}; sleep 0.1; done
+rb_stop_by_pid "it ran outside systemd's corosync.service"
 systemctl reset-failed corosync 2>/dev/null || true
 # One retry: a start right after a stop can fail while the old control group is still being
 # removed (status 219/CGROUP, seen in containers); a real fault fails twice and is reported.
@@ -149,8 +195,8 @@ state=$(systemctl is-active corosync || true)
 [ "$state" = active ] || {{ echo "corosync is $state after systemctl start" >&2; exit 4; }}
 pid=$(systemctl show -p MainPID --value corosync)
 mkdir -p $(dirname {STAMP})
-{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp
-mv -f {STAMP}.tmp {STAMP}
+{{ echo "pid=$pid"; for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -e $f ] && echo "sha:$f=$(sha256sum $f | cut -d' ' -f1)"; done; }} > {STAMP}.tmp.$$
+mv -f {STAMP}.tmp.$$ {STAMP}
 """
 
 
