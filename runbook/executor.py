@@ -309,7 +309,8 @@ def _commit(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str)
             status, output = result[index]
             run.results[index] = _result(op, "done" if status == 0 else "failed", status, output)
             if status != 0:
-                run.error = f"{_failure_line(op, status, output)}\n  command: {op.command}"
+                said = _failure_line(op, status, output)
+                run.error = f"{op.fails_as + ': ' if op.fails_as else ''}{said}\n  command: {op.command}"
                 if op.diagnose:
                     run.error += "\n" + _diagnose(hosts, name, op)
                 break

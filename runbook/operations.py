@@ -47,6 +47,7 @@ class Operation:
     timeout: float = 300.0
     diagnose: str | None = None  # run when the operation fails; its output joins the error (e.g. Corosync's log)
     diagnose_label: str = "log"
+    fails_as: str = ""  # how the report names a failure of this operation ("Corosync did not start")
 
     @property
     def stages(self) -> bool:
@@ -120,9 +121,11 @@ def run(
     timeout: float = 300.0,
     diagnose: str | None = None,
     diagnose_label: str = "log",
+    fails_as: str = "",
 ) -> Operation:
     """A command (install, enable, restart, ...); `script` when what runs differs from what is shown."""
     return Operation(
+        fails_as=fails_as,
         diagnose=diagnose,
         diagnose_label=diagnose_label,
         kind=kind,

@@ -394,7 +394,8 @@ def restart_operation(init_system: str, verb: str, reason: str) -> operations.Op
         script = restart_script(init_system)
         diagnose, label = LOG_TAIL, "log"
     return operations.run(
-        "restart", shown, reason, script=script, by_hand=(shown,), timeout=STOP_WAIT + START_WAIT + 100, diagnose=diagnose, diagnose_label=label
+        "restart", shown, reason, script=script, by_hand=(shown,), timeout=STOP_WAIT + START_WAIT + 100,
+        diagnose=diagnose, diagnose_label=label, fails_as=f"Corosync did not {verb}",
     )
 
 
@@ -454,7 +455,11 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, tim
     for outcome in report.outcomes:
         if outcome.status == "changed" and outcome.operations:
             how_started[outcome.node] = how_of(facts[outcome.node].init_system)
-            said = [line for line in outcome.operations[-1].output.splitlines() if line.startswith("systemd: ")]
+            output = outcome.operations[-1].output.splitlines()
+            # what the restart script says of itself: "note: ... stopped corosync by pid ..." (a
+            # daemon without its pid file), and systemd's view after the start
+            outcome.summary += "".join(f"; {line.removeprefix('note: ')}" for line in output if line.startswith("note: "))
+            said = [line for line in output if line.startswith("systemd: ")]
             if said:
                 outcome.summary += "; " + said[-1]
     if check:
