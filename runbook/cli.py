@@ -85,8 +85,11 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         raise ClusterFileError(f"cannot read {args.conf}: {exc}") from exc
     from_nodes = None
     if args.from_nodes:
+        from runbook import lab_guard
         from runbook.cluster_model import SshSettings
         from runbook.running_members import parse_from_nodes, read_members
+
+        lab_guard.install()  # as for every login: lab hosts get the lab's guard and ssh_config
 
         hosts = parse_from_nodes(args.from_nodes)
         if not takes_members(text, args.conf):  # the file is checked before any host is reached

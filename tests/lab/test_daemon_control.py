@@ -73,8 +73,10 @@ def runbook(env: Env, *args: str, cluster_file: Path | None = None) -> subproces
 # The controller side: a process that runs one long command on node1 through runbook's Host.
 CONTROLLER = """
 import sys
+from runbook import lab_guard
 from runbook.cluster import load_cluster
 from runbook.hosts import hosts_for
+lab_guard.install()  # RUNBOOK_LAB_ONLY is set in the tests: a process that connects installs the lab's guard
 cluster = load_cluster(sys.argv[1])
 with hosts_for(cluster) as hosts:
     hosts["node1"].run(sys.argv[2], timeout=900)

@@ -32,7 +32,7 @@ def test_hosts_are_separate_machines(two_hosts):
         assert one.has_address("10.0.76.11") and not one.has_address("10.0.76.12")
         assert two.has_address("10.0.76.12") and not two.has_address("10.0.76.11")
         # PID namespaces: each host sees only its own processes (one sshd listener each)
-        assert hosts["node1"].run("pgrep -c -f 'sshd: /usr/sbin/sshd'", check=False).text.strip() == "1"
+        assert hosts["node1"].run("pgrep -c -f '[s]shd: /usr/sbin/sshd'", check=False).text.strip() == "1"
         # private root: a file written on one host does not exist on the other, nor on this machine
         hosts["node1"].run("echo only-here > /etc/runbook-lab-marker")
         assert hosts["node2"].read_file("/etc/runbook-lab-marker") is None
