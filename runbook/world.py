@@ -98,9 +98,17 @@ def run_in_world(name: str, argv: Sequence[str], progress: Progress = lambda _: 
             _remove(name, progress)
 
 
+def _hear_signals() -> None:
+    """In the child: ^C and SIGTERM back to their defaults. A job a shell starts in the background
+    (`make test &`, CI wrappers) inherits SIGINT *ignored*, and an ignored signal stays ignored across
+    exec: then the ^C passed on below, and the ^C the tests send to `runbook run`, did nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _call(argv: list[str], env: dict[str, str]) -> int:
     """Run argv, passing ^C and SIGTERM on to it, so it can clean up its labs before the world goes."""
-    proc = subprocess.Popen(argv, env=env)
+    proc = subprocess.Popen(argv, env=env, preexec_fn=_hear_signals)  # noqa: PLW1509 - no threads here yet
     forwarded: dict[int, object] = {}
 
     def forward(signum: int, _frame: object) -> None:

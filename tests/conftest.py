@@ -6,10 +6,17 @@ Lab tests (tests/lab, and the guide's site test, which builds from a run on lab 
 """
 
 import os
+import signal
 
 import pytest
 
 from runbook import lab_guard
+
+# A background job (`pytest &`, a CI wrapper) inherits SIGINT ignored, and so would every `runbook run`
+# the tests start: the tests that press ^C on a run would see it ignored. Catching it here makes the
+# children start with the default again (exec resets caught signals, not ignored ones).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 os.environ.setdefault("RUNBOOK_LAB_ONLY", "1")
 lab_guard.install()  # the lab's address guard for connections made by the tests themselves
