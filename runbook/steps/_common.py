@@ -1,23 +1,22 @@
-"""The shape every step shares: read facts on all nodes, then decide and act per node, in parallel.
+"""The shape every step shares: read facts on all nodes, plan from them, apply the plan.
 
 Facts are read on *every* node before anything changes on *any* node: if one node cannot be reached,
-the step stops with nothing done. A node's failure during the act phase is recorded in the report and
-raised as StepFailed once every other node has finished (stopping threads half-way would leave more
-half-done than letting them finish).
+the step stops with nothing done. The plan is a pure function of the facts (each step's `plan`), and
+runbook.executor applies it, or records it unapplied in check mode.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 
-from runbook.cluster import Cluster, Node
+from runbook.cluster import Cluster
 from runbook.errors import StepFailed
 from runbook.executor import execute, raise_if_failed
 from runbook.facts import ALL, NodeFacts, gather
 from runbook.fanout import parallel
-from runbook.hosts import Host, Hosts
+from runbook.hosts import Hosts
 from runbook.plan import StepPlan
-from runbook.report import NodeOutcome, StepReport
+from runbook.report import StepReport
 
 
 def gather_facts(
@@ -30,32 +29,6 @@ def gather_facts(
     if failures:
         raise StepFailed(step, {k: v + " (nothing was changed on any node)" for k, v in failures.items()})
     return {n.name: r for n, r in zip(cluster.nodes, results)}  # type: ignore[misc]
-
-
-NodeAction = Callable[[Node, Host, NodeFacts], NodeOutcome]
-
-
-def run_per_node(
-    step: str,
-    title: str,
-    cluster: Cluster,
-    hosts: Hosts,
-    facts: dict[str, NodeFacts],
-    action: NodeAction,
-    *,
-    check: bool,
-    notes: Sequence[str] = (),
-) -> StepReport:
-    """Run `action` on every node in parallel and collect a report; raise StepFailed if any failed."""
-    results = parallel(list(cluster.nodes), lambda node: action(node, hosts[node.name], facts[node.name]))
-    report = StepReport(step=step, title=title, check=check, notes=list(notes))
-    for node, result in zip(cluster.nodes, results):
-        if isinstance(result, Exception):
-            report.outcomes.append(NodeOutcome(node.name, "failed", str(result).removeprefix(f"{node.name}: ")))
-        else:
-            report.outcomes.append(result)  # type: ignore[arg-type]
-    raise_if_failed(report)
-    return report
 
 
 def generation_of(cluster: Cluster, facts: NodeFacts, step: str, check: bool = False) -> int:
@@ -79,4 +52,4 @@ def apply(plan: StepPlan, cluster: Cluster, hosts: Hosts, *, check: bool) -> Ste
     return execute(plan, hosts, check=check, keep=cluster.backups.keep)
 
 
-__all__ = ["StepFailed", "apply", "gather_facts", "generation_of", "parallel", "raise_if_failed", "run_per_node"]
+__all__ = ["StepFailed", "apply", "gather_facts", "generation_of", "parallel", "raise_if_failed"]
