@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from runbook.cluster import Cluster, Node
 from runbook.cluster_rules import quorum_warnings
-from runbook.facts import NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
+from runbook.facts import ALL, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
 from runbook.plan import forget_pending
 from runbook.report import NodeOutcome, StepReport
@@ -16,6 +16,9 @@ from runbook.steps._common import StepFailed, gather_facts, parallel, raise_if_f
 Resolved = Mapping[str, tuple[str, ...]]  # name -> addresses, as one node resolves them
 
 STEP = "00-preflight"
+# Everything but the package manager's candidate version, which nothing here uses and which costs an
+# `apt-cache policy` (0.8 s of CPU) on every node without Corosync.
+SECTIONS = tuple(name for name in ALL if name != "corosync_candidate")
 TITLE = "Preflight: every node checked before any node is changed"
 SUPPORTED_OS = {"debian", "ubuntu", "rhel", "centos", "rocky", "almalinux", "fedora", "ol"}
 PACKAGE_MANAGERS = {"apt-get", "dnf", "yum"}
@@ -120,7 +123,7 @@ def summary_of(facts: NodeFacts) -> str:
 def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes nothing."""
     forget_pending()  # a new run (or dry run) starts here
-    facts = gather_facts(STEP, cluster, hosts)
+    facts = gather_facts(STEP, cluster, hosts, SECTIONS)
     resolved = read_resolution(STEP, cluster, hosts)
     names = name_problems(cluster, resolved)
     report = StepReport(step=STEP, title=TITLE, check=check)
