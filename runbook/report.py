@@ -85,8 +85,12 @@ class OperationResult:
 
     def line(self) -> str:
         """`$ command   # reason  [exit 0]`: the form the terminal, the page and `by hand` share."""
-        ran = {"planned": "would run", "done": f"exit {self.exit_status}", "failed": f"FAILED, exit {self.exit_status}", "not run": "not run"}[self.status]
-        return f"$ {clean(self.command)}   # {clean(self.reason)} [{ran}]"
+        return f"$ {clean(self.command)}   # {clean(self.reason)} [{ran_label(self.status, self.exit_status)}]"
+
+
+def ran_label(status: str, exit_status: int | None) -> str:
+    """What came of an operation, as the report and the run's terminal lines both say it."""
+    return {"planned": "would run", "done": f"exit {exit_status}", "failed": f"FAILED, exit {exit_status}"}.get(status, status)
 
 
 @dataclass
@@ -227,7 +231,7 @@ def _commands_html(outcome: NodeOutcome) -> str:
         output = f'<pre class="runbook-output">{esc(clean(op.output))}</pre>' if op.output.strip() else ""
         items.append(
             f'<li data-status="{esc(op.status)}"><code class="runbook-command">$ {esc(clean(op.command))}</code>'
-            f" <em>{esc(clean(op.reason))}</em> [{esc(op.line().rsplit('[', 1)[1].rstrip(']'))}]{output}</li>"
+            f" <em>{esc(clean(op.reason))}</em> [{esc(ran_label(op.status, op.exit_status))}]{output}</li>"
         )
     return (
         f'<div class="runbook-commands" data-node="{esc(outcome.node)}"><p><strong>Commands on <code>{esc(outcome.node)}</code></strong></p>'

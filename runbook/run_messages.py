@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from runbook.report import clean as clean_text
+from runbook.report import ran_label
 from runbook.run_kernel import KERNEL_NAME
 from runbook.run_record import OperationRecord, StepRecord
 from runbook.step_files import Step
@@ -51,8 +52,7 @@ def outcome_lines(record: StepRecord | None, indent: str = "      ") -> list[str
 
 def operation_line(op: OperationRecord) -> str:
     """`$ command   # reason [would run | exit 0 | FAILED, exit 3 | not run]`: one operation of a node's plan."""
-    ran = {"planned": "would run", "done": f"exit {op.exit_status}", "failed": f"FAILED, exit {op.exit_status}"}.get(op.status, op.status)
-    return f"$ {one_line(op.command, 400)}   # {one_line(op.reason, 200)} [{ran}]"
+    return f"$ {one_line(op.command, 400)}   # {one_line(op.reason, 200)} [{ran_label(op.status, op.exit_status)}]"
 
 
 def verdict(state: RunState) -> str:
