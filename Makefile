@@ -54,12 +54,15 @@ demo: setup
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) run $(CLUSTER)
 	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) membership $(CLUSTER)
 
-# The tests make their labs in a lab world of their own (a network namespace and lab root of its own),
-# so a lab you left up (make demo) is neither in their way nor touched by them. The world has no route
-# out, so what lab hosts install is fetched first.
+# The tests make their labs in lab worlds of their own (a network namespace and lab root each), so a
+# lab you left up (make demo) is neither in their way nor touched by them. The world has no route out,
+# so what lab hosts install is fetched first. tools/run_tests.py runs the suite in TEST_SHARDS shards
+# (default 2), each in its own world, at the same time: lab tests mostly wait. TEST_SHARDS=1 runs it
+# as one pytest; `make test ARGS='-- -k boot'` passes pytest arguments on.
+TEST_SHARDS ?= 2
 test: setup docs-deps
 	$(RUNBOOK) lab prepare --os host,debian12,debian13
-	RUNBOOK_LAB_ONLY=1 $(RUNBOOK) lab world --world test -- $(PY) -m pytest
+	TEST_SHARDS=$(TEST_SHARDS) $(PY) tools/run_tests.py $(ARGS)
 
 # The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
 docs: setup docs-deps

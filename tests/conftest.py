@@ -45,6 +45,11 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # ty
     """How long each part of the suite took, slowest first: where `make test`'s minutes go."""
     if not _SECONDS_BY_FILE:
         return
+    if os.environ.get("RUNBOOK_TEST_DURATIONS"):  # tools/run_tests.py deals files to shards by these
+        import json
+
+        with open(os.environ["RUNBOOK_TEST_DURATIONS"], "w") as out:
+            json.dump({path: round(seconds, 1) for path, seconds in _SECONDS_BY_FILE.items()}, out, indent=1)
     terminalreporter.section("time per test file")
     for path, seconds in sorted(_SECONDS_BY_FILE.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{seconds:8.1f} s  {path}")
