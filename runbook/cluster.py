@@ -113,6 +113,11 @@ def load_cluster(path: str | os.PathLike[str]) -> Cluster:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ClusterFileError(f"is not UTF-8 text (bad byte at offset {error.start})", source) from None
+    if _nodes_over_limit(text):
+        raise ClusterFileError(
+            f"nodes: more than {MAX_NODES} nodes (counting stopped at {MAX_NODES + 1}); this runbook supports at most "
+            f"{MAX_NODES}", source,
+        )
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.MarkedYAMLError as error:
@@ -124,3 +129,43 @@ def load_cluster(path: str | os.PathLike[str]) -> Cluster:
     if data is None:
         raise ClusterFileError("is empty; expected a mapping with at least cluster_name and nodes", source)
     return cluster_from_mapping(data, source)
+
+
+def _nodes_over_limit(text: str) -> int | None:
+    """How many entries `nodes:` has once there are more than MAX_NODES (None: not more, or unsure).
+
+    Why: a file under the size limit can still hold tens of thousands of nodes, and building the
+    model of each (YAML objects, then validated nodes) cost 8.5 s and 150 MB before the count was
+    refused. YAML's event stream is read lazily, so this stops at the first entry over the limit,
+    usually a few lines into the file. A file it cannot follow (not a mapping, bad YAML) is left to
+    the full load, which names the problem.
+    """
+    depth, key_next, nodes_next, counting, count = 0, True, False, False, 0
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, (yaml.StreamStartEvent, yaml.StreamEndEvent, yaml.DocumentStartEvent, yaml.DocumentEndEvent)):
+                continue
+            if isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+                if depth == 1:
+                    if counting:
+                        return None  # the nodes list ended within the limit
+                    key_next = not key_next
+                continue
+            if counting and depth == 2:
+                count += 1
+                if count > MAX_NODES:
+                    return count
+            if depth == 1:
+                if key_next:
+                    nodes_next = isinstance(event, yaml.ScalarEvent) and event.value == "nodes"
+                else:
+                    counting = nodes_next and isinstance(event, yaml.SequenceStartEvent)
+                    nodes_next = False
+                if not isinstance(event, yaml.CollectionStartEvent):
+                    key_next = not key_next
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+    except yaml.YAMLError:
+        return None
+    return None
