@@ -18,6 +18,7 @@ from runbook.hosts import Host
 
 CONF_PATH = "/etc/corosync/corosync.conf"
 AUTHKEY_PATH = "/etc/corosync/authkey"
+CONF_DIR = "/etc/corosync"  # a link here would carry every write somewhere else: preflight refuses it
 RC_LOCAL_PATH = "/etc/rc.local"
 DEFAULTS_PATH = "/etc/default/corosync"
 TEXT_FILES = (CONF_PATH, RC_LOCAL_PATH, DEFAULTS_PATH)
@@ -35,7 +36,7 @@ SECTIONS: dict[str, str] = {
     "update_rc": "for t in update-rc.d chkconfig systemctl; do command -v $t >/dev/null 2>&1 && echo $t; done",
     "addresses": "(ip -o addr show 2>/dev/null || ifconfig 2>/dev/null) | grep -Eo 'inet6? (addr:)?[0-9a-fA-F:.]+' | awk '{print $2}' | sed 's/^addr://'",
     "corosync_pids": "pidof corosync 2>/dev/null || true",
-    "links": f"for f in {CONF_PATH} {AUTHKEY_PATH}; do [ -L $f ] && echo \"$f $(readlink -f $f || readlink $f)\"; done; true",
+    "links": f"for f in {CONF_DIR} {CONF_PATH} {AUTHKEY_PATH}; do [ -L $f ] && echo \"$f $(readlink -f $f || readlink $f)\"; done; true",
     "authkey": f"if [ -e {AUTHKEY_PATH} ]; then stat -c '%s %a %U %G' {AUTHKEY_PATH}; sha256sum {AUTHKEY_PATH} | cut -d' ' -f1; fi",
     # Whether the init system starts Corosync at boot, in each way this node could say it.
     "boot_enabled": (

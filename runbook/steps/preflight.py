@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from runbook.cluster import Cluster, Node
 from runbook.cluster_rules import quorum_warnings
-from runbook.facts import ALL, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
+from runbook.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
 from runbook.plan import forget_pending
 from runbook.report import NodeOutcome, StepReport
@@ -38,6 +38,7 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolve
     if facts.os_id not in SUPPORTED_OS and facts.package_manager not in PACKAGE_MANAGERS:
         problems.append(f"unsupported OS {facts.os_name or facts.os_id!r}: needs apt-get, dnf or yum")
     problems += address_problems(cluster, node, facts, resolved or {})
+    problems += authkey_problems(cluster, node, facts)
     if facts.generation is None:
         if facts.package_manager not in PACKAGE_MANAGERS:
             problems.append("Corosync is not installed and there is no apt-get, dnf or yum to install it")
@@ -48,6 +49,14 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolve
             f"the cluster file says generation: {cluster.generation}, but Corosync {facts.corosync_version} is installed"
         )
     for path, target in facts.links.items():  # the write path refuses links too; here nothing has changed yet
+        if path == CONF_DIR:
+            problems.append(
+                f"{path} is a symbolic link to {target}; every file the runbook writes there (corosync.conf, the "
+                f"authkey, their backups) would land in {target}, which may be shared with other hosts or managed "
+                f"elsewhere. Make {path} a directory of its own (`rm {path} && mkdir {path}`, then copy what you need "
+                f"from {target}), then run again"
+            )
+            continue
         problems.append(
             f"{path} is a symbolic link to {target}; the runbook writes each node's own file and will neither "
             f"write through a link (its target may be shared or managed elsewhere) nor replace it (the target would "
@@ -55,6 +64,28 @@ def check_node(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolve
             f"or remove the link, then run again"
         )
     return problems
+
+
+# Every generation refuses a key under 1024 bits: 1.4.2 and 2.4.6 read exactly 128 bytes ("Could only
+# read N bits of 1024 bits"), 3.1.7 at least KNET_MIN_KEY_LEN, 128 ("... of minimum 1024 bits"); see
+# exec/totemconfig.c at each tag. Longer keys work everywhere (2.x reads the first 128 bytes, 3.x up to 4096).
+AUTHKEY_MIN_BYTES = 128
+
+
+def authkey_problems(cluster: Cluster, node: Node, facts: NodeFacts) -> list[str]:
+    """Pure: the primary's existing key is the one step 03 copies to every node, so a key Corosync
+    cannot use would stop Corosync on all of them; refuse it here, before anything is copied.
+    (Its mode and owner step 03 fixes; the other nodes' keys are replaced by the primary's.)"""
+    key = facts.authkey
+    if node.name != cluster.primary.name or key is None or key.size >= AUTHKEY_MIN_BYTES:
+        return []
+    return [
+        f"{AUTHKEY_PATH} on the primary is {key.size} bytes ({key.size * 8} bits); Corosync needs at least "
+        f"{AUTHKEY_MIN_BYTES} bytes (1024 bits) and would fail on every node it is copied to (\"Could only read "
+        f"{key.size * 8} bits of minimum 1024 bits\"). Nothing was copied. Move it aside "
+        f"(`mv {AUTHKEY_PATH} {AUTHKEY_PATH}.short`) so that step 03 makes a new key on {node.name}, or put the "
+        f"cluster's real key there, then run again"
+    ]
 
 
 def address_problems(cluster: Cluster, node: Node, facts: NodeFacts, resolved: Resolved) -> list[str]:
