@@ -196,7 +196,7 @@ class Host:
             print(f"warning: {ep.node}: accepted unknown host key {policy.accepted} (ssh.trust_unknown_hosts)")
         transport = client.get_transport()
         if transport is not None:
-            transport.set_keepalive(15)
+            watch_liveness(transport)
         return client
 
     def _proxy_socket(self) -> paramiko.Channel:
@@ -407,8 +407,55 @@ class Host:
         return int(mode, 8), owner, group
 
 
+# A node that stops answering (its link down, powered off) must be named within seconds, not after a
+# command's own limit of minutes. paramiko's keepalive only *sends* (a message every KEEPALIVE s that
+# asks for no reply); nothing noticed that no answer came. The kernel does: with TCP_USER_TIMEOUT, data
+# the node has not acknowledged for SILENT_LIMIT s ends the connection (ETIMEDOUT), and the keepalive
+# guarantees there is such data at least every KEEPALIVE s. TCP keepalive probes cover a connection
+# the SSH layer leaves idle. So a node gone quiet is named within KEEPALIVE + SILENT_LIMIT s (25 s),
+# while a node that answers (however slow its command) is never cut off.
+KEEPALIVE = 5
+SILENT_LIMIT = 20
+
+
+def watch_liveness(transport: paramiko.Transport) -> None:
+    """Make a connection whose node stops answering fail within KEEPALIVE + SILENT_LIMIT seconds."""
+    transport.set_keepalive(KEEPALIVE)
+    sock = transport.sock
+    if not isinstance(sock, socket.socket):  # through a jump host: the jump's own connection is watched
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, SILENT_LIMIT * 1000)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, KEEPALIVE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, max(1, SILENT_LIMIT // KEEPALIVE))
+    except OSError:  # not a TCP socket after all (a test's socketpair): nothing to tune
+        pass
+
+
+class NodeSilent(EOFError):
+    """The connection ended before the command did (the node stopped answering, or sshd went away)."""
+
+
+def _raise_lost(channel: paramiko.Channel) -> None:
+    """The command's channel closed without an exit status: say why the connection ended."""
+    transport = channel.get_transport()
+    why = transport.get_exception() if transport is not None else None
+    detail = f" ({why})" if why and str(why) else ""
+    raise NodeSilent(
+        f"the connection ended before the command did{detail}: the node stopped answering (nothing acknowledged "
+        f"for {SILENT_LIMIT} s), or its sshd went away; is the node up and its network reachable from here?"
+    )
+
+
 def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
-    """Read stdout and stderr together so neither pipe can fill and stall the remote command."""
+    """Read stdout and stderr together so neither pipe can fill and stall the remote command.
+
+    A connection that ends first (see watch_liveness) raises NodeSilent at once, with the reason the
+    transport saw, instead of waiting out the command's limit."""
     out, err = bytearray(), bytearray()
     deadline = time.monotonic() + timeout
     while True:
@@ -418,6 +465,8 @@ def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
             err += channel.recv_stderr(65536)
         if channel.exit_status_ready() and (channel.eof_received or channel.closed):
             if not (channel.recv_ready() or channel.recv_stderr_ready()):
+                if channel.exit_status == -1:  # paramiko's mark of a channel closed with no exit status
+                    _raise_lost(channel)
                 return bytes(out), bytes(err)
             continue
         remaining = deadline - time.monotonic()

@@ -24,6 +24,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import random
 import shlex
 import socket
 import threading
@@ -136,10 +137,10 @@ class ControllerLock:
         except BlockingIOError:
             other = _read_holder(fd)
             os.close(fd)
-            who = other.describe() if other else "another run (no record of it in the lock file)"
+            who = f"a {other.describe()}" if other else "another run (its record in the lock file could not be read)"
             raise RunLocked(
                 socket.gethostname(),
-                f"cluster '{holder.cluster}' is locked by a {who}; refused, nothing was changed.\n"
+                f"cluster '{holder.cluster}' is locked by {who}; refused, nothing was changed.\n"
                 + _clear_hint_controller(self.path, other),
                 holder=other,
             ) from None
@@ -162,10 +163,17 @@ class ControllerLock:
 
 
 def _read_holder(fd: int) -> Holder | None:
-    try:
-        return Holder.from_json(os.pread(fd, 65536, 0).decode("utf-8", "replace"))
-    except OSError:
-        return None
+    """The holder's record; it is written just after the lock is taken, so a reader in between waits
+    for it (up to 1 s) instead of reporting a run with no record."""
+    for _ in range(10):
+        try:
+            holder = Holder.from_json(os.pread(fd, 65536, 0).decode("utf-8", "replace"))
+        except OSError:
+            return None
+        if holder is not None:
+            return holder
+        time.sleep(0.1)
+    return None
 
 
 def probe_controller(cluster_dir: Path) -> Holder | None:
@@ -218,6 +226,9 @@ def node_lock_script(holder: Holder, path: str = NODE_LOCK_PATH) -> str:
             "rc=$?",
             "[ $rc -eq 0 ] && exit 0",
             f"[ $rc -eq 1 ] || {{ echo \"flock failed ($rc)\"; exit 1; }}",
+            # The holder writes its record just after taking the lock: wait for it (up to 1 s) rather
+            # than answer with an empty file, which read as "no record of it".
+            f"i=0; while [ ! -s {f} ] && [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done",
             f"echo busy; cat {f}",
         ]
     )
@@ -290,17 +301,52 @@ class NodeLocks:
         self._thread: threading.Thread | None = None
 
     def acquire(self, holder: Holder, names: Sequence[str] | None = None) -> None:
-        """Lock every node (in parallel). A node held by another run: RunLocked (all locks are let go).
+        """Lock every node: the first by name alone, then the others in parallel. A node held by
+        another run: RunLocked (all locks are let go).
+
+        Why the order: two runs of one cluster started together (different --out folders, so no
+        controller lock between them) used to lock all nodes in parallel; each got some, and both
+        refused. Now both try the same first node first, exactly one gets it, and the other holds
+        nothing when it refuses. Runs of different files sharing only some nodes can still meet on a
+        later node: then the one that holds its first node lets go, waits a moment and tries once more.
 
         A node that cannot be reached is noted in `unreachable`, not raised: preflight reports it
         with its own words, and the runner tries again after preflight.
         """
         from runbook.steps._common import parallel
 
-        wanted = [n for n in (names or list(self.hosts)) if n not in self.channels]
-        results = parallel(wanted, lambda name: self._lock_one(name, holder))
+        wanted = sorted(n for n in (names or list(self.hosts)) if n not in self.channels)
+        self._connect(wanted, parallel)  # logins in parallel; locks in order
+        wanted = [n for n in wanted if n not in self.unreachable]
+        for attempt in (1, 2):
+            try:
+                self._lock_group(wanted[:1], holder, parallel)
+                self._lock_group(wanted[1:], holder, parallel)
+                break
+            except RunLocked as refused:
+                first_was_ours = bool(wanted) and refused.host != wanted[0]
+                if attempt == 2 or not first_was_ours:
+                    raise
+                time.sleep(random.uniform(0.5, 1.5))
+        if self._thread is None and self.channels:
+            self._thread = threading.Thread(target=self._heartbeat, name="runbook-node-locks", daemon=True)
+            self._thread.start()
+
+    def _connect(self, names: list[str], parallel: Any) -> None:
+        """Log in to every node at once (host key, login, sudo check), noting the unreachable."""
+        results = parallel(names, lambda name: self.hosts[name].run("true", timeout=NODE_LOCK_ANSWER))
+        for name, result in zip(names, results):
+            if isinstance(result, Exception):
+                self.unreachable[name] = str(result).removeprefix(f"{name}: ")
+            else:
+                self.unreachable.pop(name, None)
+
+    def _lock_group(self, names: list[str], holder: Holder, parallel: Any) -> None:
+        if not names:
+            return
+        results = parallel(names, lambda name: self._lock_one(name, holder))
         busy = []
-        for name, result in zip(wanted, results):
+        for name, result in zip(names, results):
             if isinstance(result, RunLocked):
                 busy.append(result)
             elif isinstance(result, Exception):
@@ -314,13 +360,10 @@ class NodeLocks:
                 raise busy[0]
             text = "\n".join(str(b) for b in busy).removeprefix(f"{busy[0].host}: ")
             raise RunLocked(busy[0].host, text, holder=busy[0].holder)
-        if self._thread is None and self.channels:
-            self._thread = threading.Thread(target=self._heartbeat, name="runbook-node-locks", daemon=True)
-            self._thread.start()
 
     def _lock_one(self, name: str, holder: Holder) -> Any:
         host = self.hosts[name]
-        host.run("true", timeout=NODE_LOCK_ANSWER)  # connects (host key, login, sudo check) with the usual errors
+        host.run("true", timeout=NODE_LOCK_ANSWER)  # connected already; a lost connection comes back here
         wrapped, prefix = host._wrap(node_lock_script(holder))
         transport = host.client.get_transport()
         channel = transport.open_session(timeout=host.endpoint.connect_timeout)
@@ -337,10 +380,10 @@ class NodeLocks:
         if first == b"busy":
             record = answer.split(b"\n", 1)[1].decode("utf-8", "replace").strip()
             other = Holder.from_json(record)
-            who = other.describe() if other else "another run"
+            who = f"a {other.describe()}" if other else "another run (its record in the lock file could not be read)"
             raise RunLocked(
                 name,
-                f"held by a {who}; refused, nothing was changed.\n"
+                f"held by {who}; refused, nothing was changed.\n"
                 f"  The lock ({NODE_LOCK_PATH} on {name}) is held by a shell that lives only as long as that run's\n"
                 f"  SSH connection, and at most {NODE_LOCK_EXPIRES} s after its controller stops answering. If it stays,\n"
                 f"  see who holds it on the node (`fuser -v {NODE_LOCK_PATH}`), make sure the run named above is really\n"
@@ -366,6 +409,9 @@ class NodeLocks:
     def release(self) -> None:
         """Let go of every node's lock: EOF on the shell's stdin ends it."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread = None
+            self._stop = threading.Event()  # a later acquire (the retry) beats again
         for channel in self.channels.values():
             try:
                 channel.shutdown_write()

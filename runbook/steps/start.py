@@ -381,6 +381,37 @@ SECTIONS = ("corosync_version", "corosync_candidate", "init")
 SYSTEMD_SAYS = 'echo "systemd: $(systemctl is-active corosync 2>/dev/null), $(systemctl is-enabled corosync 2>/dev/null) at boot"'
 
 
+DETACHED_END = "@@RUNBOOK-RESTART@@"
+
+
+def detached(script: str) -> str:
+    """Pure: run `script` in a session of its own and wait for it, so that once begun it finishes.
+
+    Why: every node command dies with its SSH session (hosts.SESSION_WATCH ends its process group),
+    which is right for a half-done apt-get but not for a restart: a controller killed between the
+    restart's stop and its start left Corosync stopped on every node. Here the restart runs under
+    setsid, outside the watched group, with its output and exit status in files under /run; this
+    shell only waits and passes them on, so a living controller sees exactly what it saw before,
+    and a dead one leaves a restart that completes by itself.
+    """
+    assert DETACHED_END not in script
+    return "\n".join(
+        [
+            "rb_d=$(mktemp -d /run/runbook-restart-XXXXXX)",
+            f"cat > \"$rb_d/script\" <<'{DETACHED_END}'",
+            script.strip("\n"),
+            DETACHED_END,
+            # the detached part: run, leave the status for the waiter; if no waiter takes it within
+            # 20 s (its controller died), remove the folder itself
+            "setsid sh -c 'sh \"$1/script\" >\"$1/out\" 2>&1; echo $? >\"$1/rc.tmp\"; mv \"$1/rc.tmp\" \"$1/rc\"; "
+            "i=0; while [ -d \"$1\" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; rm -rf \"$1\"' sh \"$rb_d\" </dev/null >/dev/null 2>&1 &",
+            'while [ ! -e "$rb_d/rc" ]; do sleep 0.1; done',
+            'cat "$rb_d/out"; rb_rc=$(cat "$rb_d/rc"); rm -rf "$rb_d"',
+            'exit "$rb_rc"',
+        ]
+    )
+
+
 def restart_operation(init_system: str, verb: str, reason: str) -> operations.Operation:
     """Pure: the (re)start as one operation: shown as the init system's own command, run carefully
     (wait for the old daemon to be gone, check the new one is there, record what it loaded)."""
@@ -394,7 +425,7 @@ def restart_operation(init_system: str, verb: str, reason: str) -> operations.Op
         script = restart_script(init_system)
         diagnose, label = LOG_TAIL, "log"
     return operations.run(
-        "restart", shown, reason, script=script, by_hand=(shown,), timeout=STOP_WAIT + START_WAIT + 100,
+        "restart", shown, reason, script=detached(script), by_hand=(shown,), timeout=STOP_WAIT + START_WAIT + 100,
         diagnose=diagnose, diagnose_label=label, fails_as=f"Corosync did not {verb}",
     )
 

@@ -71,3 +71,45 @@ def test_stop_by_pid_stops_the_nodes_own_corosync_and_no_containers(tmp_path: Pa
         "left: .",
         "still running: 1",  # the container's
     ], result.stdout + result.stderr
+
+
+# --- a restart, once begun, finishes without the controller (issue 22) --------------------------------
+
+
+def test_a_detached_script_passes_on_its_output_and_exit_status() -> None:
+    import subprocess
+
+    from runbook.steps.start import detached
+
+    done = subprocess.run(["sh", "-c", detached('set -e\necho "note: it ran"\necho oops >&2\nexit 3')], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 3
+    assert done.stdout == "note: it ran\noops\n"
+
+
+def test_a_detached_script_finishes_when_the_group_that_started_it_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """As the session watchdog kills a dead controller's command group: the restart still ends its start."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from runbook.steps.start import detached
+
+    marker = tmp_path / "started"
+    waiting = subprocess.Popen(["sh", "-c", detached(f"sleep 1\necho up > {marker}")], start_new_session=True)
+    time.sleep(0.3)
+    os.killpg(waiting.pid, signal.SIGKILL)  # stop ... (the controller dies here) ...
+    waiting.wait()
+    deadline = time.monotonic() + 10
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert marker.read_text() == "up\n", "... start: the detached part went on alone"
+
+
+def test_every_restart_operation_runs_detached() -> None:
+    from runbook.steps.start import DETACHED_END, restart_operation
+
+    for init in ("systemd", "sysv", "none"):
+        op = restart_operation(init, "restart", "corosync.conf changed")
+        assert op.script.startswith("rb_d=$(mktemp -d /run/runbook-restart-") and DETACHED_END in op.script
+        assert "setsid sh -c" in op.script
