@@ -114,7 +114,31 @@ nodes first means a run either goes ahead on every node or stops before touching
 - **2.x**: nodes listed in a `nodelist`, quorum from votequorum, Pacemaker as a separate daemon.
 - **3.x**: Debian 10 and later, Ubuntu 20.04 and later, RHEL 8 and later (from its High
   Availability repository). knet is the transport, and several
-  of the chapter's instructions no longer do what the chapter intends (steps 2, 4 and 5 explain).""",
+  of the chapter's instructions no longer do what the chapter intends (steps 2, 4 and 5 explain).
+
+> **Before you run: let Corosync through the firewall.** This step checks SSH, root, the system
+> and the addresses; it does not look at firewalls. Corosync needs UDP between the nodes, on each
+> link's own addresses. With knet (3.x) that is one port per link: the link's `mcastport`, or
+> 5405 + N for link N when the cluster file sets none (UDP 5405 for link 0, 5406 for link 1).
+> With udpu (the chapter's transport on 1.x) it is the ring's `mcastport`, 5405 in the chapter;
+> with udp (multicast), `mcastport` and `mcastport - 1`. For the chapter's cluster (one knet link,
+> UDP 5405), on node1 accept UDP 5405 from node2, and on node2 the same from 10.0.66.201:
+>
+> ```sh
+> # nftables (Debian's /etc/nftables.conf has table inet filter with an input chain)
+> nft add rule inet filter input ip saddr 10.0.66.202 udp dport 5405 accept
+> # firewalld (RHEL)
+> firewall-cmd --permanent --add-rich-rule='rule family="ipv4" source address="10.0.66.202" port port="5405" protocol="udp" accept'
+> firewall-cmd --reload
+> # ufw (Ubuntu)
+> ufw allow from 10.0.66.202 to any port 5405 proto udp
+> ```
+>
+> A rule added with `nft add` lasts until the next boot; put it in `/etc/nftables.conf` to keep
+> it. The lab hosts behind the guide's pages have no firewall. If Corosync's traffic is dropped,
+> step 6 waits and then reports the members it cannot see, and Corosync's log says
+> `link: host: 2 link: 0 is down`. Every port, per transport and link, is on the guide's
+> *Firewall and packages* page.""",
         look="""\
 **What to look for.** One line per node. A failed node stops the run here, with the reason (no
 route, unknown host key, not root, address not on any interface); fix it and run the step again.
@@ -145,26 +169,33 @@ With `check = True`, `would change` marks the nodes that still lack it.""",
         title="Write corosync.conf",
         call="steps.write_config(cluster, hosts, check=check)",
         intro="""\
-Writes `/etc/corosync/corosync.conf` on every node, rendered from the one cluster description in the
-parameters above for the Corosync generation the node runs. The file is replaced atomically, the old
-one is kept as a timestamped backup, and the report shows the difference.
+Writes `/etc/corosync/corosync.conf` on every node, rendered for the Corosync generation the node
+runs from the one cluster description in the notebook's `parameters` cell (the guide's pages leave
+that cell out: their values are `clusters/chapter.yaml`, shown on the home page). The file is
+replaced atomically, the old one is kept as a backup, and the report shows the difference.
 
 **Why.** This file is the cluster: who the members are, how they reach each other, how long to
 wait before declaring a node gone. The chapter writes it by hand on both nodes; the two copies differ
-only in `bindnetaddr`, which has to be the address of the node the file is on (the primary's file
-rightly says .201, even though the text under it mentions .202).
+only in `bindnetaddr`, which has to be the address of the node the file is on: 10.0.66.201 in
+node1's file, 10.0.66.202 in node2's.
 
 **Corosync generations.**
 
 - **1.x**: the chapter's layout exactly: `member`/`memberaddr` entries inside `interface`,
   `transport: udpu` so no multicast is needed, `rrp_mode`, and the `service`, `aisexec` and `amf`
   sections that load Pacemaker as a plugin.
-- **2.x and 3.x**: the chapter's file does not work. Corosync 3.1.7 rejects it: `corosync -t`
-  reports `member section is deprecated`, then `No valid name found for local host`, and exits 8.
-  The runbook writes the modern equivalent instead: a `nodelist` with each node's name, id and
-  address, votequorum with `two_node: 1` for a two-node cluster, and no Pacemaker plugin sections.
-- **3.x** also uses knet as the transport, with traffic encryption on (which is why step 3 matters),
-  and `link_mode` where the chapter has `rrp_mode`.""",
+- **2.x**: Corosync 2.4 still reads the chapter's file. It logs `member section is deprecated.`
+  and ignores the `service`, `aisexec` and `amf` sections. What breaks is around it: 2.x loads no
+  plugins, so `service { name: pacemaker }` no longer starts Pacemaker (it is a daemon of its
+  own there), and a file without a `quorum` section loads no quorum provider, so every partition
+  counts itself quorate.
+- **3.x**: Corosync 3.1.7 rejects the chapter's file: `corosync -t` reports `member section is
+  deprecated`, then `No valid name found for local host`, and exits 8.
+- On both, the runbook writes the modern equivalent instead: a `nodelist` with each node's name, id
+  and address, votequorum with `two_node: 1` for a two-node cluster, and no Pacemaker plugin
+  sections. On 3.x the transport is knet, with `link_mode` where the chapter has `rrp_mode`.
+  Corosync 3's own default is no encryption; the runbook's `crypto: auto` turns it on with knet,
+  which is why step 3 matters.""",
         look="""\
 **What to look for.** Under the table: the commands each node ran, then each node's whole
 `corosync.conf` as it now is. Open the diff under a node to see exactly what changed. On a second
@@ -185,13 +216,23 @@ shown here, and the report names a key only by the start of its SHA-256 digest.
 shared key; a node with a different key cannot take part. The chapter generates it on the primary,
 copies it to the secondary and then tightens its owner and mode.
 
-**Corosync generations.** On 1.x, `corosync-keygen` reads `/dev/random` and can sit waiting for
-entropy (the chapter asks you to type on the keyboard). On 3.x it reads `/dev/urandom` and never
-waits. The chapter's 1.x configuration has `secauth: off`, so its key is not used for encryption;
-on 3.x with knet, crypto is on by default and the key is what protects the cluster traffic.""",
+**Corosync generations.** On 1.x, `corosync-keygen` reads `/dev/random` and can sit for minutes
+waiting for entropy, printing nothing new (the chapter asks you to type on the keyboard); the
+runbook takes the same 128 bytes from `/dev/urandom` instead, so where the by-hand box below shows
+1.x's `corosync-keygen`, `head -c 128 /dev/urandom > /etc/corosync/authkey` is the command that
+does not wait. On 2.x, `corosync-keygen -l` reads `/dev/urandom`. On 3.x, `corosync-keygen` always
+reads `/dev/urandom`, and its `-l` is kept only so that old scripts still run: it does nothing.
+The chapter's 1.x configuration has `secauth: off`, so its key is not used for encryption. Corosync
+3's own default is no encryption either; it is the runbook's `crypto: auto` that turns it on with
+knet, and then the key is what protects the cluster traffic.""",
         look="""\
-**What to look for.** The same key digest on every node. `changed` on a secondary means its key was
-missing or different and has been replaced with the primary's.""",
+**What to look for.** On a first run, the primary's line says it made a key, and its commands end
+with `made 256 bytes, sha256 …`: the start of the new key's digest. The other nodes say they got
+the primary's key (`copied the key from node1`); a first run prints no digest for them. To compare
+the digests of every node, plan the step again: `runbook plan CLUSTER --only 3` changes nothing
+and reports, on every other node, `holds the same authkey as node1 (sha256 …)` with the primary's
+12 hex digits (or `sha256sum /etc/corosync/authkey` on each node shows the whole digest). `changed` on a secondary means its key was missing or different and has been replaced
+with the primary's.""",
     ),
     StepNotebook(
         stem="04-cfgtool",
@@ -201,10 +242,17 @@ missing or different and has been replaced with the primary's.""",
 On Corosync 1.x and 2.x, adds `/usr/sbin/corosync-cfgtool -r` to `/etc/rc.local`, just before its
 `exit 0`, once. On 3.x it adds nothing, and says why.
 
-**Why.** With redundant rings, a ring that saw a fault is marked faulty and stays out of use until
-someone resets it. The chapter has every node reset the ring state for the whole cluster at boot.
+**Why.** With redundant rings (`rrp_mode`), a ring whose traffic falls behind the others' is
+marked FAULTY and left out. `corosync-cfgtool -r` clears those marks on every node of the cluster,
+so that all rings are used again; the chapter runs it at every boot. Since 1.4.0 Corosync also does
+this by itself: it tests a faulty ring every `rrp_autorecovery_check_timeout` milliseconds (1000 by
+default) and takes it back once it answers, logging `Automatically recovered ring N`. So `-r` is
+the manual reset for a ring that does not come back on its own. The chapter's cluster has a single
+ring, which is never marked faulty (there is no other ring to compare it with), so even on 1.x its
+line has nothing to reset. The runbook adds it on 1.x and 2.x all the same, as the chapter does:
+it does no harm.
 
-**Corosync generations.** The line is meaningful on 1.x and 2.x only. Corosync 3 has no `-r`
+**Corosync generations.** The line can matter on 1.x and 2.x only, with two rings. Corosync 3 has no `-r`
 option: `corosync-cfgtool -r` there prints the usage text and still exits 0, so the line would run
 at every boot, do nothing, and report success. It is also not needed: knet notices when a link comes
 back and uses it again by itself. So on 3.x this step is reported as `skipped`.""",
@@ -228,7 +276,10 @@ packages, the step sets it to `yes`, as the chapter does. Later packages dropped
 3.x on Debian 12, `/etc/default/corosync` has no `START=` line at all, so editing it would change
 nothing. The step therefore does both things that apply: it sets `START=yes` where the line exists, and
 it enables the service through the init system (`systemctl enable corosync` under systemd,
-`update-rc.d` or `chkconfig` for SysV init scripts), so the node starts Corosync at its next boot.""",
+`update-rc.d` or `chkconfig` for SysV init scripts), so the node starts Corosync at its next boot.
+Debian's package enables the unit when it is installed, so on Debian this step usually finds
+nothing to do (and the by-hand box below has nothing to type for 3.x). On RHEL, `dnf install corosync`
+leaves the unit disabled: there the step runs `systemctl enable corosync`, and by hand you type it.""",
         look="""\
 **What to look for.** The method used on each node (defaults file, systemd or SysV), and
 `unchanged` where Corosync was already enabled.""",
