@@ -92,7 +92,7 @@ KEYS: tuple[Key, ...] = (
     Key("links[].bindnetaddr", "IP address", "interface.bindnetaddr", "1.x: each node's own address on the link; else not written"),
     Key("links[].broadcast", "boolean", "interface.broadcast", "not written (no)"),
     Key("links[].ttl", "integer 0..255", "interface.ttl", "not written (1)"),
-    Key("links[].knet_link_priority", "integer 0..255 (3.x)", "interface.knet_link_priority", "not written (0)"),
+    Key("links[].knet_link_priority", "integer 0..255 (3.x)", "interface.knet_link_priority", "not written (1)"),
     Key("links[].knet_transport", _choices(KNET_TRANSPORTS) + " (3.x)", "interface.knet_transport", "not written (udp)"),
     Key("links[].knet_ping_interval", "milliseconds (3.x)", "interface.knet_ping_interval", "not written (token / (pong_count x 2))"),
     Key("links[].knet_ping_timeout", "milliseconds (3.x)", "interface.knet_ping_timeout", "not written (token / pong_count)"),

@@ -93,7 +93,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, kee
                 keygen_command(generation),
                 "the primary has no authkey",
                 script=keygen_script(generation, keep),
-                by_hand=("corosync-keygen" if generation == 1 else "corosync-keygen -l", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
+                by_hand=(f"head -c 128 /dev/urandom > {AUTHKEY_PATH}   # 1.x's corosync-keygen blocks on /dev/random" if generation == 1 else "corosync-keygen -l" if generation == 2 else "corosync-keygen", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
                 path=AUTHKEY_PATH,
             )
         )
