@@ -378,14 +378,16 @@ def _label(entry: Mapping[str, str]) -> str:
 
 
 def _match(wanted_nodes: Sequence[dict[str, str]], running_nodes: Sequence[dict[str, str]]) -> list[tuple[int | None, int | None]]:
-    """Pairs of (wanted index, running index) for the same node: by nodeid, else name, else ring0_addr.
+    """Pairs of (wanted index, running index) for the same node: by name, else ring0_addr, else nodeid.
 
-    A node found by name or address under another nodeid is the same node with a changed id.
+    By name first, as the operator knows nodes: a node that keeps its name under another nodeid is
+    that node with a changed id (the cluster file's default nodeid is its position, so removing a
+    node from the middle renumbers the ones after it), not another node at a changed address.
     """
     pairs: list[tuple[int | None, int | None]] = []
     free = list(range(len(running_nodes)))
     for i, w in enumerate(wanted_nodes):
-        found = next((j for key in ("nodeid", "name", "ring0_addr") if key in w
+        found = next((j for key in ("name", "ring0_addr", "nodeid") if key in w
                       for j in free if same_value(running_nodes[j].get(key), w[key])), None)
         if found is not None:
             free.remove(found)
