@@ -1,11 +1,13 @@
 """The reload-or-restart table (runbook.change_kind) checked on real Corosync 3 daemons.
 
-One 2-node lab, brought up by `runbook run`, shared by every case. Each case starts from the
+One 2-node lab, brought up by `runbook run`, shared by every case; each host has a second network
+that the cluster file uses only in the case that adds a knet link. Each case starts from the
 cluster's own file (put back and reloaded), writes a changed file on every node, asks
 runbook.change_kind what the change takes, runs `corosync-cfgtool -R` once and reads what the
 daemons now run: for the reload keys the new value is in force (the runtime key, the quorum, the
-log file) with every Corosync pid unchanged; for restart keys the reload does not apply them, and
-for an existing node's new address the reload fails as a whole.
+log file, the new link, the cipher with membership kept) with every Corosync pid unchanged; for
+restart keys the reload does not apply them (and a restart does), and for an existing node's new
+address the reload fails as a whole.
 """
 
 from __future__ import annotations
@@ -21,15 +23,16 @@ import yaml
 
 from runbook import lab
 from runbook.change_kind import Kind, Plan, decide
-from runbook.cluster import Cluster
+from runbook.cluster import Cluster, cluster_from_mapping
 from runbook.corosync_conf import render
 from runbook.hosts import Hosts, hosts_for
 from runbook.membership import parse_quorumtool
 from runbook.running_config import file_keys, parse_cmapctl, read_command
-from tests.lab.conftest import REPO, lab_cluster, running_lab, wait_for
+from tests.lab.conftest import REPO, running_lab, wait_for
 
 CONF = "/etc/corosync/corosync.conf"
 NODES = ("node1", "node2")
+ADDRESSES = {"node1": ("10.0.171.11", "10.0.172.11"), "node2": ("10.0.171.12", "10.0.172.12")}
 
 
 @dataclass
@@ -42,19 +45,23 @@ class Kinds:
 
 @pytest.fixture(scope="module")
 def kinds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kinds]:
-    with running_lab("ptkinds", lab.generated_nodes(2, "10.0.171.0/24")) as state:
-        out = tmp_path_factory.mktemp("runs")
-        result = subprocess.run([sys.executable, "-m", "runbook", "run", str(state.cluster_file), "--out", str(out)],
+    with running_lab("ptkinds", [(n, list(a)) for n, a in ADDRESSES.items()]) as state:
+        tmp = tmp_path_factory.mktemp("kinds")
+        base: dict[str, object] = {
+            "cluster_name": "kinds",
+            "nodes": [{"name": n, "address": a[0], **({"role": "primary"} if n == "node1" else {})} for n, a in ADDRESSES.items()],
+        }
+        (tmp / "kinds.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+        result = subprocess.run([sys.executable, "-m", "runbook", "run", str(tmp / "kinds.yaml"), "--out", str(tmp / "runs")],
                                 capture_output=True, text=True, cwd=REPO, timeout=900)
         assert result.returncode == 0, result.stderr[-3000:]
-        base = yaml.safe_load(state.cluster_file.read_text())
-        with hosts_for(lab_cluster(state)) as hosts:
+        with hosts_for(cluster_from_mapping(base)) as hosts:
             version = hosts["node1"].run("corosync -v").text.splitlines()[0]
             yield Kinds(state, base, hosts, version)
 
 
 def cluster(k: Kinds, **overrides: object) -> Cluster:
-    return lab_cluster(k.state, **overrides)
+    return cluster_from_mapping({**k.base, **overrides})
 
 
 def running(k: Kinds) -> dict[str, dict[str, str]]:
@@ -172,6 +179,31 @@ def test_a_node_added_to_the_nodelist_is_applied_by_one_reload(base: Kinds) -> N
         assert cmap(base, node, "nodelist.node.2.ring0_addr") == "10.0.171.13"
         view = quorum(base, node)
         assert re.search(r"Expected votes:\s+3\b", view.raw) and view.quorate is True, view.raw  # 2 of 3 votes
+    assert pids(base) == before
+
+
+def test_a_knet_link_added_on_every_node_is_applied_by_one_reload(base: Kinds) -> None:
+    nodes = [{"name": n, "addresses": list(a), **({"role": "primary"} if n == "node1" else {})} for n, a in ADDRESSES.items()]
+    plan, before = change(base, nodes=nodes, transport="knet", links=[{"number": 0}, {"number": 1}])
+    assert [d.kind for d in plan.nodes] == [Kind.RELOAD, Kind.RELOAD], plan.lines()
+    assert {"nodelist.node.0.ring1_addr", "nodelist.node.1.ring1_addr"} <= {c.key for c in plan.node("node1").forcing}
+    assert "LINK: 1" not in base.hosts["node1"].run("corosync-cfgtool -n").text
+    assert reload(base) == 0
+    for node, other in (("node1", "node2"), ("node2", "node1")):
+        wait_for(lambda: re.search(rf"LINK: 1 udp \({ADDRESSES[node][1]}->{ADDRESSES[other][1]}\) enabled connected",
+                                   base.hosts[node].run("corosync-cfgtool -n").text), 30, f"link 1 up on {node}")
+    assert pids(base) == before
+
+
+def test_a_cipher_change_is_applied_by_one_reload_on_3_1_with_membership_kept(base: Kinds) -> None:
+    ring = quorum(base, "node1").ring_id
+    plan, before = change(base, totem={"crypto_cipher": "aes128", "crypto_hash": "sha256"})
+    assert [(d.kind, [c.key for c in d.forcing]) for d in plan.nodes] == [(Kind.RELOAD, ["totem.crypto_cipher"])] * 2
+    assert reload(base) == 0
+    for node in NODES:  # without knet's crypto reconfiguration the reload keeps aes256 (cfg.c remove_ro_entries)
+        assert cmap(base, node, "totem.crypto_cipher") == "aes128" and cmap(base, node, "config.reload_status") == "1"
+        view = quorum(base, node)
+        assert view.complete(2) and view.ring_id == ring, view.raw
     assert pids(base) == before
 
 
