@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 from runbook.running_config import (
@@ -48,6 +48,8 @@ from runbook.running_config import (
 
 
 class Kind(IntEnum):
+    """In rising order of cost; START stands apart (a node with no Corosync running)."""
+
     NOTHING = 0
     RELOAD = 1
     ROLLING_RESTART = 2
@@ -164,7 +166,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"logging\..+", R, R, "logging is set again from cmap when the reload ends",
          "logconfig.c main_logging_notify -> corosync_main_config_read_logging (v2.4.6, v3.1.7)"),
     Rule(r"uidgid\.config\..+", R, R, "who may connect: looked up in cmap at each connection",
-         "cfg.c remove_deleted_entries('uidgid.config.'); ipc_glue.c corosync_ipc_... uid/gid lookup (v2.4.6, v3.1.7)"),
+         "cfg.c remove_deleted_entries('uidgid.config.'); ipc_glue.c cs_ipcs_connection_accept (v2.4.6, v3.1.7)"),
     Rule(r"nozzle\..+", None, R, "the nozzle device is set up again after a reload",
          "v3.1.7 cfg.c remove_deleted_entries('nozzle.'); totemknet.c totemknet_reconfigure -> setup_nozzle"),
     Rule(r"system\..+", ROLL, ROLL, "this node's process settings (scheduling, IPC, state dir): read at start only",
@@ -254,7 +256,6 @@ class Plan:
     rolling: tuple[str, ...] = ()
     restart_all: tuple[str, ...] = ()
     start: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def stops_cluster(self) -> bool:
@@ -275,7 +276,6 @@ class Plan:
             out.append(f"this stops the whole cluster: {', '.join(self.restart_all)} stop, then start together")
         if self.reload:
             out.append("corosync-cfgtool -R once, after every node has its new file (it reloads every node)")
-        out += list(self.notes)
         return out
 
 
@@ -295,6 +295,8 @@ def decide(
 
     `running[node]` is None where Corosync does not run. A change that needs every node restarted
     together on any node restarts every running node together; a reload is one for the whole cluster.
+    A node in `running` but not in `wanted` (removed from the cluster file) is not decided here: the
+    nodes that stay see its removal in their nodelist.
     """
     if generation not in (1, 2, 3):
         raise ValueError(f"generation {generation!r}: expected 1, 2 or 3")
@@ -369,8 +371,7 @@ def _link_kind(added: bool, generation: int) -> tuple[Kind, str]:
     if generation == 3:
         return R, (f"{what}: knet adds and removes links on reload (v3.1.7 totemconfig.c put_nodelist_members_to_config, "
                    "totemconfig_commit_new_params -> compute_and_set_totempg_interfaces)")
-    kind, why = ALL, f"{what}: 2.x fixes its ring count at start (v2.4.6 put_nodelist_members_to_config loops over interface_count)"
-    return kind, why
+    return ALL, f"{what}: 2.x fixes its ring count at start (v2.4.6 put_nodelist_members_to_config loops over interface_count)"
 
 
 def _label(entry: Mapping[str, str]) -> str:
