@@ -22,6 +22,12 @@ TITLE = "Share the authkey"
 KEY_MODE = 0o400
 SECTIONS = ("corosync_version", "corosync_candidate", "authkey")
 FIX_MODE = f"chown root:root {AUTHKEY_PATH} && chmod 400 {AUTHKEY_PATH}"
+# The chapter's command, with what it does not say: 1.x's keygen reads /dev/random and can wait
+# minutes for entropy on an idle machine; the runbook itself reads /dev/urandom (keygen_script).
+KEYGEN_1X_BY_HAND = (
+    f"corosync-keygen   # reads /dev/random: can wait minutes on an idle node; "
+    f"or: head -c 128 /dev/urandom > {AUTHKEY_PATH} (what the runbook runs)"
+)
 
 
 def keygen_script(generation: int, keep: int = DEFAULT_KEEP, stamp: str | None = None) -> str:
@@ -93,7 +99,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, kee
                 keygen_command(generation),
                 "the primary has no authkey",
                 script=keygen_script(generation, keep),
-                by_hand=(f"head -c 128 /dev/urandom > {AUTHKEY_PATH}   # 1.x's corosync-keygen blocks on /dev/random" if generation == 1 else "corosync-keygen -l" if generation == 2 else "corosync-keygen", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
+                by_hand=(KEYGEN_1X_BY_HAND if generation == 1 else "corosync-keygen -l" if generation == 2 else "corosync-keygen", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
                 path=AUTHKEY_PATH,
             )
         )
