@@ -137,10 +137,9 @@ class ControllerLock:
         except BlockingIOError:
             other = _read_holder(fd)
             os.close(fd)
-            who = f"a {other.describe()}" if other else "another run (its record in the lock file could not be read)"
             raise RunLocked(
                 socket.gethostname(),
-                f"cluster '{holder.cluster}' is locked by {who}; refused, nothing was changed.\n"
+                f"cluster '{holder.cluster}' is locked by {_who(other)}; refused, nothing was changed.\n"
                 + _clear_hint_controller(self.path, other),
                 holder=other,
             ) from None
@@ -160,6 +159,11 @@ class ControllerLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _who(other: Holder | None) -> str:
+    """The other run, as a refusal names it."""
+    return f"a {other.describe()}" if other else "another run (its record in the lock file could not be read)"
 
 
 def _read_holder(fd: int) -> Holder | None:
@@ -329,7 +333,9 @@ class NodeLocks:
                     raise
                 time.sleep(random.uniform(0.5, 1.5))
         if self._thread is None and self.channels:
-            self._thread = threading.Thread(target=self._heartbeat, name="runbook-node-locks", daemon=True)
+            # Each beat gets an event of its own: a refused first attempt's release() has set the old one.
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._heartbeat, args=(self._stop,), name="runbook-node-locks", daemon=True)
             self._thread.start()
 
     def _connect(self, names: list[str], parallel: Any) -> None:
@@ -362,8 +368,7 @@ class NodeLocks:
             raise RunLocked(busy[0].host, text, holder=busy[0].holder)
 
     def _lock_one(self, name: str, holder: Holder) -> Any:
-        host = self.hosts[name]
-        host.run("true", timeout=NODE_LOCK_ANSWER)  # connected already; a lost connection comes back here
+        host = self.hosts[name]  # logged in by _connect (host key, login, sudo check)
         wrapped, prefix = host._wrap(node_lock_script(holder))
         transport = host.client.get_transport()
         channel = transport.open_session(timeout=host.endpoint.connect_timeout)
@@ -380,10 +385,9 @@ class NodeLocks:
         if first == b"busy":
             record = answer.split(b"\n", 1)[1].decode("utf-8", "replace").strip()
             other = Holder.from_json(record)
-            who = f"a {other.describe()}" if other else "another run (its record in the lock file could not be read)"
             raise RunLocked(
                 name,
-                f"held by {who}; refused, nothing was changed.\n"
+                f"held by {_who(other)}; refused, nothing was changed.\n"
                 f"  The lock ({NODE_LOCK_PATH} on {name}) is held by a shell that lives only as long as that run's\n"
                 f"  SSH connection, and at most {NODE_LOCK_EXPIRES} s after its controller stops answering. If it stays,\n"
                 f"  see who holds it on the node (`fuser -v {NODE_LOCK_PATH}`), make sure the run named above is really\n"
@@ -398,8 +402,8 @@ class NodeLocks:
         """Nodes whose lock shell has ended (connection lost, lock expired)."""
         return [name for name, ch in self.channels.items() if ch.exit_status_ready() or ch.closed]
 
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(HEARTBEAT):
+    def _heartbeat(self, stop: threading.Event) -> None:
+        while not stop.wait(HEARTBEAT):
             for channel in list(self.channels.values()):
                 try:
                     channel.sendall(b"\n")
@@ -409,9 +413,7 @@ class NodeLocks:
     def release(self) -> None:
         """Let go of every node's lock: EOF on the shell's stdin ends it."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread = None
-            self._stop = threading.Event()  # a later acquire (the retry) beats again
+        self._thread = None
         for channel in self.channels.values():
             try:
                 channel.shutdown_write()
