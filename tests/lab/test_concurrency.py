@@ -394,49 +394,50 @@ def test_a_hung_apt_get_is_named_with_its_node_under_timeout(env: Env) -> None:
 # --- 5. a symlinked config file, a full disk on the controller ------------------------------------------
 
 
-def test_a_symlinked_corosync_conf_is_refused_at_preflight(env: Env) -> None:
-    sh(env, "node2", f"mkdir -p /srv/shared && mv {CONF} /srv/shared/corosync.conf && ln -s /srv/shared/corosync.conf {CONF}")
+def refused_at_preflight(env: Env, node: str, spoil: str, restore: str, look: str = "true") -> tuple[str, str]:
+    """Spoil `node`, run, put it back: the run must stop at preflight (exit 1) with no node changed.
+    Returns the run's stderr and what `look` printed on the node while it was spoiled."""
+    sh(env, node, spoil)
     try:
         before = snapshot(env)
         result = runbook(env, "run")
         after = snapshot(env)
-        assert sh(env, "node2", f"readlink {CONF}") == "/srv/shared/corosync.conf\n"
+        seen = sh(env, node, look)
     finally:
-        sh(env, "node2", f"rm -f {CONF} && mv /srv/shared/corosync.conf {CONF}")
+        sh(env, node, restore)
     assert result.returncode == 1, result.stderr[-3000:]
+    assert after == before, "a run refused at preflight changed nothing: nothing copied, nothing restarted"
+    return result.stderr, seen
+
+
+def test_a_symlinked_corosync_conf_is_refused_at_preflight(env: Env) -> None:
+    stderr, link = refused_at_preflight(
+        env, "node2", f"mkdir -p /srv/shared && mv {CONF} /srv/shared/corosync.conf && ln -s /srv/shared/corosync.conf {CONF}",
+        f"rm -f {CONF} && mv /srv/shared/corosync.conf {CONF}", look=f"readlink {CONF}",
+    )
+    assert link == "/srv/shared/corosync.conf\n"
     assert (
         f"step 00-preflight failed on node2: {CONF} is a symbolic link to /srv/shared/corosync.conf; the runbook writes each node's own file"
-        in result.stderr
+        in stderr
     )
-    assert f"cp --remove-destination /srv/shared/corosync.conf {CONF}" in result.stderr
-    assert after == before
+    assert f"cp --remove-destination /srv/shared/corosync.conf {CONF}" in stderr
 
 
 def test_etc_corosync_a_symbolic_link_is_refused_at_preflight(env: Env) -> None:
-    sh(env, "node2", "mkdir -p /srv/shared && mv /etc/corosync /srv/shared/corosync && ln -s /srv/shared/corosync /etc/corosync")
-    try:
-        before = snapshot(env)
-        result = runbook(env, "run")
-        after = snapshot(env)
-    finally:
-        sh(env, "node2", "rm /etc/corosync && mv /srv/shared/corosync /etc/corosync")
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "step 00-preflight failed on node2: /etc/corosync is a symbolic link to /srv/shared/corosync; every file" in result.stderr
-    assert "Make /etc/corosync a directory of its own" in result.stderr
-    assert after == before
+    stderr, _ = refused_at_preflight(
+        env, "node2", "mkdir -p /srv/shared && mv /etc/corosync /srv/shared/corosync && ln -s /srv/shared/corosync /etc/corosync",
+        "rm /etc/corosync && mv /srv/shared/corosync /etc/corosync",
+    )
+    assert "step 00-preflight failed on node2: /etc/corosync is a symbolic link to /srv/shared/corosync; every file" in stderr
+    assert "Make /etc/corosync a directory of its own" in stderr
 
 
 def test_a_primarys_key_too_short_for_corosync_is_refused_before_it_is_copied(env: Env) -> None:
-    sh(env, "node1", "mv /etc/corosync/authkey /root/authkey.saved && head -c 64 /dev/urandom > /etc/corosync/authkey && chmod 400 /etc/corosync/authkey")
-    try:
-        before = snapshot(env)
-        result = runbook(env, "run")
-        after = snapshot(env)
-    finally:
-        sh(env, "node1", "mv /root/authkey.saved /etc/corosync/authkey")
-    assert result.returncode == 1, result.stderr[-3000:]
-    assert "step 00-preflight failed on node1: /etc/corosync/authkey on the primary is 64 bytes (512 bits); Corosync needs at least 128 bytes" in result.stderr
-    assert after == before, "nothing copied, nothing restarted"
+    stderr, _ = refused_at_preflight(
+        env, "node1", "mv /etc/corosync/authkey /root/authkey.saved && head -c 64 /dev/urandom > /etc/corosync/authkey && chmod 400 /etc/corosync/authkey",
+        "mv /root/authkey.saved /etc/corosync/authkey",
+    )
+    assert "step 00-preflight failed on node1: /etc/corosync/authkey on the primary is 64 bytes (512 bits); Corosync needs at least 128 bytes" in stderr
     assert sh(env, "node2", "pidof corosync").strip()
 
 
