@@ -228,6 +228,7 @@ def hard_reset(state: LabState, host: LabHost) -> None:
 
 
 SYSV_BOOT = """
+i=0; while kill -0 $PPID 2>/dev/null && [ $i -lt 50 ]; do sleep 0.05; i=$((i+1)); done   # let the launching shell exit first: the kill below would hit it
 kill -KILL -1 2>/dev/null   # every process of this host but PID 1 (and this shell): the power goes
 sleep 0.2
 find /run /tmp -mindepth 1 -delete 2>/dev/null

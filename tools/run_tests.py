@@ -74,7 +74,7 @@ class Shard:
         self.times = logs / f"{self.name}.durations.json"
         env = dict(os.environ, RUNBOOK_TEST_DURATIONS=str(self.times), RUNBOOK_LAB_ONLY="1")
         self.argv = [runbook, "lab", "world", "--world", self.name, "--",
-                     python, "-m", "pytest", "-p", "no:cacheprovider", *pytest_args, *parts]
+                     python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=15", *pytest_args, *parts]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -110,7 +110,7 @@ class Shard:
 def summary(log: Path) -> str:
     """The end of a shard's log, from pytest's first summary section on (failures, -ra, times)."""
     text = log.read_text(errors="replace")
-    for marker in ("= FAILURES =", "= ERRORS =", "short test summary info", "time per test file"):
+    for marker in ("= FAILURES =", "= ERRORS =", "slowest 15 durations", "short test summary info", "time per test file"):
         at = text.find(marker)
         if at >= 0:
             return text[text.rfind("\n", 0, at) + 1:]
