@@ -57,9 +57,9 @@ demo: setup
 # The tests make their labs in lab worlds of their own (a network namespace and lab root each), so a
 # lab you left up (make demo) is neither in their way nor touched by them. The world has no route out,
 # so what lab hosts install is fetched first. tools/run_tests.py runs the suite in TEST_SHARDS shards
-# (default 2), each in its own world, at the same time: lab tests mostly wait. TEST_SHARDS=1 runs it
+# (default 3), each in its own world, at the same time: lab tests mostly wait. TEST_SHARDS=1 runs it
 # as one pytest; `make test ARGS='-- -k boot'` passes pytest arguments on.
-TEST_SHARDS ?= 2
+TEST_SHARDS ?= 3
 test: setup docs-deps
 	$(RUNBOOK) lab prepare --os host,debian12,debian13
 	TEST_SHARDS=$(TEST_SHARDS) $(PY) tools/run_tests.py $(ARGS)

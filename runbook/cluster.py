@@ -131,6 +131,9 @@ def load_cluster(path: str | os.PathLike[str]) -> Cluster:
     return cluster_from_mapping(data, source)
 
 
+MAX_COUNTED_DEPTH = 16  # the count stops here; `nodes` entries sit at depth 2
+
+
 def _nodes_over_limit(text: str) -> int | None:
     """How many entries `nodes:` has once there are more than MAX_NODES (None: not more, or unsure).
 
@@ -166,6 +169,8 @@ def _nodes_over_limit(text: str) -> int | None:
                     key_next = not key_next
             if isinstance(event, yaml.CollectionStartEvent):
                 depth += 1
+                if depth > MAX_COUNTED_DEPTH:
+                    return None  # nesting no cluster file has: the full load refuses it (PyYAML's scanner is slow on deep nesting)
     except yaml.YAMLError:
         return None
     return None

@@ -265,7 +265,8 @@ def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda 
         progress(f"{host.name}: {'hard ' if hard else ''}reboot: killing its processes, then sshd, rc2.d S* scripts, /etc/rc.local")
         script = sysv_boot_script(sshd_command(state, host))
         # setsid + nohup: the script kills the very nsenter that started it.
-        host_exec(host, f"setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 < /dev/null &")
+        # The old boot's marker goes first, here: the wait below must not see it before the script runs.
+        host_exec(host, f"rm -f /run/lab-booted; setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 < /dev/null &")
         (state.host_dir(host) / BOOTS_FILE).write_text(f"{max(before, 1) + 1}\n")
     elif not _supervisor_pids(state, host):
         progress(f"{host.name}: the machine is off (e.g. `systemctl poweroff`); powering it on")

@@ -149,8 +149,9 @@ def alive(processes: dict[int, str]) -> list[int]:
     return living
 
 
-def kernel_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("runbook-kernel-*")}
+def kernel_dirs(of_runner: int) -> set[str]:
+    """One runner's kernel socket directories (named by its pid): other shards' runs make their own meanwhile."""
+    return {p.name for p in Path(tempfile.gettempdir()).glob(f"runbook-kernel-{of_runner}-*")}
 
 
 def backups(env: Env, node: str, path: str = CONF) -> list[str]:
@@ -163,6 +164,9 @@ def fake_command(env: Env, node: str, name: str, body: str) -> None:
 
 
 HANG = "sleep 600; exit 1"
+# Rounds of the races (SIGKILL during a restart, two controllers at once): few in the suite, many in
+# `python benchmarks/soak.py`, which sets this.
+ROUNDS = int(os.environ.get("RUNBOOK_SOAK_ROUNDS", "1"))
 FAKES = "pgrep -f '^/bin/sh /usr/local/sbi[n]/'"
 
 
@@ -282,7 +286,6 @@ def test_a_killed_runner_leaves_nothing_running_and_the_next_run_converges(env: 
     fake_command(env, "node1", "corosync-keygen", HANG)
     for node in ("node1", "node2"):
         sh(env, node, "mv /etc/corosync/authkey /root/authkey.saved")
-    dirs_before = kernel_dirs()
     process = start(env, "run")
     try:
         wait_for(lambda: hanging(env, "node1"), 300, "step 03's keygen on node1", 0.05)
@@ -311,7 +314,7 @@ def test_a_killed_runner_leaves_nothing_running_and_the_next_run_converges(env: 
     # The dead kernel's socket directory is gone by now: the kernel removes it itself when it sees its
     # runner die, unless ipykernel's own parent check ends it first (a race on a loaded machine); then
     # the next run removes directories whose runner is gone.
-    assert kernel_dirs() <= dirs_before, "the kernel's socket directory is removed"
+    assert not kernel_dirs(of_runner=process.pid), "the killed run's kernel socket directory is removed"
     assert "node1  changed       generated a new authkey" in result.stderr
     marked = summary(run_dir)
     assert marked["status"] == "interrupted"
@@ -340,7 +343,7 @@ def test_a_runner_killed_during_step_06s_restart_leaves_corosync_running_on_ever
 
 
 def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
-    for round_ in range(2):
+    for round_ in range(ROUNDS):
         data["totem"]["token"] = 1000 + 100 * (round_ + 1)  # a change that restarts both nodes
         data["totem"]["consensus"] = 2 * data["totem"]["token"]
         changed = env.work / f"token-{round_}.yaml"
@@ -442,7 +445,7 @@ def test_a_primarys_key_too_short_for_corosync_is_refused_before_it_is_copied(en
 
 
 def test_of_two_runs_from_two_controllers_started_together_exactly_one_runs(env: Env) -> None:
-    for round_ in range(3):
+    for round_ in range(max(2, ROUNDS)):
         sh(env, "node2", f"sed -i 's/token: [0-9]*/token: {1100 + round_}/' {CONF}")  # work for the winner
         racers = [start(env, "run", out=env.work / f"racer{round_}-{i}") for i in (1, 2)]
         results = [(r.wait(timeout=600), r.communicate()[1]) for r in racers]

@@ -11,7 +11,8 @@ spec.loader.exec_module(run_tests)  # type: ignore[union-attr]
 
 def test_every_test_file_of_the_suite_is_in_exactly_one_shard() -> None:
     parts = run_tests.test_files()
-    assert "tests/unit" in parts and any(p.startswith("tests/lab/test_") for p in parts)
+    assert "tests/unit" in parts and "tests/docs" in parts and any(p.startswith("tests/lab/test_") for p in parts)
+    assert not any(p.startswith(("tests/unit/", "tests/docs/")) for p in parts)  # each folder runs whole
     shards = run_tests.deal(parts, run_tests.load_seconds(), 2)
     dealt = [p for shard in shards for p in shard]
     assert sorted(dealt) == sorted(parts)
@@ -30,6 +31,7 @@ def test_an_unmeasured_file_still_runs_and_one_shard_is_the_whole_suite() -> Non
     assert run_tests.deal(["x"], {}, 3) == [["x"]]
 
 
-def test_a_unit_test_file_counts_for_the_unit_tests_as_a_whole() -> None:
+def test_a_unit_or_docs_test_file_counts_for_its_folder_as_a_whole() -> None:
     assert run_tests.part_of("tests/unit/test_cli.py") == "tests/unit"
+    assert run_tests.part_of("tests/docs/test_site.py") == "tests/docs"  # one site build for all of them
     assert run_tests.part_of("tests/lab/test_boot.py") == "tests/lab/test_boot.py"
