@@ -48,7 +48,7 @@ COROSYNC_DEFAULTS: dict[str, dict[int, Any]] = {
     "totem.ip_version": {1: "ipv4", 2: "ipv4", 3: "ipv6-4"},
     "totem.rrp_mode": {1: "none", 2: "none", 3: None},
     "totem.link_mode": {1: None, 2: None, 3: "passive"},
-    "interface.mcastport": {1: 5405, 2: 5405, 3: 5405},
+    "interface.mcastport": {1: 5405, 2: 5405, 3: "5405 + link number"},  # 3.1.7 exec/totemconfig.c: knet link N
     "quorum.provider": {1: None, 2: None, 3: None},
     "quorum.two_node": {1: 0, 2: 0, 3: 0},
     "quorum.wait_for_all": {1: 0, 2: "0 (1 with two_node)", 3: "0 (1 with two_node)"},

@@ -6,9 +6,9 @@ exec/totemrrp.c, tools/corosync-keygen.c) and firewalld's services/high-availabi
 come back, on any page or picture of the site. The new parts of the path a newcomer walks (the
 firewall step of the Quickstart, the "before you run" box of step 0, the exit codes) must be there.
 
-A few wrong sentences are written by the runbook's own generators (runbook/by_hand.py,
-runbook/cluster_reference.py), whose pages a unit test keeps equal to their output; those are
-marked xfail(strict) until the generators change, so that the day they do, the mark must go.
+Some of the sentences were written by the runbook's own generators (runbook/by_hand.py,
+runbook/cluster_reference.py from runbook/cluster_model.py), whose pages a unit test keeps equal to
+their output: those were fixed in the generators.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ WRONG = [
     ("ports", "one port receives, the other sends", "udpu binds only mcastport (totemudpu.c)"),
     ("ports", "with udpu or udp, 5404 and 5405", "udpu uses mcastport only"),
     ("6", "interface.knet_link_priority not written (0)", "runbook/cluster_reference.py: 1 on 3.1.7"),
+    ("5", "interface.mcastport not written (Corosync: 5405)", "runbook/cluster_model.py: 5405 + N on 3.x"),
 ]
 
 
@@ -114,25 +115,11 @@ def test_the_1x_key_by_hand_reads_urandom_and_says_why(texts: dict[str, str]) ->
     """Item 8: 1.x's corosync-keygen blocks on /dev/random for minutes; the block says so."""
     assert "corosync-keygen # reads /dev/random: can wait minutes on an idle node; or: head -c 128 /dev/urandom > /etc/corosync/authkey" in " ".join(texts["by-hand/"].split())
 
-# Written by the runbook's generators (see the module docstring): fixed there, not in docs/.
-WRONG_FROM_GENERATORS = [
-    ("5", "interface.mcastport not written (Corosync: 5405)", "runbook/cluster_reference.py: 5405 + N on 3.x"),
-]
-
 
 @pytest.mark.parametrize(("item", "phrase", "instead"), WRONG, ids=[f"{i}:{p[:40]}" for i, p, _ in WRONG])
 def test_no_page_says_the_wrong_thing(texts: dict[str, str], item: str, phrase: str, instead: str) -> None:
     found = where(texts, phrase)
     assert not found, f"item {item}: {phrase!r} is on {found}; instead: {instead}"
-
-
-@pytest.mark.xfail(strict=True, reason="written by a runbook/ generator; the page is kept equal to its output")
-@pytest.mark.parametrize(
-    ("item", "phrase", "instead"), WRONG_FROM_GENERATORS, ids=[f"{i}:{p[:40]}" for i, p, _ in WRONG_FROM_GENERATORS]
-)
-def test_no_generated_page_says_the_wrong_thing(texts: dict[str, str], item: str, phrase: str, instead: str) -> None:
-    found = where(texts, phrase)
-    assert not found, f"item {item}: {phrase!r} is on {found}; fix: {instead}"
 
 
 # --- what is right, where a reader looks for it ------------------------------------------------------
