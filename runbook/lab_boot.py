@@ -264,7 +264,8 @@ def reboot(state: LabState, host_name: str, hard: bool = False, progress=lambda 
     if state.os == "host":
         progress(f"{host.name}: {'hard ' if hard else ''}reboot: killing its processes, then sshd, rc2.d S* scripts, /etc/rc.local")
         script = sysv_boot_script(sshd_command(state, host))
-        # setsid + nohup: the script kills the very nsenter that started it.
+        # setsid + nohup: the script outlives the shell and nsenter that start it; it waits for them to
+        # exit before it kills every process of the host.
         # The old boot's marker goes first, here: the wait below must not see it before the script runs.
         host_exec(host, f"rm -f /run/lab-booted; setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 < /dev/null &")
         (state.host_dir(host) / BOOTS_FILE).write_text(f"{max(before, 1) + 1}\n")

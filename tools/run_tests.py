@@ -3,9 +3,8 @@ its own, the shards at the same time.
 
 Why: most of a lab test's time is waiting (Corosync forming a membership, a token timing out, a host
 booting), not CPU. Three shards on this 2-core machine finish in under half the time of one (two: a
-little over half), and
-each world has its own network namespace and lab root, so the shards' labs never meet even where two
-test files use the same lab names and addresses.
+little over half), and each world has its own network namespace and lab root, so the shards' labs
+never meet even where two test files use the same lab names and addresses.
 
 Files are dealt to shards by their last measured time (`tests/durations.json`, longest first, each to
 the shard with the least so far). `--save-durations` writes this run's times back to that file.
@@ -32,6 +31,7 @@ UNIT = "tests/unit"  # many small files: one unit of work, never split (each fil
 DOCS = "tests/docs"  # one unit of work too: its files share one built site (a lab, a run, mkdocs: ~50 s), built once
 WHOLE = (UNIT, DOCS)
 DEFAULT_SECONDS = 30.0  # a file not measured yet
+SLOWEST = 15  # pytest's --durations: the slowest tests, in each shard's log and summary
 
 
 def test_files(repo: Path = REPO) -> list[str]:
@@ -79,7 +79,7 @@ class Shard:
         self.times = logs / f"{self.name}.durations.json"
         env = dict(os.environ, RUNBOOK_TEST_DURATIONS=str(self.times), RUNBOOK_LAB_ONLY="1")
         self.argv = [runbook, "lab", "world", "--world", self.name, "--",
-                     python, "-m", "pytest", "-p", "no:cacheprovider", "--durations=15", *pytest_args, *parts]
+                     python, "-m", "pytest", "-p", "no:cacheprovider", f"--durations={SLOWEST}", *pytest_args, *parts]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(self.argv, cwd=REPO, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
@@ -115,7 +115,7 @@ class Shard:
 def summary(log: Path) -> str:
     """The end of a shard's log, from pytest's first summary section on (failures, -ra, times)."""
     text = log.read_text(errors="replace")
-    for marker in ("= FAILURES =", "= ERRORS =", "slowest 15 durations", "short test summary info", "time per test file"):
+    for marker in ("= FAILURES =", "= ERRORS =", f"slowest {SLOWEST} durations", "short test summary info", "time per test file"):
         at = text.find(marker)
         if at >= 0:
             return text[text.rfind("\n", 0, at) + 1:]
