@@ -329,17 +329,23 @@ def test_a_runner_killed_during_step_06s_restart_leaves_corosync_running_on_ever
     """The restart, once begun on a node, finishes there: the controller's death between its stop and
     its start used to leave Corosync stopped on every node (issue 22, 3 of 6 rounds)."""
     data = yaml.safe_load(env.cluster_file.read_text())
-    # A start that takes 3 s, as systemd's does on a busy node (it waits for readiness): the window
-    # between the stop and the start in which the controller dies.
+    # The lab hosts run Debian's sysv init script (step 05 says "init is sysv"). Its start marks
+    # that it has begun, then takes 3 s, as systemd's does on a busy node (it waits for readiness):
+    # the runner is killed inside that window, after this node's Corosync was stopped.
+    slow_start = f'[ "$1" = start ] \\&\\& {{ touch {STARTING}; sleep 3; }}'
     for host in env.state.hosts:
-        lab.host_exec(host, "cp /etc/init.d/corosync /root/corosync.init.saved && sed -i '2i [ \"$1\" = start ] \\&\\& sleep 3' /etc/init.d/corosync")
+        lab.host_exec(host, f"cp /etc/init.d/corosync /root/corosync.init.saved && sed -i '2i {slow_start}' /etc/init.d/corosync")
+        assert STARTING in lab.host_exec(host, "sed -n 2p /etc/init.d/corosync").stdout
     try:
         _kill_during_restart(env, data)
     finally:
         for host in env.state.hosts:
-            lab.host_exec(host, "mv /root/corosync.init.saved /etc/init.d/corosync")
+            lab.host_exec(host, f"mv /root/corosync.init.saved /etc/init.d/corosync; rm -f {STARTING}")
     result = runbook(env, "run")  # back to the file the other tests use
     assert result.returncode == 0, result.stderr[-3000:]
+
+
+STARTING = "/run/runbook-test-corosync-starting"
 
 
 def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
@@ -348,27 +354,28 @@ def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
         data["totem"]["consensus"] = 2 * data["totem"]["token"]
         changed = env.work / f"token-{round_}.yaml"
         changed.write_text(yaml.safe_dump(data, sort_keys=False))
+        for host in env.state.hosts:
+            lab.host_exec(host, f"rm -f {STARTING}")
         process = subprocess.Popen(
             [sys.executable, "-m", "runbook", "run", str(changed), "--out", str(env.out)], cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         try:
-            restarting = "ls -d /run/runbook-restart-* 2>/dev/null"
-            def restart_seen() -> bool:  # a node's Corosync stopped or replaced: its restart has begun
-                assert process.poll() is None, f"the run ended before its restart was seen: {process.communicate()[1][-3000:]}"
-                return any(lab.host_exec(h, "pidof corosync", check=False).stdout != pids[h.name] for h in env.state.hosts)
+            def starting() -> bool:  # a node's Corosync was stopped and its start has begun
+                assert process.poll() is None, f"the run ended before a start was seen: {process.communicate()[1][-3000:]}"
+                return any(lab.host_exec(h, f"[ -e {STARTING} ]", check=False).returncode == 0 for h in env.state.hosts)
 
-            pids = {h.name: lab.host_exec(h, "pidof corosync", check=False).stdout for h in env.state.hosts}
-
-            wait_for(restart_seen, 300, "step 06's restart", 0.02)
+            wait_for(starting, 300, "step 06's restart to reach its start", 0.02)
             os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-restart
             process.wait(timeout=30)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        time.sleep(3)  # the node's watchdog ends what its dead session left running within about 3 s
         for host in env.state.hosts:
-            wait_for(lambda: lab.host_exec(host, "pidof corosync", check=False).stdout.strip(), 60, f"Corosync running on {host.name}")
+            wait_for(lambda: lab.host_exec(host, "pidof corosync", check=False).stdout.strip(), 30, f"Corosync running on {host.name} after round {round_ + 1}")
+        restarting = "ls -d /run/runbook-restart-* 2>/dev/null"
         wait_for(lambda: not any(lab.host_exec(h, restarting, check=False).stdout for h in env.state.hosts), 60, "the restarts to end")
         again = subprocess.run([sys.executable, "-m", "runbook", "run", str(changed), "--out", str(env.out)], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]  # step 06 proved a full, quorate membership
