@@ -313,12 +313,14 @@ def run(
     stream: IO[str] | None = None,
     executor: Callable[..., None] | None = None,
     lock_nodes: bool | None = None,
+    take_over: bool = False,
 ) -> int:
     """Run the step notebooks for `cluster_file`; returns the exit code.
 
     0 ok, 1 failed, 130 interrupted (^C), 143 terminated (SIGTERM); RunLocked (75) is raised when
     another run holds the cluster. `lock_nodes` (default: yes, unless a test passes `executor`)
-    takes the lock on every node too.
+    takes the lock on every node too. `take_over`: preflight lets nodes of another running cluster
+    be moved into this one (see runbook.foreign_cluster).
     """
     from runbook.cluster import load_cluster
     from runbook.hosts import hosts_for
@@ -388,7 +390,7 @@ def run(
         run_id=run_id,
         runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
     )
-    parameters = {**cluster.to_parameters(), "check": check, "record_dir": _record_dir_parameter(run_dir)}
+    parameters = {**cluster.to_parameters(), "check": check, "take_over": take_over, "record_dir": _record_dir_parameter(run_dir)}
     progress = Progress(stream, run_dir / RUN_LOG)
     mode = " (check: nothing will be changed)" if check else ""
     progress.line(
@@ -568,14 +570,20 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
         help=f"longest one notebook cell may run, in seconds (default {DEFAULT_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--take-over", action="store_true",
+        help="move nodes that are members of another running cluster (another cluster_name, other members) into "
+        "this one; without it preflight refuses them, naming the cluster, and changes nothing",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return run(args.cluster, check=bool(getattr(args, "check", False)), only=args.only, out=args.out, timeout=args.timeout)
+    return run(args.cluster, check=bool(getattr(args, "check", False)), only=args.only, out=args.out, timeout=args.timeout,
+               take_over=args.take_over)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    return run(args.cluster, check=True, only=args.only, out=args.out, timeout=args.timeout)
+    return run(args.cluster, check=True, only=args.only, out=args.out, timeout=args.timeout, take_over=args.take_over)
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -75,6 +75,7 @@ PARAMETER_TYPE = {
 }
 EXTRA_PARAMETERS = (
     ("check", "bool", False, "True: dry run, show what would change and change nothing"),
+    ("take_over", "bool", False, "True (`--take-over`): move nodes that are members of another running cluster into this one"),
     ("record_dir", "\"str or None\"", None, "set by `runbook run`: the run directory where this step's report is saved as JSON"),
 )
 
@@ -96,7 +97,7 @@ STEPS = (
     StepNotebook(
         stem="00-preflight",
         title="Preflight checks",
-        call="steps.preflight(cluster, hosts, check=check)",
+        call="steps.preflight(cluster, hosts, check=check, take_over=take_over)",
         intro="""\
 This step changes nothing. It logs in to every node over SSH, with the host key checked against
 `known_hosts`, and finds out whether the node is ready: can commands run as root (directly or through

@@ -1,11 +1,13 @@
 """Step 0: check every node before changing any: reachable, root, supported OS, own address on every
-link, names that resolve alike everywhere (never to loopback), generation."""
+link, names that resolve alike everywhere (never to loopback), generation, not in another running
+cluster. Its one change, once every node passed: files an interrupted run staged and left are removed."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from runbook.cluster import Cluster, Node
+from runbook import foreign_cluster, leftovers
 from runbook.cluster_rules import quorum_warnings
 from runbook.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
@@ -151,15 +153,24 @@ def summary_of(facts: NodeFacts) -> str:
     return f"ready: {facts.os_name or facts.os_id}, {corosync}, init {facts.init_system}, uid {facts.uid}"
 
 
-def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
-    """Read facts everywhere and refuse to go on if any node is not fit; changes nothing."""
+EXTRA = {foreign_cluster.SECTION: foreign_cluster.SCRIPT, leftovers.SECTION: leftovers.SCRIPT}
+
+
+def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False) -> StepReport:
+    """Read facts everywhere and refuse to go on if any node is not fit; changes no setting.
+
+    `take_over`: a node in another running cluster is moved into this one (else it is refused).
+    """
     forget_pending()  # a new run (or dry run) starts here
-    facts = gather_facts(STEP, cluster, hosts, SECTIONS)
+    facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra=EXTRA)
     resolved = read_resolution(STEP, cluster, hosts)
     names = name_problems(cluster, resolved)
+    running = {n.name: foreign_cluster.parse_running(facts[n.name].extra.get(foreign_cluster.SECTION, "")) for n in cluster.nodes}
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
         problems = check_node(cluster, node, facts[node.name], resolved[node.name]) + names[node.name]
+        foreign = foreign_cluster.foreign_problem(cluster, node, running[node.name], take_over)
+        problems += [foreign] if foreign else []
         if problems:
             report.outcomes.append(NodeOutcome(node.name, "failed", "; ".join(problems)))
         else:
@@ -181,6 +192,25 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepRep
         first = {n: resolved[n].get(name, ())[:1] for n in resolved}
         report.notes.append(f"{name} resolves to {', '.join(next(iter(first.values()), ()))} on every node")
     report.notes += quorum_warnings(cluster)
+    moved = foreign_cluster.take_over_note(cluster, running) if take_over else None
+    report.notes += [moved] if moved else []
+    stale = {n.name: leftovers.parse_leftovers(facts[n.name].extra.get(leftovers.SECTION, "")) for n in cluster.nodes}
+    if not check:
+        remove_leftovers(hosts, stale)
+    removed = leftovers.note(stale, check)
+    report.notes += [removed] if removed else []
     return report
+
+
+def remove_leftovers(hosts: Hosts, stale: dict[str, tuple[str, ...]]) -> None:
+    """Remove the staged files an interrupted run left; a node where one stays fails the step (nothing else changed)."""
+    names = [name for name, paths in stale.items() if paths]
+    results = parallel(names, lambda name: hosts[name].run(leftovers.remove_script(stale[name]), check=True, display="remove staged files left by an interrupted run").text)
+    failures = {
+        name: (f"cannot remove what an interrupted run staged: {r}" if isinstance(r, Exception) else f"still there after rm: {r.strip()}")
+        for name, r in zip(names, results) if isinstance(r, Exception) or r.strip()
+    }
+    if failures:
+        raise StepFailed(STEP, {k: v + " (no setting was changed on any node)" for k, v in failures.items()})
 
 

@@ -451,6 +451,45 @@ def test_a_primarys_key_too_short_for_corosync_is_refused_before_it_is_copied(en
     assert sh(env, "node2", "pidof corosync").strip()
 
 
+def test_a_file_naming_the_nodes_of_another_running_cluster_is_refused_unless_told_to_take_them_over(env: Env) -> None:
+    """Issue 22 item 3: a file under another cluster_name used to move running members silently."""
+    data = yaml.safe_load(env.cluster_file.read_text())
+    other = env.work / "another-name.yaml"
+    other.write_text(yaml.safe_dump({**data, "cluster_name": f"{LAB}b"}, sort_keys=False))
+    before = snapshot(env)
+    refused = subprocess.run([sys.executable, "-m", "runbook", "run", str(other), "--out", str(env.out)],
+                             capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert snapshot(env) == before, "nothing written, nothing restarted"
+    for node in ("node1", "node2"):
+        assert f"{node} is a member of the running cluster '{LAB}' (2 members: " in refused.stderr
+    assert f"not '{LAB}b'. Nothing was changed." in refused.stderr and "run again with --take-over" in refused.stderr
+    told = subprocess.run([sys.executable, "-m", "runbook", "plan", str(other), "--take-over", "--out", str(env.out)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert told.returncode == 0, told.stderr[-3000:]
+    assert f"--take-over: node1 leaves the running cluster '{LAB}' (2 members: " in told.stderr
+    assert re.search(r"06-start-and-verify .*\n(.*\n)*?\s+node1\s+would change\s+would restart Corosync", told.stderr), told.stderr[-3000:]
+
+
+def test_files_an_interrupted_run_staged_are_removed_by_the_next_run_which_says_so(env: Env) -> None:
+    """Issue 22 item 6: what a controller killed mid-write left beside the targets stayed for good."""
+    from runbook.executor import staged_path
+
+    left = [staged_path(CONF, "0a1b2c3d4e5f60", 0), staged_path("/etc/corosync/authkey", "0a1b2c3d4e5f60", 1)]
+    for path in left:  # as a killed run's stage script leaves them: written, never renamed into place
+        sh(env, "node2", f"umask 077; head -c 300 /dev/urandom > {path}")
+    planned = runbook(env, "plan")
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert f"would remove 2 file(s) an interrupted run had staged and never put in place (node2: {', '.join(left)})" in planned.stderr
+    assert sorted(sh(env, "node2", f"ls {' '.join(left)}").split()) == sorted(left), "a plan removes nothing"
+    result = runbook(env, "run")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"removed 2 file(s) an interrupted run had staged and never put in place (node2: {', '.join(left)})" in result.stderr
+    assert sh(env, "node2", f"ls -d {' '.join(left)} 2>/dev/null; true") == ""
+    again = runbook(env, "run")
+    assert again.returncode == 0 and "interrupted run had staged" not in again.stderr
+
+
 def test_of_two_runs_from_two_controllers_started_together_exactly_one_runs(env: Env) -> None:
     for round_ in range(max(2, ROUNDS)):
         sh(env, "node2", f"sed -i 's/token: [0-9]*/token: {1100 + round_}/' {CONF}")  # work for the winner

@@ -76,3 +76,85 @@ def test_a_ready_cluster_with_a_node_called_cluster_passes() -> None:
     report = run_preflight({"cluster": ("192.0.2.10", "3.1.7", "0"), "node2": ("192.0.2.11", "3.1.7", "0")})
     assert [o.status for o in report.outcomes] == ["ok", "ok"] and report.problems == []
     assert report.to_dict()["problems"] == []
+
+
+# --- a node of another running cluster (issue 22 item 3) --------------------------------------------
+
+def running_text(name: str, *addresses: str) -> str:
+    """What the running_cluster section prints on a node whose Corosync is in cluster `name`."""
+    lines = [f"@@runbook-section running_cluster", f"cluster_name={name}"]
+    for nodeid, address in enumerate(addresses, 1):
+        lines += [f"runtime.members.{nodeid}.config_version (u64) = 0", f"runtime.members.{nodeid}.ip (str) = r(0) ip({address}) ",
+                  f"runtime.members.{nodeid}.join_count (u32) = 1", f"runtime.members.{nodeid}.status (str) = joined"]
+    return "\n".join(lines) + "\n"
+
+
+class Recording(CannedHost):
+    """A canned node that also keeps every command sent to it."""
+
+    def __init__(self, name: str, output: str) -> None:
+        super().__init__(name, output)
+        self.commands: list[str] = []
+
+    def run(self, command: str, **kw: object) -> Result:
+        self.commands.append(command)
+        return super().run(command) if "@@runbook-section" in command else Result(self.name, command, 0, b"", b"")
+
+
+def preflight_of(extra: dict[str, str], name: str = "lab3b", check: bool = False, take_over: bool = False):  # type: ignore[no-untyped-def]
+    nodes = {"node2": "192.0.2.12", "node3": "192.0.2.13"}
+    cluster = cluster_from_mapping({"cluster_name": name, "nodes": [{"name": n, "address": a} for n, a in nodes.items()]})
+    hosts = [Recording(n, facts_text(a, "3.1.7") + extra.get(n, "")) for n, a in nodes.items()]
+    return cluster, hosts, lambda: preflight(cluster, Hosts(hosts), check=check, take_over=take_over)  # type: ignore[arg-type]
+
+
+def test_nodes_of_another_running_cluster_are_refused_naming_it_and_who_would_be_left_behind() -> None:
+    members = ("192.0.2.11", "192.0.2.12", "192.0.2.13")
+    _, hosts, run = preflight_of({"node2": running_text("lab3", *members), "node3": running_text("lab3", *members)})
+    with pytest.raises(StepFailed) as caught:
+        run()
+    failures = caught.value.failures
+    assert set(failures) == {"node2", "node3"}
+    assert "node2 is a member of the running cluster 'lab3' (3 members: 192.0.2.11, 192.0.2.12, 192.0.2.13), not 'lab3b'" in failures["node2"]
+    assert "192.0.2.11 are not in this cluster file and would lose node2" in failures["node2"] and "--take-over" in failures["node2"]
+    assert all(len(h.commands) == 1 for h in hosts)  # the facts script only: nothing was sent that changes anything
+
+
+def test_with_take_over_they_pass_and_the_report_says_which_nodes_leave_which_cluster() -> None:
+    members = ("192.0.2.11", "192.0.2.12", "192.0.2.13")
+    _, _, run = preflight_of({"node2": running_text("lab3", *members), "node3": running_text("lab3", *members)}, take_over=True)
+    report = run()
+    assert [o.status for o in report.outcomes] == ["ok", "ok"]
+    assert any(n.startswith("--take-over: node2 leaves the running cluster 'lab3' (3 members") for n in report.notes)
+
+
+@pytest.mark.parametrize("extra", [
+    {"node2": running_text("debian", "127.0.0.1")},  # the package's own one-node default cluster
+    {"node2": running_text("lab3b", "192.0.2.12", "192.0.2.13")},  # this cluster itself, running
+    {"node2": "@@runbook-section running_cluster\n"},  # Corosync not running
+], ids=["alone-in-its-default-cluster", "the-same-cluster", "not-running"])
+def test_a_node_alone_in_its_own_cluster_or_in_this_one_is_not_refused(extra: dict[str, str]) -> None:
+    _, _, run = preflight_of(extra)
+    assert [o.status for o in run().outcomes] == ["ok", "ok"]
+
+
+# --- staged files an interrupted run left (issue 22 item 6) -----------------------------------------
+
+STAGED = "/etc/corosync/.corosync.conf.runbook-4f2a9c1b0d3e7a-0"
+
+
+def test_staged_files_left_by_an_interrupted_run_are_removed_and_named() -> None:
+    listed = f"@@runbook-section staged_leftovers\n{STAGED}\n/etc/.rc.local.runbook-Ab12Cd\n/etc/corosync/.corosync.conf.runbook-x; rm -rf /\n"
+    _, hosts, run = preflight_of({"node2": listed})
+    report = run()
+    removal = hosts[0].commands[1]
+    assert removal.startswith(f"rm -f -- {STAGED} /etc/.rc.local.runbook-Ab12Cd;") and "rm -rf /" not in removal
+    assert len(hosts[1].commands) == 1  # node3 had none: nothing sent
+    assert f"removed 2 file(s) an interrupted run had staged and never put in place (node2: {STAGED}, /etc/.rc.local.runbook-Ab12Cd)" in report.notes
+
+
+def test_a_plan_names_the_staged_files_and_removes_none() -> None:
+    _, hosts, run = preflight_of({"node3": f"@@runbook-section staged_leftovers\n{STAGED}\n"}, check=True)
+    report = run()
+    assert all(len(h.commands) == 1 for h in hosts)
+    assert f"would remove 1 file(s) an interrupted run had staged and never put in place (node3: {STAGED})" in report.notes

@@ -1,0 +1,76 @@
+"""A node that is already a member of another running cluster: seen at preflight, refused unless told.
+
+A cluster file that names nodes of a running cluster under another cluster_name would move them out
+of it: the nodes left behind lose them, and may lose quorum (seen: `lab3` converged on three nodes, a
+file `lab3b` naming two of them, exit 0, and the third node inquorate). So preflight asks each node's
+running Corosync which cluster it is in and who its members are, and refuses a node that is in a
+cluster of another name with other members, naming that cluster and its members, unless the run
+was given `--take-over`.
+
+Not refused: a node whose Corosync runs alone (one member: the package's own default config, as
+Debian's `apt-get install corosync` starts it, or a node set up by itself), and a node of the same
+cluster_name (the cluster this file describes, being changed). Corosync 1.x has no cluster_name;
+there nothing is refused.
+
+Pure but for the script: tests feed `parse_running` captured output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from runbook.cluster import Cluster, Node
+from runbook.running_members import Member, parse_members
+
+SECTION = "running_cluster"
+# Read-only. `runtime.members` on 3.x, `runtime.totem.pg.mrp.srp.members` on 2.x: both printed.
+SCRIPT = """if pidof corosync >/dev/null 2>&1 && command -v corosync-cmapctl >/dev/null 2>&1; then
+  echo "cluster_name=$(corosync-cmapctl -g totem.cluster_name 2>/dev/null | sed 's/^[^=]*= *//')"
+  corosync-cmapctl runtime.members 2>/dev/null; corosync-cmapctl runtime.totem.pg.mrp.srp.members 2>/dev/null
+fi
+true"""
+
+
+@dataclass(frozen=True)
+class RunningCluster:
+    """The cluster a node's running Corosync is in: its name and its joined members."""
+
+    name: str
+    members: tuple[Member, ...]
+
+    def describe(self) -> str:
+        addresses = ", ".join(m.addresses[0] for m in self.members)
+        return f"'{self.name}' ({len(self.members)} members: {addresses})"
+
+
+def parse_running(text: str) -> RunningCluster | None:
+    """Pure: the SCRIPT's output -> the running cluster, or None (Corosync not running, no cmap, no name)."""
+    name = next((line.partition("=")[2].strip() for line in text.splitlines() if line.startswith("cluster_name=")), "")
+    if not name:
+        return None
+    return RunningCluster(name, parse_members(text))
+
+
+def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None, take_over: bool) -> str | None:
+    """Pure: why this node may not join `cluster` (None when it may): it is in another running cluster."""
+    if running is None or running.name == cluster.name or len(running.members) <= 1 or take_over:
+        return None
+    ours = {a for n in cluster.nodes for a in n.addresses}
+    left = [m.addresses[0] for m in running.members if not set(m.addresses) & ours]
+    behind = (
+        f"; its members {', '.join(left)} are not in this cluster file and would lose {node.name} (and may lose quorum)"
+        if left else ""
+    )
+    return (
+        f"{node.name} is a member of the running cluster {running.describe()}, not '{cluster.name}'{behind}. "
+        f"Nothing was changed. If {node.name} is to leave '{running.name}' for '{cluster.name}', run again with "
+        f"--take-over; if the cluster file names the wrong node or cluster_name, fix it"
+    )
+
+
+def take_over_note(cluster: Cluster, running: dict[str, RunningCluster | None]) -> str | None:
+    """Pure: the note that says which nodes --take-over moves, from which cluster (None: none)."""
+    moved = {name: r for name, r in running.items() if r is not None and r.name != cluster.name and len(r.members) > 1}
+    if not moved:
+        return None
+    return "--take-over: " + "; ".join(f"{name} leaves the running cluster {r.describe()}" for name, r in moved.items())
