@@ -7,6 +7,10 @@ running Corosync which cluster it is in and who its members are, and refuses a n
 cluster of another name with other members, naming that cluster and its members, unless the run
 was given `--take-over`.
 
+A file that names every member of a running cluster under a new cluster_name renames that cluster:
+nobody is left behind, but every node must restart together (runbook.steps.change), so it takes
+`--restart-all` instead.
+
 Not refused: a node whose Corosync runs alone (one member: the package's own default config, as
 Debian's `apt-get install corosync` starts it, or a node set up by itself), and a node of the same
 cluster_name (the cluster this file describes, being changed). Corosync 1.x has no cluster_name;
@@ -51,12 +55,22 @@ def parse_running(text: str) -> RunningCluster | None:
     return RunningCluster(name, parse_members(text))
 
 
-def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None, take_over: bool) -> str | None:
+def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None, take_over: bool,
+                    restart_all: bool = False) -> str | None:
     """Pure: why this node may not join `cluster` (None when it may): it is in another running cluster."""
     if running is None or running.name == cluster.name or len(running.members) <= 1 or take_over:
         return None
     ours = {a for n in cluster.nodes for a in n.addresses}
     left = [m.addresses[0] for m in running.members if not set(m.addresses) & ours]
+    if not left:  # every member is in the file: a rename of the running cluster
+        if restart_all:
+            return None
+        return (
+            f"{node.name} is a member of the running cluster {running.describe()}; this file names every member under "
+            f"the new cluster_name '{cluster.name}', which renames the cluster: every node restarts together and the "
+            f"cluster stops until they are back. Nothing was changed. Run again with --restart-all to do it, or keep "
+            f"cluster_name: {running.name}"
+        )
     behind = (
         f"; its members {', '.join(left)} are not in this cluster file and would lose {node.name} (and may lose quorum)"
         if left else ""

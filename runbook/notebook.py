@@ -52,8 +52,9 @@ def setup(namespace: Mapping[str, Any], step: str | None = None) -> tuple[Cluste
     problems = []
     if not isinstance(check, bool):
         problems.append(f"check: {check!r} is not True or False")
-    if not isinstance(namespace.get("take_over", False), bool):
-        problems.append(f"take_over: {namespace['take_over']!r} is not True or False")
+    for flag in ("take_over", "restart_all"):
+        if not isinstance(namespace.get(flag, False), bool):
+            problems.append(f"{flag}: {namespace[flag]!r} is not True or False")
     if record_dir is not None and not isinstance(record_dir, (str, os.PathLike)):
         problems.append(f"record_dir: {record_dir!r} is not a directory path (or None)")
     try:

@@ -314,13 +314,15 @@ def run(
     executor: Callable[..., None] | None = None,
     lock_nodes: bool | None = None,
     take_over: bool = False,
+    restart_all: bool = False,
 ) -> int:
     """Run the step notebooks for `cluster_file`; returns the exit code.
 
     0 ok, 1 failed, 130 interrupted (^C), 143 terminated (SIGTERM); RunLocked (75) is raised when
     another run holds the cluster. `lock_nodes` (default: yes, unless a test passes `executor`)
     takes the lock on every node too. `take_over`: preflight lets nodes of another running cluster
-    be moved into this one (see runbook.foreign_cluster).
+    be moved into this one (see runbook.foreign_cluster). `restart_all`: a change that restarts
+    every node together, stopping the running cluster, may be made (see runbook.steps.change).
     """
     from runbook.cluster import load_cluster
     from runbook.hosts import hosts_for
@@ -390,7 +392,7 @@ def run(
         run_id=run_id,
         runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
     )
-    parameters = {**cluster.to_parameters(), "check": check, "take_over": take_over, "record_dir": _record_dir_parameter(run_dir)}
+    parameters = {**cluster.to_parameters(), "check": check, "take_over": take_over, "restart_all": restart_all, "record_dir": _record_dir_parameter(run_dir)}
     progress = Progress(stream, run_dir / RUN_LOG)
     mode = " (check: nothing will be changed)" if check else ""
     progress.line(
@@ -575,15 +577,21 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
         help="move nodes that are members of another running cluster (another cluster_name, other members) into "
         "this one; without it preflight refuses them, naming the cluster, and changes nothing",
     )
+    parser.add_argument(
+        "--restart-all", action="store_true",
+        help="allow a change that restarts every node together (cluster_name, transport, a node's address...), which "
+        "stops the running cluster until they are back; without it preflight refuses such a change, naming the keys",
+    )
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     return run(args.cluster, check=bool(getattr(args, "check", False)), only=args.only, out=args.out, timeout=args.timeout,
-               take_over=args.take_over)
+               take_over=args.take_over, restart_all=args.restart_all)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    return run(args.cluster, check=True, only=args.only, out=args.out, timeout=args.timeout, take_over=args.take_over)
+    return run(args.cluster, check=True, only=args.only, out=args.out, timeout=args.timeout, take_over=args.take_over,
+               restart_all=args.restart_all)
 
 
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:

@@ -76,6 +76,7 @@ PARAMETER_TYPE = {
 EXTRA_PARAMETERS = (
     ("check", "bool", False, "True: dry run, show what would change and change nothing"),
     ("take_over", "bool", False, "True (`--take-over`): move nodes that are members of another running cluster into this one"),
+    ("restart_all", "bool", False, "True (`--restart-all`): a change that restarts every node together, stopping the running cluster, may be made"),
     ("record_dir", "\"str or None\"", None, "set by `runbook run`: the run directory where this step's report is saved as JSON"),
 )
 
@@ -97,7 +98,7 @@ STEPS = (
     StepNotebook(
         stem="00-preflight",
         title="Preflight checks",
-        call="steps.preflight(cluster, hosts, check=check, take_over=take_over)",
+        call="steps.preflight(cluster, hosts, check=check, take_over=take_over, restart_all=restart_all)",
         intro="""\
 This step changes nothing. It logs in to every node over SSH, with the host key checked against
 `known_hosts`, and finds out whether the node is ready: can commands run as root (directly or through
@@ -288,11 +289,17 @@ leaves the unit disabled: there the step runs `systemctl enable corosync`, and b
     StepNotebook(
         stem="06-start-and-verify",
         title="Start Corosync and verify the membership",
-        call="steps.start_and_verify(cluster, hosts, check=check)",
+        call="steps.start_and_verify(cluster, hosts, check=check, restart_all=restart_all)",
         intro="""\
-Starts Corosync on every node where it is not running, or restarts it where the running daemon has
-not loaded the files the earlier steps wrote, then waits until every node sees every other node as a member
-and the cluster is quorate. The report shows the membership as each node reports it.
+Starts Corosync on every node where it is not running. Where a running daemon has not loaded the
+files the earlier steps wrote, it compares what the daemon runs (its map, `corosync-cmapctl`) with
+the new file key by key and does only what the change takes: one `corosync-cfgtool -R` for a setting
+Corosync applies at run time (a token timeout, logging, a new node), a restart one node at a time
+for one it reads only at start, and every node together only where nodes that differ cannot work
+together (cluster_name, transport, a node's address); that last stops the cluster, so a run asks for
+`--restart-all` first (the guide's page "Changing a running cluster" shows each kind). Then it waits until every
+node sees every other node as a member and the cluster is quorate. The report shows the membership
+as each node reports it.
 
 **Why.** The chapter stops once the files are in place. Only a running, complete membership shows
 that the configuration, the key and the network really work together.

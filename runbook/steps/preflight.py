@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 from runbook.cluster import Cluster, Node
 from runbook import foreign_cluster, leftovers
+from runbook.corosync_conf import render
+from runbook.steps import change
 from runbook.cluster_rules import quorum_warnings
 from runbook.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
@@ -153,13 +155,25 @@ def summary_of(facts: NodeFacts) -> str:
     return f"ready: {facts.os_name or facts.os_id}, {corosync}, init {facts.init_system}, uid {facts.uid}"
 
 
-EXTRA = {foreign_cluster.SECTION: foreign_cluster.SCRIPT, leftovers.SECTION: leftovers.SCRIPT}
+EXTRA = {foreign_cluster.SECTION: foreign_cluster.SCRIPT, leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT}
 
 
-def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False) -> StepReport:
+def change_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
+    """Why the files step 02 will write may not be made (they stop the running cluster), or None."""
+    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+    if generation not in (2, 3):
+        return None
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    files = {n.name: render(cluster, n.name, generation) for n in cluster.nodes}
+    version = next((f.corosync_version for f in facts.values() if f.corosync_version), None)
+    return change.restart_all_refusal(change.decision(running, files, generation, version), running, restart_all)
+
+
+def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes no setting.
 
     `take_over`: a node in another running cluster is moved into this one (else it is refused).
+    `restart_all`: a change that restarts every node together may stop the running cluster.
     """
     forget_pending()  # a new run (or dry run) starts here
     facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra=EXTRA)
@@ -169,7 +183,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
         problems = check_node(cluster, node, facts[node.name], resolved[node.name]) + names[node.name]
-        foreign = foreign_cluster.foreign_problem(cluster, node, running[node.name], take_over)
+        foreign = foreign_cluster.foreign_problem(cluster, node, running[node.name], take_over, restart_all)
         problems += [foreign] if foreign else []
         if problems:
             report.outcomes.append(NodeOutcome(node.name, "failed", "; ".join(problems)))
@@ -179,6 +193,9 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
     if len(installed) > 1:
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
+    if not report.problems and not any(o.status == "failed" for o in report.outcomes):
+        refusal = change_refusal(cluster, facts, restart_all)
+        report.problems += [refusal] if refusal else []
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)
     if generation:

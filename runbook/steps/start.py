@@ -26,6 +26,8 @@ from runbook.hosts import Host, Hosts
 from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
 from runbook.plan import NodePlan, StepPlan
 from runbook.report import NodeOutcome, StepReport, clean
+from runbook.change_kind import Kind
+from runbook.steps import change
 from runbook.steps._common import StepFailed, apply, gather_facts, generation_of, parallel
 
 STEP = "06-start-and-verify"
@@ -377,7 +379,7 @@ def partial_views(cluster: Cluster, hosts: Hosts, unreachable: StepFailed, check
     return StepFailed(STEP, unreachable.failures, report)
 
 
-SECTIONS = ("corosync_version", "corosync_candidate", "init")
+SECTIONS = ("corosync_version", "corosync_candidate", "init", f"file:{CONF_PATH}")
 SYSTEMD_SAYS = 'echo "systemd: $(systemctl is-active corosync 2>/dev/null), $(systemctl is-enabled corosync 2>/dev/null) at boot"'
 
 
@@ -463,30 +465,150 @@ def plan_node(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str
     return plan
 
 
-def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None) -> StepPlan:
+def conf_reason(reason: str | None) -> bool:
+    """Pure: the reason is corosync.conf (the change decides), not the key, a stopped daemon or systemd."""
+    return bool(reason) and reason.startswith(("corosync.conf", "the running daemon is in cluster"))  # type: ignore[union-attr]
+
+
+def authkey_changed(state: dict[str, str]) -> bool:
+    """Pure: the authkey is not the one the running daemon loaded (as restart_reason judges it)."""
+    if state.get("stamp:pid") == state.get("pid"):
+        return state.get(f"sha:{AUTHKEY_PATH}") != state.get(f"stamp:sha:{AUTHKEY_PATH}")
+    return float(state.get(f"mtime:{AUTHKEY_PATH}", "0") or 0) > float(state.get("start", "0") or 0) + 1
+
+
+ROLL_WAIT = 60  # seconds a restarted node of a rolling restart has to rejoin, quorate, before the next one
+
+
+def rejoin_script(members: int) -> str:
+    """Pure: wait on the node until it is quorate with at least `members` nodes (the membership before its restart)."""
+    return f"""i=0
+while :; do
+  out=$(corosync-quorumtool -s 2>/dev/null || true)
+  n=$(printf '%s\n' "$out" | awk -F: '/^Nodes:/{{gsub(/[ \t]/,"",$2); print $2}}')
+  q=$(printf '%s\n' "$out" | awk -F: '/^Quorate:/{{gsub(/[ \t]/,"",$2); print $2}}')
+  [ "$q" = Yes ] && [ "${{n:-0}}" -ge {members} ] && break
+  i=$((i+1)); [ $i -gt {ROLL_WAIT * 10} ] && {{ echo "did not rejoin within {ROLL_WAIT}s: ${{n:-0}} of {members} members, quorate: ${{q:-?}}; the nodes after it were not restarted" >&2; exit 6; }}
+  sleep 0.1
+done
+echo "rejoined: $n members, quorate"
+"""
+
+
+RELOAD_STATUS = "corosync-cmapctl -g config.reload_status 2>/dev/null | sed 's/^.*= //'"
+RELOAD_SCRIPT = f"""corosync-cfgtool -R || {{ rc=$?; echo "corosync-cfgtool -R failed (exit $rc): Corosync refused the new file as a whole and runs the old one" >&2; exit 4; }}
+s=$({RELOAD_STATUS}); [ "$s" = 1 ] || {{ echo "the reload ended with config.reload_status $s (1 is CS_OK)" >&2; exit 4; }}
+echo "config.reload_status 1 (CS_OK)"
+"""
+RELOADED_SCRIPT = f"""i=0; until [ "$({RELOAD_STATUS})" = 1 ]; do i=$((i+1)); [ $i -gt 100 ] && {{ echo "the reload did not reach this node: config.reload_status $({RELOAD_STATUS})" >&2; exit 4; }}; sleep 0.1; done
+echo "config.reload_status 1 (CS_OK)"
+"""
+
+
+def _wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str]) -> str:
+    """The file the node's Corosync is to run: on disk in a run, the one step 02 would write in a dry run."""
+    from runbook.corosync_conf import render
+
+    on_disk = f.file(CONF_PATH)
+    if CONF_PATH in pending or on_disk is None:
+        return render(cluster, f.node, generation)
+    return on_disk.text
+
+
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None,
+         restart_all: bool = False) -> StepPlan:
+    """Pure: per node, what its files take; nodes in waves: one reload, rolling restarts one node at a
+    time, the restarts that go together, then the first starts (see runbook.steps.change)."""
     from runbook.plan import pending
 
     at = time.time() if now is None else now
-    nodes = {
-        n.name: plan_node(cluster, facts[n.name], generation_of(cluster, facts[n.name], STEP, check), pending(n.name) if check else None, at)
-        for n in cluster.nodes
-    }
-    return StepPlan(STEP, TITLE, nodes)
+    generations = {n.name: generation_of(cluster, facts[n.name], STEP, check) for n in cluster.nodes}
+    waiting = {n.name: pending(n.name) if check else {} for n in cluster.nodes}
+    nodes = {name: plan_node(cluster, facts[name], generations[name], waiting[name], at) for name in generations}
+    states = {name: with_pending(parse_state(facts[name].extra.get("state", "")), waiting[name], at) for name in generations}
+    reasons = {name: restart_reason(states[name], cluster.name, generations[name]) for name in generations}
+    running = {name: change.parse_running(name, facts[name].extra.get(change.SECTION, "")) for name in generations}
+    generation = next(iter(generations.values()))
+    decided = None
+    if any(conf_reason(r) and running[n] is not None for n, r in reasons.items()):
+        files = {name: _wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
+        decided = change.decision(running, files, generation, facts[cluster.nodes[0].name].corosync_version)
+    if decided is None:
+        return StepPlan(STEP, TITLE, nodes)
+    refusal = change.restart_all_refusal(decided, running, restart_all)
+    step_plan = StepPlan(STEP, TITLE, nodes, problems=[refusal] if refusal else [])
+    step_plan.notes += [f"{d.node}: {change.kind_words(d)}" for d in decided.nodes if d.kind != Kind.NOTHING]
+    reloads, rolling, together, starts = [], [], [], []
+    for d in decided.nodes:
+        name, f = d.node, facts[d.node]
+        node_plan, reason = nodes[name], reasons[name]
+        said = systemd_said(states[name])
+        if running[name] is None or (reason and not conf_reason(reason)) or authkey_changed(states[name]):
+            # not running, a new key (nodes with different keys cannot talk: restarted together, as
+            # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
+            if node_plan.changes:
+                (starts if not states[name].get("pid") else together).append(name)
+            continue
+        if d.kind == Kind.NOTHING:
+            if reason:
+                node_plan.operations.clear()
+                node_plan.summary = ("Corosync runs every setting of the current corosync.conf (its running map, compared key "
+                                     f"by key; {reason}): not restarted{said}")
+            continue
+        what, keys = change.kind_words(d), change.forcing_keys(d)
+        if d.kind == Kind.RELOAD:
+            first = not reloads
+            node_plan.operations = [operations.run(
+                "reload", "corosync-cfgtool -R" if first else "corosync-cmapctl -g config.reload_status",
+                f"{what}: the reload goes to every node", script=RELOAD_SCRIPT if first else RELOADED_SCRIPT,
+                by_hand=("corosync-cfgtool -R",) if first else (), timeout=60, fails_as="the reload failed",
+            )]
+            pid = states[name].get("pid", "?")
+            node_plan.would = f"would reload Corosync ({keys}); not restarted (pid {pid}){said}"
+            node_plan.change = f"reloaded Corosync ({keys}); not restarted (pid {pid})"
+            reloads.append(name)
+            continue
+        verb_reason = f"{what}; {reason}" if reason else what
+        node_plan.operations = [restart_operation(f.init_system, "restart", verb_reason)]
+        how = how_of(f.init_system)
+        if d.kind == Kind.ROLLING_RESTART:
+            members = running[name].members  # type: ignore[union-attr]
+            node_plan.operations.append(operations.run(
+                "rejoin", f"corosync-quorumtool -s   # until quorate with {members} members", "the next node restarts only then",
+                script=rejoin_script(members), by_hand=(f"corosync-quorumtool -s   # wait for Quorate: Yes and Nodes: {members} before the next node",),
+                timeout=ROLL_WAIT + 30, fails_as="the node did not rejoin",
+            ))
+            rolling.append(name)
+            node_plan.would = f"would restart Corosync with {how}, one node at a time ({keys}){said}"
+            node_plan.change = f"restarted Corosync with {how}, one node at a time, and it rejoined ({keys})"
+        else:
+            together.append(name)
+            node_plan.would = f"would restart Corosync with {how} together with the other nodes ({keys}){said}"
+            node_plan.change = f"restarted Corosync with {how} together with the other nodes ({keys})"
+    if decided.stops_cluster:
+        step_plan.notes.append(f"this stops the whole cluster: {', '.join(decided.restart_all)} stop, then start together")
+    quiet = [name for name in nodes if not nodes[name].changes]
+    waves = [reloads[:1] + quiet, reloads[1:], *([name] for name in rolling), together, starts]
+    step_plan.waves = [w for w in waves if w]
+    return step_plan
 
 
-def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, timeout: float = 90, progress: Callable[[str], None] = print) -> StepReport:
+def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, restart_all: bool = False, timeout: float = 90,
+                     progress: Callable[[str], None] = print) -> StepReport:
+    """Start, reload or restart each node as its change takes (`restart_all`: a change that stops the
+    running cluster may be made), then wait for the full membership, quorate, and every link."""
     try:
-        facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra={"state": STATE_SCRIPT})
+        facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra={"state": STATE_SCRIPT, change.SECTION: change.SCRIPT})
     except StepFailed as exc:
         raise partial_views(cluster, hosts, exc, check) from None
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
-    the_plan = plan(cluster, facts, check)
+    the_plan = plan(cluster, facts, check, restart_all=restart_all)
     report = apply(the_plan, cluster, hosts, check=check)
     how_started = {}
     for outcome in report.outcomes:
-        if outcome.status == "changed" and outcome.operations:
+        if outcome.status == "changed" and any(op.kind == "restart" for op in outcome.operations):
             how_started[outcome.node] = how_of(facts[outcome.node].init_system)
-            output = outcome.operations[-1].output.splitlines()
+            output = "\n".join(op.output for op in outcome.operations).splitlines()  # the restart's, and a rejoin's
             # what the restart script says of itself: "note: ... stopped corosync by pid ..." (a
             # daemon without its pid file), and systemd's view after the start
             outcome.summary += "".join(f"; {line.removeprefix('note: ')}" for line in output if line.startswith("note: "))

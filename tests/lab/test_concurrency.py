@@ -350,9 +350,9 @@ STARTING = "/run/runbook-test-corosync-starting"
 
 def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
     for round_ in range(ROUNDS):
-        data["totem"]["token"] = 1000 + 100 * (round_ + 1)  # a change that restarts both nodes
-        data["totem"]["consensus"] = 2 * data["totem"]["token"]
-        changed = env.work / f"token-{round_}.yaml"
+        # A key Corosync reads only at start: a rolling restart, node1 first (a token change is reloaded)
+        data["quorum"] = {**data.get("quorum", {}), "last_man_standing_window": 10000 + 1000 * (round_ + 1)}
+        changed = env.work / f"window-{round_}.yaml"
         changed.write_text(yaml.safe_dump(data, sort_keys=False))
         for host in env.state.hosts:
             lab.host_exec(host, f"rm -f {STARTING}")
@@ -375,7 +375,8 @@ def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
         time.sleep(3)  # the node's watchdog ends what its dead session left running within about 3 s
         for host in env.state.hosts:
             wait_for(lambda: lab.host_exec(host, "pidof corosync", check=False).stdout.strip(), 30, f"Corosync running on {host.name} after round {round_ + 1}")
-        restarting = "ls -d /run/runbook-restart-* 2>/dev/null"
+        # a restart still going (its folder has no exit status yet); a finished one's folder stays 20 s for its waiter
+        restarting = 'for d in /run/runbook-restart-*; do [ -d "$d" ] && [ ! -e "$d/rc" ] && echo "$d"; done; true'
         wait_for(lambda: not any(lab.host_exec(h, restarting, check=False).stdout for h in env.state.hosts), 60, "the restarts to end")
         again = subprocess.run([sys.executable, "-m", "runbook", "run", str(changed), "--out", str(env.out)], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]  # step 06 proved a full, quorate membership
@@ -451,8 +452,10 @@ def test_a_primarys_key_too_short_for_corosync_is_refused_before_it_is_copied(en
     assert sh(env, "node2", "pidof corosync").strip()
 
 
-def test_a_file_naming_the_nodes_of_another_running_cluster_is_refused_unless_told_to_take_them_over(env: Env) -> None:
-    """Issue 22 item 3: a file under another cluster_name used to move running members silently."""
+def test_a_file_renaming_the_running_cluster_is_refused_unless_told_to_restart_all(env: Env) -> None:
+    """Issue 22 item 3, on two nodes: a file under another cluster_name naming every running member
+    renames the cluster (every node restarts together) and used to do it silently. A file that leaves
+    a member behind is refused naming --take-over (tests/unit/test_preflight.py, three members)."""
     data = yaml.safe_load(env.cluster_file.read_text())
     other = env.work / "another-name.yaml"
     other.write_text(yaml.safe_dump({**data, "cluster_name": f"{LAB}b"}, sort_keys=False))
@@ -463,12 +466,14 @@ def test_a_file_naming_the_nodes_of_another_running_cluster_is_refused_unless_to
     assert snapshot(env) == before, "nothing written, nothing restarted"
     for node in ("node1", "node2"):
         assert f"{node} is a member of the running cluster '{LAB}' (2 members: " in refused.stderr
-    assert f"not '{LAB}b'. Nothing was changed." in refused.stderr and "run again with --take-over" in refused.stderr
-    told = subprocess.run([sys.executable, "-m", "runbook", "plan", str(other), "--take-over", "--out", str(env.out)],
+    assert f"under the new cluster_name '{LAB}b', which renames the cluster: every node restarts together" in refused.stderr
+    assert "Run again with --restart-all to do it" in refused.stderr
+    told = subprocess.run([sys.executable, "-m", "runbook", "plan", str(other), "--restart-all", "--out", str(env.out)],
                           capture_output=True, text=True, cwd=REPO, timeout=600)
     assert told.returncode == 0, told.stderr[-3000:]
-    assert f"--take-over: node1 leaves the running cluster '{LAB}' (2 members: " in told.stderr
-    assert re.search(r"06-start-and-verify .*\n(.*\n)*?\s+node1\s+would change\s+would restart Corosync", told.stderr), told.stderr[-3000:]
+    assert re.search(rf"node1\s+would change\s+would restart Corosync with .* together with the other nodes "
+                     rf"\(totem\.cluster_name: {LAB} -> {LAB}b\)", told.stderr), told.stderr[-3000:]
+    assert snapshot(env) == before, "a plan changes nothing"
 
 
 def test_files_an_interrupted_run_staged_are_removed_by_the_next_run_which_says_so(env: Env) -> None:

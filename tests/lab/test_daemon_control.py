@@ -161,8 +161,9 @@ def test_corosync_without_its_pid_file_is_restarted_by_a_run_and_the_cluster_com
     assert sh(env, "node1", f"cat {PIDFILE}").split() == before["node1"]
     sh(env, "node1", f"rm {PIDFILE}")
     data = yaml.safe_load(env.cluster_file.read_text())
-    data["totem"]["token"] = 900  # a config change: Corosync must be restarted on every node
-    changed = env.work / "cluster-token-900.yaml"
+    # A key Corosync reads only at start (a token change would be reloaded): every node restarts, one at a time
+    data["quorum"] = {**(data.get("quorum") or {}), "last_man_standing_window": 11000}
+    changed = env.work / "cluster-window-11000.yaml"
     changed.write_text(yaml.safe_dump(data, sort_keys=False))
 
     result = runbook(env, "run", cluster_file=changed)
@@ -172,7 +173,7 @@ def test_corosync_without_its_pid_file_is_restarted_by_a_run_and_the_cluster_com
     after = {n: corosync_pids(env, n) for n in ("node1", "node2")}
     assert all(len(after[n]) == 1 and after[n] != before[n] for n in after), f"both restarted: {before} -> {after}"
     assert sh(env, "node1", f"cat {PIDFILE}").split() == after["node1"], "the init script wrote its pid file again"
-    assert "token: 900" in sh(env, "node1", f"cat {CONF}")
+    assert "last_man_standing_window: 11000" in sh(env, "node1", f"cat {CONF}")
     for node in ("node1", "node2"):
         wait_for(lambda: quorate_with_both(env, node), 30, f"{node} to see both members, quorate")
 
@@ -214,8 +215,8 @@ def test_on_systemd_the_pid_file_plays_no_part_and_a_corosync_outside_the_unit_i
     before = {n: corosync_pids(env, n) for n in ("node1", "node2")}
     sh(env, "node1", f"rm -f {PIDFILE}")
     data = yaml.safe_load(env.cluster_file.read_text())
-    data["totem"]["token"] = 900
-    changed = env.work / "cluster-token-900.yaml"
+    data["quorum"] = {**(data.get("quorum") or {}), "last_man_standing_window": 11000}  # read only at start: restarts
+    changed = env.work / "cluster-window-11000.yaml"
     changed.write_text(yaml.safe_dump(data, sort_keys=False))
     result = runbook(env, "run", cluster_file=changed)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -15,8 +15,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import yaml
@@ -251,3 +254,75 @@ def test_an_existing_nodes_new_address_fails_the_whole_reload(base: Kinds) -> No
         assert cmap(base, node, "config.reload_status") == "7"  # CS_ERR_INVALID_PARAM
         assert cmap(base, node, "nodelist.node.1.ring0_addr") == "10.0.171.12"
     assert pids(base) == before
+
+
+# --- step 06 decides: `runbook run` on the same daemons (issue 21 item 1) ------------------------------
+
+
+def run_file(k: Kinds, tmp: Path, *flags: str, **overrides: object) -> subprocess.CompletedProcess[str]:
+    """`runbook run` of the cluster file with `overrides`, records under `tmp`."""
+    path = tmp / f"cluster-{len(list(tmp.glob('cluster-*.yaml')))}.yaml"
+    path.write_text(yaml.safe_dump({**k.base, **overrides}, sort_keys=False))
+    return subprocess.run([sys.executable, "-m", "runbook", "run", str(path), "--out", str(tmp / "runs"), *flags],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+
+
+def quorate_samples(k: Kinds, stop: threading.Event, found: list[tuple[float, dict[str, bool]]]) -> None:
+    """Every 200 ms: which nodes say they are quorate (corosync-quorumtool on each)."""
+    with hosts_for(cluster(k)) as own:  # connections of its own: Host objects are not shared across threads
+        while not stop.is_set():
+            seen = {n: parse_quorumtool(n, own[n].run("corosync-quorumtool -s", check=False).text).quorate is True for n in NODES}
+            found.append((time.monotonic(), seen))
+            stop.wait(0.2)
+
+
+def test_runbook_run_applies_a_token_change_by_one_reload_with_every_pid_unchanged(base: Kinds, tmp_path: Path) -> None:
+    before = pids(base)
+    result = run_file(base, tmp_path, totem={"token": 3456})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"node1\s+changed\s+reloaded Corosync \(totem\.token: \S+ -> 3456\); not restarted", result.stderr), result.stderr[-3000:]
+    assert "$ corosync-cfgtool -R" in result.stderr
+    for node in NODES:
+        assert cmap(base, node, "runtime.config.totem.token") == "3456"
+    assert pids(base) == before
+    again = run_file(base, tmp_path, totem={"token": 3456})  # now nothing to do
+    assert again.returncode == 0 and "corosync-cfgtool -R" not in again.stderr and pids(base) == before
+
+
+def test_runbook_run_restarts_one_node_at_a_time_for_a_start_only_key_and_keeps_quorum(base: Kinds, tmp_path: Path) -> None:
+    before = pids(base)
+    stop, samples = threading.Event(), []  # type: ignore[var-annotated]
+    sampler = threading.Thread(target=quorate_samples, args=(base, stop, samples))
+    sampler.start()
+    try:
+        result = run_file(base, tmp_path, quorum={"last_man_standing": True, "last_man_standing_window": 12000})
+    finally:
+        stop.set()
+        sampler.join()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "restarted Corosync with" in result.stderr and "one node at a time, and it rejoined" in result.stderr
+    after = pids(base)
+    assert all(after[n] != before[n] for n in NODES), "both restarted"
+    assert len(samples) > 10, samples
+    lost = [(t, seen) for t, seen in samples if not any(seen.values())]
+    assert not lost, f"no node was quorate at {len(lost)} of {len(samples)} samples (200 ms apart): {lost[:3]}"
+    assert any(not all(seen.values()) for _, seen in samples), "the sampler saw a node restart"
+    for node in NODES:
+        assert cmap(base, node, "quorum.last_man_standing") == "1"
+
+
+def test_a_cluster_name_change_is_refused_without_restart_all_and_made_with_it(base: Kinds, tmp_path: Path) -> None:
+    before = pids(base)
+    files = {n: base.hosts[n].run(f"sha256sum {CONF}").text for n in NODES}
+    refused = run_file(base, tmp_path, cluster_name="kinds2")
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert "renames the cluster: every node restarts together" in refused.stderr and "--restart-all" in refused.stderr
+    assert pids(base) == before and {n: base.hosts[n].run(f"sha256sum {CONF}").text for n in NODES} == files
+    done = run_file(base, tmp_path, "--restart-all", cluster_name="kinds2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "together with the other nodes (totem.cluster_name: kinds -> kinds2)" in done.stderr
+    assert "this stops the whole cluster: node1, node2 stop, then start together" in done.stderr
+    assert all(cmap(base, n, "totem.cluster_name") == "kinds2" for n in NODES)
+    back = run_file(base, tmp_path, "--restart-all")
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert all(cmap(base, n, "totem.cluster_name") == "kinds" for n in NODES)
