@@ -275,6 +275,26 @@ def _unprefixed(message: str, node: str) -> str:
     return message.removeprefix(f"{node}: ")
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    import json
+
+    from runbook import lab_guard, status
+    from runbook.cluster import load_cluster
+    from runbook.hosts import hosts_for
+    from runbook.report import clean
+
+    cluster = load_cluster(args.cluster)
+    lab_guard.install()
+    with hosts_for(cluster) as hosts:
+        found = status.status(cluster, hosts)
+    if args.json:
+        print(json.dumps(status.to_json(cluster, found), indent=1))
+    else:
+        for line in status.lines(cluster, found):
+            print(clean(line))  # details come from the nodes: no terminal escapes
+    return 0 if all(s.ok for s in found) else 1
+
+
 def cmd_membership(args: argparse.Namespace) -> int:
     """Each node's own view, also when some nodes cannot be reached: a partition is what this shows."""
     from runbook.cluster import load_cluster
@@ -407,6 +427,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("facts", "Connect to every node and show what it is: OS, Corosync, init system, addresses.",
             "runbook facts clusters/chapter.yaml", cmd_facts)
     p.add_argument("cluster", help="cluster file (YAML)")
+
+    p = add("status", "Does the running cluster agree with its cluster file? Per node: file, running config, key, "
+            "membership, links, boot. Read only; exit 0 when all agree, 1 on drift (each drift names what to run).",
+            "runbook status clusters/chapter.yaml\nrunbook status clusters/chapter.yaml --json   # for monitoring",
+            cmd_status)
+    p.add_argument("cluster", help="cluster file (YAML)")
+    p.add_argument("--json", action="store_true", help="print the answers as JSON (same exit status)")
 
     p = add("membership", "Show each node's view of the membership and quorum (exit 1 unless complete).",
             "runbook membership clusters/chapter.yaml\nrunbook membership clusters/chapter.yaml -v   # full corosync-quorumtool -s",

@@ -609,6 +609,63 @@ def _secret_in(secrets: list[bytes], data: bytes) -> str | None:
     return None
 
 
+def status_of(env: Env, cluster_file: Path | None = None) -> tuple[int, dict[str, Any], str]:
+    """`runbook status --json` and `runbook status`: exit status, the JSON, the text."""
+    argv = [sys.executable, "-m", "runbook", "status", str(cluster_file or env.cluster_file)]
+    as_json = subprocess.run([*argv, "--json"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    text = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert as_json.returncode == text.returncode, (as_json.stderr, text.stderr)
+    return text.returncode, json.loads(as_json.stdout), text.stdout
+
+
+def drifts(found: dict[str, Any]) -> dict[str, list[str]]:
+    return {node: sorted(k for k, c in n["checks"].items() if not c["ok"]) for node, n in found["nodes"].items() if not n["ok"]}
+
+
+def test_status_names_each_drift_the_faults_make_and_a_converged_cluster_as_such(env: Env) -> None:
+    """Issue 21 item 4: a hand-edited file, a different key, a daemon running an older file, boot disabled."""
+    CONF = "/etc/corosync/corosync.conf"
+    assert runbook(env, "run").returncode == 0
+    code, found, text = status_of(env)
+    assert code == 0 and found["ok"] and drifts(found) == {}, text
+    assert f"cluster '{env.cluster.name}': every node agrees with the cluster file" in text
+
+    key = "/etc/corosync/authkey"
+    sh(env, "node2", f"cp -p {CONF} /root/conf.saved && printf 'logging {{\\n\\tdebug: on\\n}}\\n' >> {CONF}")
+    sh(env, "node2", f"cp -p {key} /root/key.saved && head -c 256 /dev/urandom > {key}.new && chmod 400 {key}.new && mv {key}.new {key}")
+    env.keys.append(base64.b64decode(sh(env, "node2", f"base64 -w0 {key}")))
+    sh(env, "node1", "update-rc.d -f corosync remove >/dev/null 2>&1 || rm -f /etc/rc?.d/S??corosync")
+    try:
+        code, found, text = status_of(env)
+        assert code == 1 and not found["ok"], text
+        assert drifts(found) == {"node1": ["boot"], "node2": ["authkey", "file", "running"]}, text
+        running = found["nodes"]["node2"]["checks"]["running"]
+        assert "logging.debug" in running["detail"] and "a run would reload" in running["detail"], running
+        assert found["nodes"]["node2"]["checks"]["authkey"]["detail"] == "a different key from the primary's (node1)"
+        assert f"DRIFT file       {CONF} differs from the cluster file  -> runbook run {env.cluster_file}" in text, text
+        assert f"drift on node1, node2" in text
+        for material in env.keys:
+            assert find_secret(material, text + json.dumps(found)) is None
+    finally:
+        sh(env, "node2", f"mv /root/conf.saved {CONF}; mv /root/key.saved {key}")
+    assert runbook(env, "run").returncode == 0  # boot enabled again, Corosync on the cluster's key
+
+    # The files on disk are the new cluster file's, but no step 06 ran: the daemons run the old one
+    data = yaml.safe_load(env.cluster_file.read_text())
+    data["totem"] = {**data["totem"], "join": 150}
+    newer = env.work / "status-join-150.yaml"
+    newer.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert runbook(env, "run", "--only", "2", cluster_file=newer).returncode == 0
+    try:
+        code, found, text = status_of(env, newer)
+        assert code == 1 and drifts(found) == {"node1": ["running"], "node2": ["running"]}, text
+        assert "totem.join: 100 -> 150; a run would reload" in found["nodes"]["node1"]["checks"]["running"]["detail"]
+    finally:
+        assert runbook(env, "run").returncode == 0
+    code, found, text = status_of(env)
+    assert code == 0, text
+
+
 def test_no_authkey_or_password_anywhere_in_records_or_on_the_controllers_disk(env: Env) -> None:
     with hosts_for(env.cluster) as hosts:
         key = hosts["node1"].read_file("/etc/corosync/authkey")
