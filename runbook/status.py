@@ -29,7 +29,7 @@ from runbook.hosts import Host, Hosts
 from runbook.membership import View, links_line
 from runbook.steps import boot, change
 from runbook.steps.config import same
-from runbook.steps.start import STATE_SCRIPT, NodeLinks, parse_state, read_links, read_view, restart_reason
+from runbook.steps.start import STATE_SCRIPT, NodeLinks, authkey_changed, parse_state, read_links, read_view, restart_reason
 
 SECTIONS = ("corosync_version", "init", "update_rc", "corosync_pids", "authkey", "boot_enabled", f"file:{CONF_PATH}",
             "file:/etc/default/corosync")
@@ -80,8 +80,9 @@ def assess(cluster: Cluster, readings: Mapping[str, NodeReading | Exception]) ->
     generation = cluster.generation or next((r.facts.generation for r in reached.values() if r.facts.generation), 3)
     running = {n: change.parse_running(n, r.facts.extra.get(change.SECTION, "")) for n, r in reached.items()}
     on_disk = {n: r.facts.file(CONF_PATH) for n, r in reached.items()}
-    decided = change.decision(running, {n: f.text for n, f in on_disk.items() if f is not None}, generation,
-                              next((r.facts.corosync_version for r in reached.values()), None)) if all(on_disk.values()) else None
+    version = change.lowest_version(r.facts.corosync_version for r in reached.values())
+    decided = (change.decision(running, {n: f.text for n, f in on_disk.items() if f is not None}, generation, version, cluster.name)
+               if all(on_disk.values()) else None)
     primary_key = reached[cluster.primary.name].facts.authkey if cluster.primary.name in reached else None
     expected = len(cluster.nodes)
     result = []
@@ -126,6 +127,8 @@ def _running(name: str, reading: NodeReading, running: Mapping[str, change.Runni
     if not reading.facts.corosync_running:
         return Check(False, "Corosync is not running", file_cmd)
     state = parse_state(reading.facts.extra.get("state", ""))
+    if authkey_changed(state):
+        return Check(False, f"Corosync runs with another authkey than {AUTHKEY_PATH} (the key changed after it started)", file_cmd)
     if decided is not None and running.get(name) is not None:
         d = decided.node(name)
         if d.kind == Kind.NOTHING:

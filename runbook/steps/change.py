@@ -16,7 +16,8 @@ Pure: inputs are the facts' sections as printed; tests feed them text.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from runbook.change_kind import Kind, NodeDecision, Plan, decide
@@ -48,19 +49,33 @@ def parse_running(node: str, text: str) -> Running | None:
     return Running(keys, len(parse_members(text)))
 
 
+def newcomers(running: Mapping[str, Running | None], cluster_name: str) -> set[str]:
+    """Pure: nodes whose Corosync runs some other cluster (the package's default one, as `apt-get
+    install` starts it) while other nodes run this one: they are joining, so each is started on its
+    own after the others took the new nodelist, and the running cluster is not restarted for them.
+    When no node runs this cluster (a first setup, a rename) there are none: every node decides."""
+    ours = {n for n, r in running.items() if r is not None and r.keys.get("totem.cluster_name") == cluster_name}
+    if not ours:
+        return set()
+    return {n for n, r in running.items() if r is not None and n not in ours}
+
+
 def decision(
     running: Mapping[str, Running | None],
     files: Mapping[str, str],
     generation: int,
     version: str | None,
+    cluster_name: str | None = None,
 ) -> Plan | None:
     """Pure: what each node's new file (`files[node]`, its text) takes, or None where it cannot be decided.
 
-    None on 1.x, and when no node runs Corosync (a first start decides nothing).
+    None on 1.x, and when no node runs Corosync (a first start decides nothing). With
+    `cluster_name`, `newcomers` are decided as nodes to start (Kind.START).
     """
     if generation not in (2, 3) or not any(r is not None for r in running.values()):
         return None
-    now = {node: (r.keys if r is not None else None) for node, r in running.items()}
+    joining = newcomers(running, cluster_name) if cluster_name is not None else set()
+    now = {node: (r.keys if r is not None and node not in joining else None) for node, r in running.items()}
     wanted = {node: file_keys(text, generation) for node, text in files.items()}
     return decide(now, wanted, generation, version)
 
@@ -68,6 +83,13 @@ def decision(
 def membership_at_stake(running: Mapping[str, Running | None]) -> int:
     """Pure: the largest membership among the nodes now (2 or more: a cluster that would stop)."""
     return max((r.members for r in running.values() if r is not None), default=0)
+
+
+def lowest_version(versions: Iterable[str | None]) -> str | None:
+    """Pure: one Corosync version for the whole decision, so preflight, step 06 and status agree
+    (the lowest installed: a key that 3.1 reloads is restarted while any node runs 3.0)."""
+    found = [v for v in versions if v]
+    return min(found, key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)[:3]), default=None)
 
 
 def restart_all_refusal(plan: Plan | None, running: Mapping[str, Running | None], restart_all: bool) -> str | None:
@@ -102,4 +124,4 @@ def forcing_keys(d: NodeDecision) -> str:
     return ", ".join(str(Difference(c.key, c.running, c.wanted)) for c in d.forcing)
 
 
-__all__ = ["Running", "SCRIPT", "SECTION", "decision", "forcing_keys", "kind_words", "membership_at_stake", "parse_running", "restart_all_refusal"]
+__all__ = ["Running", "SCRIPT", "SECTION", "decision", "forcing_keys", "lowest_version", "kind_words", "membership_at_stake", "newcomers", "parse_running", "restart_all_refusal"]

@@ -165,8 +165,9 @@ def change_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all
         return None
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
     files = {n.name: render(cluster, n.name, generation) for n in cluster.nodes}
-    version = next((f.corosync_version for f in facts.values() if f.corosync_version), None)
-    return change.restart_all_refusal(change.decision(running, files, generation, version), running, restart_all)
+    version = change.lowest_version(f.corosync_version for f in facts.values())
+    decided = change.decision(running, files, generation, version, cluster.name)
+    return change.restart_all_refusal(decided, running, restart_all)
 
 
 def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False) -> StepReport:

@@ -495,14 +495,41 @@ echo "rejoined: $n members, quorate"
 """
 
 
+# config.reload_status exists from 3.1 on (2.4.6 and 3.0 keep only config.reload_in_progress): an
+# old value is removed first, so that only this reload's can be read; where none comes back, the
+# exit status of `corosync-cfgtool -R` is what the daemon said. Whether every node took the new
+# values, step 06 checks afterwards from the nodes' maps (reload_misses).
 RELOAD_STATUS = "corosync-cmapctl -g config.reload_status 2>/dev/null | sed 's/^.*= //'"
-RELOAD_SCRIPT = f"""corosync-cfgtool -R || {{ rc=$?; echo "corosync-cfgtool -R failed (exit $rc): Corosync refused the new file as a whole and runs the old one" >&2; exit 4; }}
-s=$({RELOAD_STATUS}); [ "$s" = 1 ] || {{ echo "the reload ended with config.reload_status $s (1 is CS_OK)" >&2; exit 4; }}
-echo "config.reload_status 1 (CS_OK)"
+RELOAD_SCRIPT = f"""corosync-cmapctl -d config.reload_status >/dev/null 2>&1 || true
+corosync-cfgtool -R || {{ rc=$?; echo "corosync-cfgtool -R failed (exit $rc): Corosync refused the new file as a whole and runs the old one" >&2; exit 4; }}
+s=$({RELOAD_STATUS})
+if [ -n "$s" ] && [ "$s" != 1 ]; then echo "the reload ended with config.reload_status $s (1 is CS_OK)" >&2; exit 4; fi
+echo "corosync-cfgtool -R: exit 0${{s:+, config.reload_status $s (CS_OK)}}"
 """
-RELOADED_SCRIPT = f"""i=0; until [ "$({RELOAD_STATUS})" = 1 ]; do i=$((i+1)); [ $i -gt 100 ] && {{ echo "the reload did not reach this node: config.reload_status $({RELOAD_STATUS})" >&2; exit 4; }}; sleep 0.1; done
-echo "config.reload_status 1 (CS_OK)"
+RELOAD_BUSY = "corosync-cmapctl -g config.reload_in_progress 2>/dev/null | sed 's/^.*= //'"
+RELOADED_SCRIPT = f"""i=0; while [ "$({RELOAD_BUSY})" = 1 ]; do i=$((i+1)); [ $i -gt 100 ] && {{ echo "a reload is still in progress here after 10s" >&2; exit 4; }}; sleep 0.1; done
+echo "no reload in progress; the new values are checked in the map afterwards"
 """
+
+
+def reload_misses(reloaded: set[str], running: dict[str, "change.Running | None"], files: dict[str, str], generation: int,
+                  version: str | None, cluster_name: str) -> dict[str, str]:
+    """Pure: the reloaded nodes whose map, read after the reload, still differs where the reload
+    should have changed it (it did not reach them, or Corosync kept a value), with the keys."""
+    after = change.decision(running, files, generation, version, cluster_name)
+    if after is None:
+        return {name: "its map cannot be read after the reload" for name in reloaded}
+    return {d.node: change.forcing_keys(d) for d in after.nodes if d.node in reloaded and d.kind == Kind.RELOAD}
+
+
+def check_reload(cluster: Cluster, hosts: Hosts, facts: dict[str, NodeFacts], generations: dict[str, int], reloaded: set[str]) -> dict[str, str]:
+    """Read every node's map again and name the reloaded nodes where the new values are not in it."""
+    results = parallel(list(cluster.nodes), lambda n: hosts[n.name].run(change.SCRIPT, check=False, timeout=30, display="corosync-cmapctl").text)
+    running = {n.name: (change.parse_running(n.name, r) if isinstance(r, str) else None) for n, r in zip(cluster.nodes, results)}
+    files = {name: _wanted_file(cluster, facts[name], generations[name], {}) for name in facts}
+    version = change.lowest_version(f.corosync_version for f in facts.values())
+    generation = next(iter(generations.values()))
+    return reload_misses(reloaded, running, files, generation, version, cluster.name)
 
 
 def _wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str]) -> str:
@@ -529,10 +556,12 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     reasons = {name: restart_reason(states[name], cluster.name, generations[name]) for name in generations}
     running = {name: change.parse_running(name, facts[name].extra.get(change.SECTION, "")) for name in generations}
     generation = next(iter(generations.values()))
+    version = change.lowest_version(f.corosync_version for f in facts.values())
+    joining = change.newcomers(running, cluster.name)
     decided = None
     if any(conf_reason(r) and running[n] is not None for n, r in reasons.items()):
         files = {name: _wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
-        decided = change.decision(running, files, generation, facts[cluster.nodes[0].name].corosync_version)
+        decided = change.decision(running, files, generation, version, cluster.name)
     if decided is None:
         return StepPlan(STEP, TITLE, nodes)
     refusal = change.restart_all_refusal(decided, running, restart_all)
@@ -543,6 +572,10 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
         name, f = d.node, facts[d.node]
         node_plan, reason = nodes[name], reasons[name]
         said = systemd_said(states[name])
+        if name in joining:  # its Corosync runs the package's own cluster: started on its own, after the reload
+            if node_plan.changes:
+                starts.append(name)
+            continue
         if running[name] is None or (reason and not conf_reason(reason)) or authkey_changed(states[name]):
             # not running, a new key (nodes with different keys cannot talk: restarted together, as
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
@@ -572,7 +605,8 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
         node_plan.operations = [restart_operation(f.init_system, "restart", verb_reason)]
         how = how_of(f.init_system)
         if d.kind == Kind.ROLLING_RESTART:
-            members = running[name].members  # type: ignore[union-attr]
+            # the membership it had, less nodes the new file removes (the reload before it dropped them)
+            members = min(running[name].members, len(cluster.nodes))  # type: ignore[union-attr]
             node_plan.operations.append(operations.run(
                 "rejoin", f"corosync-quorumtool -s   # until quorate with {members} members", "the next node restarts only then",
                 script=rejoin_script(members), by_hand=(f"corosync-quorumtool -s   # wait for Quorate: Yes and Nodes: {members} before the next node",),
@@ -618,6 +652,15 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     if check:
         report.notes.append("check mode: Corosync was not started and the membership was not awaited")
         return report
+    reloaded = {o.node for o in report.outcomes if o.status == "changed" and any(op.kind == "reload" for op in o.operations)}
+    missed = check_reload(cluster, hosts, facts, generations, reloaded) if reloaded else {}
+    if missed:
+        for name in missed:
+            report.outcome(name).status = "failed"
+        raise StepFailed(STEP, {name: f"the reload did not take: its running map still differs from the file ({keys}); "
+                                      "Corosync runs on, with the old values" for name, keys in missed.items()}, report)
+    if reloaded:
+        report.notes.append(f"the reload is in force: every reloaded node's map has the new values ({', '.join(sorted(reloaded))})")
     views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
     expected = len(cluster.nodes)
     members_complete = all(v.complete(expected) for v in views.values())

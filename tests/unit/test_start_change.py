@@ -126,3 +126,22 @@ def test_corosync_1x_keeps_restarting_changed_nodes(generation: int) -> None:
     found = {n: by_hand.assumed_facts(n, generation, installed=True) for n in ("node1", "node2")}
     plan = start.plan(chapter, found)
     assert ops(plan, "node1") == ["restart"]
+
+
+def test_a_node_joining_from_the_packages_default_cluster_starts_last_and_restarts_no_one() -> None:
+    """Adding a node: apt-get started Corosync there in Debian's one-node cluster; the others reload."""
+    three = cluster(nodes=[*BASE["nodes"], {"name": "node3", "address": "192.0.2.13"}])  # type: ignore[list-item]
+    found = facts(three, cluster())
+    newcomer = by_hand.assumed_facts("node3", 3, installed=True)
+    default = cmap_of(cluster(cluster_name="debian", nodes=[{"name": "node3", "address": "192.0.2.13"}, {"name": "x", "address": "192.0.2.99"}]), "node3", 1)
+    found["node3"] = dataclasses.replace(newcomer, extra={"state": STARTED.format(pid=900).replace("stamp:pid=900", "stamp:pid=1") + "\nloaded_cluster_name=debian",
+                                                             change.SECTION: default},
+                                         files={CONF_PATH: FileFact(CONF_PATH, render(three, "node3", 3).encode(), 0o644, "root", "root")})
+    plan = start.plan(three, found)
+    assert plan.problems == [], plan.problems
+    assert ops(plan, "node1") == ["reload"] and ops(plan, "node2") == ["reload"] and ops(plan, "node3") == ["restart"]
+    assert plan.waves == [["node1"], ["node2"], ["node3"]]
+
+
+def test_the_lowest_version_decides_for_every_node() -> None:
+    assert change.lowest_version(["3.1.7", None, "3.0.4", "3.1.10"]) == "3.0.4" and change.lowest_version([None]) is None
