@@ -127,13 +127,14 @@ def _running(name: str, reading: NodeReading, running: Mapping[str, change.Runni
     if not reading.facts.corosync_running:
         return Check(False, "Corosync is not running", file_cmd)
     state = parse_state(reading.facts.extra.get("state", ""))
-    if authkey_changed(state):
-        return Check(False, f"Corosync runs with another authkey than {AUTHKEY_PATH} (the key changed after it started)", file_cmd)
+    key = f"; and another authkey than {AUTHKEY_PATH} (the key changed after it started)" if authkey_changed(state) else ""
     if decided is not None and running.get(name) is not None:
         d = decided.node(name)
         if d.kind == Kind.NOTHING:
-            return Check(True, "Corosync runs the file on disk (its running map, key by key)")
-        return Check(False, f"Corosync runs another file: {change.forcing_keys(d)}; a run would {d.kind.words}", file_cmd)
+            return Check(not key, "Corosync runs the file on disk (its running map, key by key)" + key, file_cmd if key else "")
+        return Check(False, f"Corosync runs another file: {change.forcing_keys(d)}; a run would {d.kind.words}" + key, file_cmd)
+    if key:
+        return Check(False, "Corosync runs" + key.removeprefix(";  and").removeprefix("; and"), file_cmd)
     reason = restart_reason(state, cluster.name, generation)
     if reason is None:
         return Check(True, "Corosync was started after its files last changed")

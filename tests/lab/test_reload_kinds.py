@@ -322,7 +322,4 @@ def test_a_cluster_name_change_is_refused_without_restart_all_and_made_with_it(b
     assert done.returncode == 0, done.stderr[-3000:]
     assert "together with the other nodes (totem.cluster_name: kinds -> kinds2)" in done.stderr
     assert "this stops the whole cluster: node1, node2 stop, then start together" in done.stderr
-    assert all(cmap(base, n, "totem.cluster_name") == "kinds2" for n in NODES)
-    back = run_file(base, tmp_path, "--restart-all")
-    assert back.returncode == 0, back.stderr[-3000:]
-    assert all(cmap(base, n, "totem.cluster_name") == "kinds" for n in NODES)
+    assert all(cmap(base, n, "totem.cluster_name") == "kinds2" for n in NODES)  # the module's last case: left renamed
