@@ -21,6 +21,7 @@ Pure but for the script: tests feed `parse_running` captured output.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runbook.cluster import Cluster, Node
@@ -56,11 +57,15 @@ def parse_running(text: str) -> RunningCluster | None:
 
 
 def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None, take_over: bool,
-                    restart_all: bool = False) -> str | None:
-    """Pure: why this node may not join `cluster` (None when it may): it is in another running cluster."""
+                    restart_all: bool = False, resolved: Mapping[str, tuple[str, ...]] | None = None) -> str | None:
+    """Pure: why this node may not join `cluster` (None when it may): it is in another running cluster.
+
+    `resolved`: how the node resolves the file's hostnames, so that nodes named by hostname are
+    matched with the members' addresses (Corosync lists members by address)."""
     if running is None or running.name == cluster.name or len(running.members) <= 1 or take_over:
         return None
     ours = {a for n in cluster.nodes for a in n.addresses}
+    ours |= {address for name in ours & set(resolved or {}) for address in (resolved or {})[name]}
     left = [m.addresses[0] for m in running.members if not set(m.addresses) & ours]
     if not left:  # every member is in the file: a rename of the running cluster
         if restart_all:

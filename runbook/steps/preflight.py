@@ -184,7 +184,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
         problems = check_node(cluster, node, facts[node.name], resolved[node.name]) + names[node.name]
-        foreign = foreign_cluster.foreign_problem(cluster, node, running[node.name], take_over, restart_all)
+        foreign = foreign_cluster.foreign_problem(cluster, node, running[node.name], take_over, restart_all, resolved[node.name])
         problems += [foreign] if foreign else []
         if problems:
             report.outcomes.append(NodeOutcome(node.name, "failed", "; ".join(problems)))

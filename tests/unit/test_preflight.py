@@ -158,3 +158,18 @@ def test_a_plan_names_the_staged_files_and_removes_none() -> None:
     report = run()
     assert all(len(h.commands) == 1 for h in hosts)
     assert f"would remove 1 file(s) an interrupted run had staged and never put in place (node3: {STAGED})" in report.notes
+
+
+def test_nodes_named_by_hostname_are_matched_with_the_members_addresses_so_a_rename_is_not_a_take_over() -> None:
+    from runbook.foreign_cluster import foreign_problem, parse_running
+
+    cluster = cluster_from_mapping({"cluster_name": "new", "nodes": [{"name": "node2", "address": "node2.example"},
+                                                                     {"name": "node3", "address": "node3.example"}]})
+    running = parse_running(running_text("old", "192.0.2.12", "192.0.2.13").split("\n", 1)[1])
+    node = cluster.nodes[0]
+    by_name = {"node2.example": ("192.0.2.12",), "node3.example": ("192.0.2.13",)}
+    said = foreign_problem(cluster, node, running, take_over=False, resolved=by_name)
+    assert said is not None and "which renames the cluster" in said and "--restart-all" in said
+    assert foreign_problem(cluster, node, running, take_over=False, restart_all=True, resolved=by_name) is None
+    unresolved = foreign_problem(cluster, node, running, take_over=False)
+    assert unresolved is not None and "would lose node2" in unresolved  # without the names' addresses: a take-over
