@@ -64,26 +64,35 @@ def parse_state(text: str) -> dict[str, str]:
 
 def restart_reason(state: dict[str, str], cluster_name: str, generation: int) -> str | None:
     """Pure: why Corosync must be (re)started on this node, or None when it runs the current files."""
-    pid = state.get("pid", "")
-    if not pid:
+    return (daemon_reason(state) or file_reason(state, CONF_PATH, "corosync.conf") or file_reason(state, AUTHKEY_PATH, "authkey")
+            or cluster_reason(state, cluster_name, generation))
+
+
+def daemon_reason(state: dict[str, str]) -> str | None:
+    """Pure: no daemon to compare with: none runs, or not as systemd's unit."""
+    if not state.get("pid", ""):
         return "Corosync is not running"
     if state.get("active") not in (None, "active", "activating", "reloading"):
         return f"a Corosync runs, but not as systemd's corosync.service (systemctl is-active: {state.get('active') or '?'})"
-    if state.get("stamp:pid") == pid:
-        for path, label in ((CONF_PATH, "corosync.conf"), (AUTHKEY_PATH, "authkey")):
-            if state.get(f"sha:{path}") != state.get(f"stamp:sha:{path}"):
-                return f"{label} changed since the runbook started Corosync"
-        return None
-    # A daemon the runbook did not start: judge by time, and by the cluster it says it is in.
-    started = float(state.get("start", "0") or 0)
-    for path, label in ((CONF_PATH, "corosync.conf"), (AUTHKEY_PATH, "authkey")):
-        mtime = float(state.get(f"mtime:{path}", "0") or 0)
-        if mtime > started + 1:
-            return f"{label} is newer than the running daemon"
-    loaded = state.get("loaded_cluster_name")
-    if generation >= 2 and loaded is not None and loaded != cluster_name:
-        return f"the running daemon is in cluster {loaded!r}, not {cluster_name!r} (started with another config)"
     return None
+
+
+def file_reason(state: dict[str, str], path: str, label: str) -> str | None:
+    """Pure: the file is not the one the running daemon loaded: by the runbook's stamp when the
+    runbook started it, else by time (a daemon the runbook did not start)."""
+    if state.get("stamp:pid") == state.get("pid"):
+        changed = state.get(f"sha:{path}") != state.get(f"stamp:sha:{path}")
+        return f"{label} changed since the runbook started Corosync" if changed else None
+    newer = float(state.get(f"mtime:{path}", "0") or 0) > float(state.get("start", "0") or 0) + 1
+    return f"{label} is newer than the running daemon" if newer else None
+
+
+def cluster_reason(state: dict[str, str], cluster_name: str, generation: int) -> str | None:
+    """Pure: a daemon the runbook did not start says it is in another cluster."""
+    loaded = state.get("loaded_cluster_name")
+    if state.get("stamp:pid") == state.get("pid") or generation < 2 or loaded is None or loaded == cluster_name:
+        return None
+    return f"the running daemon is in cluster {loaded!r}, not {cluster_name!r} (started with another config)"
 
 
 def systemd_said(state: dict[str, str]) -> str:
@@ -465,16 +474,15 @@ def plan_node(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str
     return plan
 
 
-def conf_reason(reason: str | None) -> bool:
-    """Pure: the reason is corosync.conf (the change decides), not the key, a stopped daemon or systemd."""
-    return bool(reason) and reason.startswith(("corosync.conf", "the running daemon is in cluster"))  # type: ignore[union-attr]
+def conf_decides(state: dict[str, str], cluster_name: str, generation: int) -> bool:
+    """Pure: a running daemon whose corosync.conf (or cluster) changed: what it takes is decided from
+    the change; a stopped daemon, or one outside systemd's unit, is (re)started as before."""
+    return daemon_reason(state) is None and bool(file_reason(state, CONF_PATH, "corosync.conf") or cluster_reason(state, cluster_name, generation))
 
 
 def authkey_changed(state: dict[str, str]) -> bool:
     """Pure: the authkey is not the one the running daemon loaded (as restart_reason judges it)."""
-    if state.get("stamp:pid") == state.get("pid"):
-        return state.get(f"sha:{AUTHKEY_PATH}") != state.get(f"stamp:sha:{AUTHKEY_PATH}")
-    return float(state.get(f"mtime:{AUTHKEY_PATH}", "0") or 0) > float(state.get("start", "0") or 0) + 1
+    return file_reason(state, AUTHKEY_PATH, "authkey") is not None
 
 
 ROLL_WAIT = 60  # seconds a restarted node of a rolling restart has to rejoin, quorate, before the next one
@@ -559,7 +567,8 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     version = change.lowest_version(f.corosync_version for f in facts.values())
     joining = change.newcomers(running, cluster.name)
     decided = None
-    if any(conf_reason(r) and running[n] is not None for n, r in reasons.items()):
+    decides = {name: conf_decides(states[name], cluster.name, generations[name]) for name in generations}
+    if any(decides[n] and running[n] is not None for n in generations):
         files = {name: _wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
         decided = change.decision(running, files, generation, version, cluster.name)
     if decided is None:
@@ -576,7 +585,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             if node_plan.changes:
                 starts.append(name)
             continue
-        if running[name] is None or (reason and not conf_reason(reason)) or authkey_changed(states[name]):
+        if running[name] is None or (reason and not decides[name]) or authkey_changed(states[name]):
             # not running, a new key (nodes with different keys cannot talk: restarted together, as
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
             if node_plan.changes:
