@@ -16,7 +16,8 @@ Debian's `apt-get install corosync` starts it, or a node set up by itself), and 
 cluster_name (the cluster this file describes, being changed). Corosync 1.x has no cluster_name;
 there nothing is refused.
 
-Pure but for the script: tests feed `parse_running` captured output.
+Pure: `parse_running` reads the node's whole running map, as step 06 reads it (runbook.steps.change
+SCRIPT: preflight prints it once for both); tests feed it captured output.
 """
 
 from __future__ import annotations
@@ -25,16 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from runbook.cluster import Cluster, Node
+from runbook.errors import HostError
+from runbook.running_config import parse_cmapctl
 from runbook.running_members import Member, parse_members
-
-SECTION = "running_cluster"
-# Read-only. `runtime.members` on 3.x, `runtime.totem.pg.mrp.srp.members` on 2.x: both printed.
-SCRIPT = """if pidof corosync >/dev/null 2>&1 && command -v corosync-cmapctl >/dev/null 2>&1; then
-  echo "cluster_name=$(corosync-cmapctl -g totem.cluster_name 2>/dev/null | sed 's/^[^=]*= *//')"
-  corosync-cmapctl runtime.members 2>/dev/null; corosync-cmapctl runtime.totem.pg.mrp.srp.members 2>/dev/null
-fi
-true"""
-
 
 @dataclass(frozen=True)
 class RunningCluster:
@@ -49,11 +43,14 @@ class RunningCluster:
 
 
 def parse_running(text: str) -> RunningCluster | None:
-    """Pure: the SCRIPT's output -> the running cluster, or None (Corosync not running, no cmap, no name)."""
-    name = next((line.partition("=")[2].strip() for line in text.splitlines() if line.startswith("cluster_name=")), "")
-    if not name:
+    """Pure: `corosync-cmapctl` output -> the running cluster, or None (Corosync not running, no cmap, no name).
+
+    Members: `runtime.members` on 3.x, `runtime.totem.pg.mrp.srp.members` on 2.x (parse_members reads both)."""
+    try:
+        name = parse_cmapctl(text).get("totem.cluster_name", "")
+    except HostError:
         return None
-    return RunningCluster(name, parse_members(text))
+    return RunningCluster(name, parse_members(text)) if name else None
 
 
 def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None, take_over: bool,
@@ -83,7 +80,8 @@ def foreign_problem(cluster: Cluster, node: Node, running: RunningCluster | None
     return (
         f"{node.name} is a member of the running cluster {running.describe()}, not '{cluster.name}'{behind}. "
         f"Nothing was changed. If {node.name} is to leave '{running.name}' for '{cluster.name}', run again with "
-        f"--take-over; if the cluster file names the wrong node or cluster_name, fix it"
+        f"--take-over --restart-all (the nodes that move restart together, out of the running cluster); if the "
+        f"cluster file names the wrong node or cluster_name, fix it"
     )
 
 

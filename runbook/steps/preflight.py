@@ -155,7 +155,8 @@ def summary_of(facts: NodeFacts) -> str:
     return f"ready: {facts.os_name or facts.os_id}, {corosync}, init {facts.init_system}, uid {facts.uid}"
 
 
-EXTRA = {foreign_cluster.SECTION: foreign_cluster.SCRIPT, leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT}
+# The running map (change.SCRIPT) serves two checks: the cluster a node is in, and what the change takes.
+EXTRA = {leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT}
 
 
 def change_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
@@ -180,7 +181,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
     facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra=EXTRA)
     resolved = read_resolution(STEP, cluster, hosts)
     names = name_problems(cluster, resolved)
-    running = {n.name: foreign_cluster.parse_running(facts[n.name].extra.get(foreign_cluster.SECTION, "")) for n in cluster.nodes}
+    running = {n.name: foreign_cluster.parse_running(facts[n.name].extra.get(change.SECTION, "")) for n in cluster.nodes}
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
         problems = check_node(cluster, node, facts[node.name], resolved[node.name]) + names[node.name]

@@ -10,6 +10,8 @@ import json
 import pytest
 
 from runbook.cluster import cluster_from_mapping
+from runbook.corosync_conf import render
+from runbook.running_config import file_keys
 from runbook.hosts import Hosts, Result
 from runbook.steps import StepFailed
 from runbook.steps.preflight import preflight
@@ -80,9 +82,14 @@ def test_a_ready_cluster_with_a_node_called_cluster_passes() -> None:
 
 # --- a node of another running cluster (issue 22 item 3) --------------------------------------------
 
-def running_text(name: str, *addresses: str) -> str:
-    """What the running_cluster section prints on a node whose Corosync is in cluster `name`."""
-    lines = [f"@@runbook-section running_cluster", f"cluster_name={name}"]
+def running_text(name: str, *addresses: str, node: str = "node2") -> str:
+    """What the running map section (corosync-cmapctl) prints on `node` when its Corosync runs the
+    file of cluster `name` whose members are at `addresses`: the file's keys, then the members."""
+    keys = {"totem.cluster_name": name}  # one member (a package's default cluster): only its name matters here
+    if len(addresses) > 1:
+        running = cluster_from_mapping({"cluster_name": name, "nodes": [{"name": f"node{a[-1]}", "address": a} for a in addresses]})
+        keys = file_keys(render(running, node, 3), 3)
+    lines = ["@@runbook-section running_map", *(f"{k} (str) = {v}" for k, v in keys.items())]
     for nodeid, address in enumerate(addresses, 1):
         lines += [f"runtime.members.{nodeid}.config_version (u64) = 0", f"runtime.members.{nodeid}.ip (str) = r(0) ip({address}) ",
                   f"runtime.members.{nodeid}.join_count (u32) = 1", f"runtime.members.{nodeid}.status (str) = joined"]
@@ -101,16 +108,17 @@ class Recording(CannedHost):
         return super().run(command) if "@@runbook-section" in command else Result(self.name, command, 0, b"", b"")
 
 
-def preflight_of(extra: dict[str, str], name: str = "lab3b", check: bool = False, take_over: bool = False):  # type: ignore[no-untyped-def]
+def preflight_of(extra: dict[str, str], name: str = "lab3b", check: bool = False, take_over: bool = False,  # type: ignore[no-untyped-def]
+                 restart_all: bool = False):
     nodes = {"node2": "192.0.2.12", "node3": "192.0.2.13"}
     cluster = cluster_from_mapping({"cluster_name": name, "nodes": [{"name": n, "address": a} for n, a in nodes.items()]})
     hosts = [Recording(n, facts_text(a, "3.1.7") + extra.get(n, "")) for n, a in nodes.items()]
-    return cluster, hosts, lambda: preflight(cluster, Hosts(hosts), check=check, take_over=take_over)  # type: ignore[arg-type]
+    return cluster, hosts, lambda: preflight(cluster, Hosts(hosts), check=check, take_over=take_over, restart_all=restart_all)  # type: ignore[arg-type]
 
 
 def test_nodes_of_another_running_cluster_are_refused_naming_it_and_who_would_be_left_behind() -> None:
     members = ("192.0.2.11", "192.0.2.12", "192.0.2.13")
-    _, hosts, run = preflight_of({"node2": running_text("lab3", *members), "node3": running_text("lab3", *members)})
+    _, hosts, run = preflight_of({"node2": running_text("lab3", *members), "node3": running_text("lab3", *members, node="node3")})
     with pytest.raises(StepFailed) as caught:
         run()
     failures = caught.value.failures
@@ -120,9 +128,14 @@ def test_nodes_of_another_running_cluster_are_refused_naming_it_and_who_would_be
     assert all(len(h.commands) == 1 for h in hosts)  # the facts script only: nothing was sent that changes anything
 
 
-def test_with_take_over_they_pass_and_the_report_says_which_nodes_leave_which_cluster() -> None:
+def test_with_take_over_and_restart_all_they_pass_and_the_report_says_which_nodes_leave_which_cluster() -> None:
+    """Moving them restarts them together in the new cluster, out of a running one: that takes both flags."""
     members = ("192.0.2.11", "192.0.2.12", "192.0.2.13")
-    _, _, run = preflight_of({"node2": running_text("lab3", *members), "node3": running_text("lab3", *members)}, take_over=True)
+    extra = {"node2": running_text("lab3", *members), "node3": running_text("lab3", *members, node="node3")}
+    with pytest.raises(StepFailed) as caught:
+        preflight_of(extra, take_over=True)[2]()
+    assert "this change restarts every node together, so the running cluster (3 members) stops" in str(caught.value)
+    _, _, run = preflight_of(extra, take_over=True, restart_all=True)
     report = run()
     assert [o.status for o in report.outcomes] == ["ok", "ok"]
     assert any(n.startswith("--take-over: node2 leaves the running cluster 'lab3' (3 members") for n in report.notes)
@@ -131,7 +144,7 @@ def test_with_take_over_they_pass_and_the_report_says_which_nodes_leave_which_cl
 @pytest.mark.parametrize("extra", [
     {"node2": running_text("debian", "127.0.0.1")},  # the package's own one-node default cluster
     {"node2": running_text("lab3b", "192.0.2.12", "192.0.2.13")},  # this cluster itself, running
-    {"node2": "@@runbook-section running_cluster\n"},  # Corosync not running
+    {"node2": "@@runbook-section running_map\n"},  # Corosync not running
 ], ids=["alone-in-its-default-cluster", "the-same-cluster", "not-running"])
 def test_a_node_alone_in_its_own_cluster_or_in_this_one_is_not_refused(extra: dict[str, str]) -> None:
     _, _, run = preflight_of(extra)
