@@ -31,9 +31,8 @@ from runbook.steps import boot, change
 from runbook.steps.config import same
 from runbook.steps.start import STATE_SCRIPT, NodeLinks, authkey_changed, parse_state, read_links, read_view, restart_reason
 
-SECTIONS = ("corosync_version", "init", "update_rc", "corosync_pids", "authkey", "boot_enabled", f"file:{CONF_PATH}",
-            "file:/etc/default/corosync")
-CHECKS = ("file", "running", "authkey", "membership", "links", "boot")
+# What the checks read, with what step 05's plan reads for the boot check
+SECTIONS = tuple(dict.fromkeys(("corosync_version", "corosync_pids", "authkey", f"file:{CONF_PATH}", *boot.SECTIONS)))
 
 
 @dataclass(frozen=True)
@@ -127,14 +126,15 @@ def _running(name: str, reading: NodeReading, running: Mapping[str, change.Runni
     if not reading.facts.corosync_running:
         return Check(False, "Corosync is not running", file_cmd)
     state = parse_state(reading.facts.extra.get("state", ""))
-    key = f"; and another authkey than {AUTHKEY_PATH} (the key changed after it started)" if authkey_changed(state) else ""
+    old_key = f"another authkey than {AUTHKEY_PATH} (the key changed after it started)" if authkey_changed(state) else ""
+    also = f"; and {old_key}" if old_key else ""
     if decided is not None and running.get(name) is not None:
         d = decided.node(name)
         if d.kind == Kind.NOTHING:
-            return Check(not key, "Corosync runs the file on disk (its running map, key by key)" + key, file_cmd if key else "")
-        return Check(False, f"Corosync runs another file: {change.forcing_keys(d)}; a run would {d.kind.words}" + key, file_cmd)
-    if key:
-        return Check(False, "Corosync runs" + key.removeprefix(";  and").removeprefix("; and"), file_cmd)
+            return Check(not old_key, "Corosync runs the file on disk (its running map, key by key)" + also, file_cmd if old_key else "")
+        return Check(False, f"Corosync runs another file: {change.forcing_keys(d)}; a run would {d.kind.words}" + also, file_cmd)
+    if old_key:
+        return Check(False, f"Corosync runs {old_key}", file_cmd)
     reason = restart_reason(state, cluster.name, generation)
     if reason is None:
         return Check(True, "Corosync was started after its files last changed")
