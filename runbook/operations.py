@@ -23,7 +23,7 @@ from typing import Literal
 
 STAGED = '"$f"'  # how a write's `validate` command names the staged file
 
-Kind = Literal["install", "write", "keygen", "copy-key", "chmod", "enable", "restart", "reload", "rejoin", "run"]
+Kind = Literal["install", "write", "keygen", "copy-key", "chmod", "enable", "restart", "reload", "rejoin", "remove", "run"]
 
 
 @dataclass(frozen=True)

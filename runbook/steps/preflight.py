@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from runbook.cluster import Cluster, Node
 from runbook import foreign_cluster, leftovers
 from runbook.corosync_conf import render
-from runbook.steps import change
+from runbook.steps import change, removal
 from runbook.cluster_rules import quorum_warnings
 from runbook.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
 from runbook.hosts import Hosts
@@ -171,6 +171,28 @@ def change_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all
     return change.restart_all_refusal(decided, running, restart_all)
 
 
+def membership_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
+    """Why the nodes the file adds or removes may not be (quorum lost, the way in removed), or None."""
+    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+    if generation not in (2, 3):
+        return None
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    removed = removal.removed_nodes(running, cluster)
+    text = render(cluster, cluster.nodes[0].name, generation)
+    endpoints = {n: hosts[n].endpoint for n in hosts} if removed else {}
+    return removal.jump_refusal(removed, endpoints) or removal.quorum_refusal(running, cluster, text, generation, removed)
+
+
+def removed_note(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> str | None:
+    """The nodes the file no longer lists that step 06 will stop, as preflight announces them."""
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    removed = removal.removed_nodes(running, cluster)
+    if not removed:
+        return None
+    return (f"removed from the cluster file: {', '.join(str(r) for r in removed)}; step 06 reloads the nodes that stay, "
+            "then stops Corosync there, disables it at boot and keeps its files as backups")
+
+
 def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes no setting.
 
@@ -196,7 +218,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
     if not report.problems and not any(o.status == "failed" for o in report.outcomes):
-        refusal = change_refusal(cluster, facts, restart_all)
+        refusal = change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts)
         report.problems += [refusal] if refusal else []
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)
@@ -211,6 +233,8 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         first = {n: resolved[n].get(name, ())[:1] for n in resolved}
         report.notes.append(f"{name} resolves to {', '.join(next(iter(first.values()), ()))} on every node")
     report.notes += quorum_warnings(cluster)
+    leaving = removed_note(cluster, facts)
+    report.notes += [leaving] if leaving else []
     moved = foreign_cluster.take_over_note(cluster, running) if take_over else None
     report.notes += [moved] if moved else []
     stale = {n.name: leftovers.parse_leftovers(facts[n.name].extra.get(leftovers.SECTION, "")) for n in cluster.nodes}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from runbook import operations
@@ -27,7 +27,7 @@ from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes,
 from runbook.plan import NodePlan, StepPlan
 from runbook.report import NodeOutcome, StepReport, clean
 from runbook.change_kind import Kind
-from runbook.steps import change
+from runbook.steps import change, removal
 from runbook.steps._common import StepFailed, apply, gather_facts, generation_of, parallel
 
 STEP = "06-start-and-verify"
@@ -81,8 +81,10 @@ def file_reason(state: dict[str, str], path: str, label: str) -> str | None:
     """Pure: the file is not the one the running daemon loaded: by the runbook's stamp when the
     runbook started it, else by time (a daemon the runbook did not start)."""
     if state.get("stamp:pid") == state.get("pid"):
-        changed = state.get(f"sha:{path}") != state.get(f"stamp:sha:{path}")
-        return f"{label} changed since the runbook started Corosync" if changed else None
+        loaded = state.get(f"stamp:sha:{path}")
+        if loaded == RELOADED:
+            return f"{label} was reloaded after the runbook started Corosync: its running map says what runs"
+        return f"{label} changed since the runbook started Corosync" if state.get(f"sha:{path}") != loaded else None
     newer = float(state.get(f"mtime:{path}", "0") or 0) > float(state.get("start", "0") or 0) + 1
     return f"{label} is newer than the running daemon" if newer else None
 
@@ -507,15 +509,22 @@ echo "rejoined: $n members, quorate"
 # old value is removed first, so that only this reload's can be read; where none comes back, the
 # exit status of `corosync-cfgtool -R` is what the daemon said. Whether every node took the new
 # values, step 06 checks afterwards from the nodes' maps (reload_misses).
+# A reload changes what the daemon runs without a new pid: its stamp can no longer say which file it
+# loaded (a file put back to the one it started with would look like nothing to do), so the stamp's
+# corosync.conf digest becomes RELOADED before the reload, and later runs compare the running map.
+RELOADED = "reloaded"
+MARK_RELOADED = (f"[ ! -e {STAMP} ] || sed -i 's|^sha:{CONF_PATH}=.*|sha:{CONF_PATH}={RELOADED}|' {STAMP}")
 RELOAD_STATUS = "corosync-cmapctl -g config.reload_status 2>/dev/null | sed 's/^.*= //'"
-RELOAD_SCRIPT = f"""corosync-cmapctl -d config.reload_status >/dev/null 2>&1 || true
+RELOAD_SCRIPT = f"""{MARK_RELOADED}
+corosync-cmapctl -d config.reload_status >/dev/null 2>&1 || true
 corosync-cfgtool -R || {{ rc=$?; echo "corosync-cfgtool -R failed (exit $rc): Corosync refused the new file as a whole and runs the old one" >&2; exit 4; }}
 s=$({RELOAD_STATUS})
 if [ -n "$s" ] && [ "$s" != 1 ]; then echo "the reload ended with config.reload_status $s (1 is CS_OK)" >&2; exit 4; fi
 echo "corosync-cfgtool -R: exit 0${{s:+, config.reload_status $s (CS_OK)}}"
 """
 RELOAD_BUSY = "corosync-cmapctl -g config.reload_in_progress 2>/dev/null | sed 's/^.*= //'"
-RELOADED_SCRIPT = f"""i=0; while [ "$({RELOAD_BUSY})" = 1 ]; do i=$((i+1)); [ $i -gt 100 ] && {{ echo "a reload is still in progress here after 10s" >&2; exit 4; }}; sleep 0.1; done
+RELOADED_SCRIPT = f"""{MARK_RELOADED}
+i=0; while [ "$({RELOAD_BUSY})" = 1 ]; do i=$((i+1)); [ $i -gt 100 ] && {{ echo "a reload is still in progress here after 10s" >&2; exit 4; }}; sleep 0.1; done
 echo "no reload in progress; the new values are checked in the map afterwards"
 """
 
@@ -551,9 +560,11 @@ def _wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[
 
 
 def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None,
-         restart_all: bool = False) -> StepPlan:
-    """Pure: per node, what its files take; nodes in waves: one reload, rolling restarts one node at a
-    time, the restarts that go together, then the first starts (see runbook.steps.change)."""
+         restart_all: bool = False, removed: Mapping[removal.Removed, str | Exception] | None = None) -> StepPlan:
+    """Pure: per node, what its files take; nodes in waves: one reload, the nodes removed from the
+    cluster file stopped, rolling restarts one node at a time, the restarts that go together, then
+    the first starts (see runbook.steps.change). `removed`: each removed node's removal.STATE_SCRIPT
+    output, or why it could not be read."""
     from runbook.plan import pending
 
     at = time.time() if now is None else now
@@ -575,6 +586,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
         return StepPlan(STEP, TITLE, nodes)
     refusal = change.restart_all_refusal(decided, running, restart_all)
     step_plan = StepPlan(STEP, TITLE, nodes, problems=[refusal] if refusal else [])
+    stopping = remove_plans(step_plan, removed or {}, at)
     step_plan.notes += [f"{d.node}: {change.kind_words(d)}" for d in decided.nodes if d.kind != Kind.NOTHING]
     reloads, rolling, together, starts = [], [], [], []
     for d in decided.nodes:
@@ -631,9 +643,41 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     if decided.stops_cluster:
         step_plan.notes.append(f"this stops the whole cluster: {', '.join(decided.restart_all)} stop, then start together")
     quiet = [name for name in nodes if not nodes[name].changes]
-    waves = [reloads[:1] + quiet, reloads[1:], *([name] for name in rolling), together, starts]
+    waves = [reloads[:1] + quiet, reloads[1:], stopping, *([name] for name in rolling), together, starts]
     step_plan.waves = [w for w in waves if w]
     return step_plan
+
+
+def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Exception], now: float) -> list[str]:
+    """Pure: a plan per removed node (stop, disable at boot, files kept aside), added to `step_plan`;
+    their names, for the wave after the reload. One that cannot be reached gets a note instead."""
+    from runbook.backup_script import run_id
+
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    names = []
+    for r, state in removed.items():
+        if isinstance(state, Exception):
+            step_plan.notes.append(f"{r} is removed from the cluster file, but cannot be reached ({state}): the others drop it "
+                                   "on reload; if its Corosync still runs, stop it there and move its corosync.conf aside")
+            continue
+        pid, init, files = removal.parse_state(state)
+        command, by_hand = removal.shown(init)
+        node_plan = NodePlan(r.name)
+        if pid is None and not files:
+            node_plan.summary = "removed from the cluster file: Corosync does not run there and its files are gone already"
+        else:
+            what = f"stop Corosync (pid {pid}), " if pid else ""
+            node_plan.operations.append(operations.run(
+                "remove", command,
+                f"removed from the cluster file (still in {', '.join(r.known_by)}'s running nodelist)",
+                script=removal.remove_script(stamp, run_id(), BY_PID), by_hand=by_hand, timeout=STOP_WAIT + 30,
+                fails_as="the removed node could not be stopped"))
+            node_plan.would = f"would {what}disable it at boot and keep its files as *{removal.REMOVED_SUFFIX} backups: removed from the cluster file"
+            node_plan.change = f"{what.replace('stop', 'stopped')}disabled at boot, its files kept as *{removal.REMOVED_SUFFIX} backups: removed from the cluster file"
+            names.append(r.name)
+        step_plan.nodes[r.name] = node_plan
+        step_plan.notes.append(f"{r.name}: removed from the cluster file; the nodes that stay drop it on reload, then it is stopped")
+    return names
 
 
 def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, restart_all: bool = False, timeout: float = 90,
@@ -645,8 +689,18 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     except StepFailed as exc:
         raise partial_views(cluster, hosts, exc, check) from None
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
-    the_plan = plan(cluster, facts, check, restart_all=restart_all)
-    report = apply(the_plan, cluster, hosts, check=check)
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    gone = {r: removal.host_for(r, cluster) for r in removal.removed_nodes(running, cluster)}
+    try:
+        states = parallel(list(gone), lambda r: gone[r].run(removal.STATE_SCRIPT, check=True, timeout=30, display="is Corosync running").text)
+        removed = {r: (s if isinstance(s, str) else Exception(str(s).removeprefix(f"{r.name}: "))) for r, s in zip(gone, states)}
+        the_plan = plan(cluster, facts, check, restart_all=restart_all, removed=removed)
+        everyone = Hosts([*hosts.values(), *(h for r, h in gone.items() if r.name in the_plan.nodes)])
+        report = apply(the_plan, cluster, everyone, check=check)
+    finally:
+        for host in gone.values():
+            host.close()
+    leaving = {r.name for r in gone}
     how_started = {}
     for outcome in report.outcomes:
         if outcome.status == "changed" and any(op.kind == "restart" for op in outcome.operations):
@@ -676,6 +730,8 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     links = wait_for_links(cluster, hosts, generations, LINKS_WAIT if members_complete else 0)
     report.extra_html = membership_html(views, expected) + links_html(links)
     for outcome in report.outcomes:
+        if outcome.node in leaving:
+            continue
         view, found = views[outcome.node], links[outcome.node]
         line = links_line(found.links) if isinstance(found, NodeLinks) else f"links cannot be read: {found}"
         outcome.summary += f"; {view.describe(expected)}; {line}"

@@ -145,3 +145,23 @@ def test_a_node_joining_from_the_packages_default_cluster_starts_last_and_restar
 
 def test_the_lowest_version_decides_for_every_node() -> None:
     assert change.lowest_version(["3.1.7", None, "3.0.4", "3.1.10"]) == "3.0.4" and change.lowest_version([None]) is None
+
+
+def test_a_file_put_back_after_a_reload_is_decided_from_the_map_not_the_stamp() -> None:
+    """3 nodes -> 2 after 2 -> 3 by reload: the stamp still holds the 2-node file's digest the daemon
+    started with, and the 2-node file on disk has it again. Only the map knows the daemon runs 3 nodes."""
+    two, three = cluster(), cluster(nodes=[*BASE["nodes"], {"name": "node3", "address": "192.0.2.13"}])  # type: ignore[list-item]
+    found = facts(two, three, members=3)
+    for name, f in found.items():  # the daemon started with the 2-node file (stamp = disk), then reloaded
+        state = f.extra["state"].replace("sha:/etc/corosync/corosync.conf=NEW", "sha:/etc/corosync/corosync.conf=OLD")
+        found[name] = dataclasses.replace(f, extra={**f.extra, "state": state.replace("stamp:sha:/etc/corosync/corosync.conf=OLD",
+                                                                                       f"stamp:sha:/etc/corosync/corosync.conf={start.RELOADED}")})
+    plan = start.plan(two, found)
+    assert ops(plan, "node1") == ["reload"] and ops(plan, "node2") == ["reload"], plan.nodes["node1"].summary
+    assert "nodelist.node.2: name=node3" in plan.nodes["node1"].would
+
+
+def test_every_reload_marks_the_stamp_so_a_later_run_reads_the_map() -> None:
+    assert start.MARK_RELOADED in start.RELOAD_SCRIPT and start.MARK_RELOADED in start.RELOADED_SCRIPT
+    state = start.parse_state(STARTED.format(pid=7).replace("stamp:sha:/etc/corosync/corosync.conf=OLD", "stamp:sha:/etc/corosync/corosync.conf=reloaded"))
+    assert start.conf_decides(state, "day2", 3) and "reloaded" in (start.restart_reason(state, "day2", 3) or "")

@@ -1,0 +1,178 @@
+"""Nodes taken out of the cluster: deleted from the cluster file, found in the running nodelist.
+
+Removing a node is deleting it from the cluster file and running again. The file then no longer says
+where the node is, but the nodes that stay do: their running nodelist (their map, `corosync-cmapctl`)
+still lists it with its name and address. Step 06 reloads the nodes that stay (they drop it), then
+stops Corosync on it, disables it at boot and moves its corosync.conf and authkey aside as backups,
+so that a reboot does not bring it back into a cluster that no longer counts it. A removed node that
+cannot be reached (the usual reason to remove one: it died) is reported and left as it is.
+
+Preflight refuses, before any node changes, a membership change that would leave the nodes running
+now without quorum under the new file (with the numbers), and the removal of a node that the run
+reaches other nodes through (a ProxyJump host). Pure, except `host_for`, which makes a connection
+object (nothing is sent until it is used).
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from runbook.cluster import Cluster, Node
+from runbook.endpoint import Endpoint, resolve_endpoint
+from runbook.facts import AUTHKEY_PATH, CONF_PATH
+from runbook.hosts import Host
+from runbook.running_config import file_keys, node_entries, same_value
+from runbook.steps.change import Running
+
+REMOVED_SUFFIX = ".removed"  # backups of a removed node's files: PATH.runbook-<UTC>-<run>.removed (never pruned)
+
+
+@dataclass(frozen=True)
+class Removed:
+    """A node the running nodelist has and the cluster file has not."""
+
+    name: str  # its nodelist name, else its address
+    address: str  # ring0_addr, where the runbook reaches it (with the cluster file's ssh settings)
+    nodeid: str | None
+    known_by: tuple[str, ...]  # the staying nodes whose nodelist lists it
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.address}" + (f", nodeid {self.nodeid})" if self.nodeid else ")")
+
+
+def ours(running: Mapping[str, Running | None], cluster_name: str) -> dict[str, Running]:
+    """Pure: the file's nodes whose Corosync runs this cluster now."""
+    return {n: r for n, r in running.items() if r is not None and r.keys.get("totem.cluster_name") == cluster_name}
+
+
+def removed_nodes(running: Mapping[str, Running | None], cluster: Cluster) -> list[Removed]:
+    """Pure: the nodes the running nodelists of this cluster list and the cluster file does not.
+
+    A nodelist entry is the file's node when its name or its link-0 address is the node's (not by
+    nodeid alone: the file's default nodeid is the position, which a removal renumbers).
+    """
+    found: dict[tuple[str, str], list[str]] = {}
+    entries: dict[tuple[str, str], dict[str, str]] = {}
+    for staying, r in ours(running, cluster.name).items():
+        for entry in node_entries(r.keys):
+            address = entry.get("ring0_addr", "")
+            if any(same_value(entry.get("name"), n.name) or same_value(address, n.address) for n in cluster.nodes):
+                continue
+            key = (entry.get("name") or address, address)
+            found.setdefault(key, []).append(staying)
+            entries[key] = entry
+    return [Removed(name, address, entries[(name, address)].get("nodeid"), tuple(by)) for (name, address), by in found.items()]
+
+
+def host_for(removed: Removed, cluster: Cluster) -> Host:
+    """A connection to a removed node, at its nodelist address, with the cluster file's ssh settings."""
+    return Host(resolve_endpoint(Node(removed.name, removed.address, None), cluster.ssh))
+
+
+def quorum_of(keys: Mapping[str, str]) -> tuple[int, int, bool] | None:
+    """Pure: a file's (expected votes, votes needed for quorum, two_node), or None with a quorum device
+    (its votes are the device's to give, not known here)."""
+    if any(k.startswith("quorum.device.") for k in keys):
+        return None
+    votes = sum(int(e.get("quorum_votes", "1") or 1) for e in node_entries(keys))
+    expected = int(keys.get("quorum.expected_votes") or votes)
+    two_node = keys.get("quorum.two_node") in ("1", "yes", "on") and expected == 2
+    return expected, (1 if two_node else expected // 2 + 1), two_node
+
+
+def quorum_refusal(running: Mapping[str, Running | None], cluster: Cluster, file_text: str, generation: int,
+                   removed: Sequence[Removed]) -> str | None:
+    """Pure: why the new nodelist would leave the nodes running now without quorum, or None.
+
+    Asked only when the nodelist changes (nodes added or removed): the nodes of the file that run
+    this cluster now are the votes there will be once the nodes that stay reload, before any new node
+    has joined and after every removed node has stopped.
+    """
+    keys = file_keys(file_text, generation)
+    now = ours(running, cluster.name)
+    entries = node_entries(next(iter(now.values())).keys) if now else []
+    added = [n.name for n in cluster.nodes if not any(same_value(e.get("name"), n.name) or same_value(e.get("ring0_addr"), n.address) for e in entries)]
+    if not now or (not removed and not added):
+        return None
+    quorum = quorum_of(keys)
+    if quorum is None:
+        return None
+    expected, needed, two_node = quorum
+    votes = {n.name: n.quorum_votes if n.quorum_votes is not None else 1 for n in cluster.nodes}
+    have = sum(votes[name] for name in now)
+    if have >= needed:
+        return None
+    down = [n.name for n in cluster.nodes if n.name not in now and n.name not in added]
+    change = "; ".join(part for part in (
+        f"removes {', '.join(str(r) for r in removed)}" if removed else "",
+        f"adds {', '.join(added)}" if added else "") if part)
+    rule = "two_node: one of two votes" if two_node else f"a majority of {expected}"
+    waiting = f"; {', '.join(down)} {'is' if len(down) == 1 else 'are'} not running it" if down else ""
+    return (
+        f"this change {change}: the new file counts {expected} votes and quorum needs {needed} ({rule}), but the nodes "
+        f"running the cluster now ({', '.join(now)}) have {have}{waiting}. Once they reload, they would be without quorum"
+        f"{' until ' + ', '.join(added) + ' joined' if added else ''}. Nothing was changed. Start the nodes that are down first, "
+        "or change fewer nodes at a time"
+    )
+
+
+def jump_refusal(removed: Sequence[Removed], endpoints: Mapping[str, Endpoint]) -> str | None:
+    """Pure: a removed node that the run reaches other nodes through (ProxyJump), or None."""
+    for r in removed:
+        users = [node for node, ep in endpoints.items()
+                 if any(hop.hostname in (r.address, r.name) or hop.hop in (r.address, r.name) for hop in ep.route[:-1])]
+        if users:
+            return (f"{r} is removed from the cluster file, but the run reaches {', '.join(users)} through it (ProxyJump). "
+                    "Stopping it there is fine, but once it is gone so is the way in. Nothing was changed. Point ProxyJump "
+                    "for those nodes at another host first, then remove it")
+    return None
+
+
+STATE_SCRIPT = "echo \"pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)\"; echo \"init=$(cat /proc/1/comm 2>/dev/null)\"; " + \
+    "; ".join(f"[ -e {p} ] && echo 'file={p}'" for p in (CONF_PATH, AUTHKEY_PATH)) + "; true"
+
+
+def parse_state(text: str) -> tuple[str | None, str, tuple[str, ...]]:
+    """Pure: STATE_SCRIPT's output -> (Corosync's pid or None, PID 1's name, the files there)."""
+    values = [line.partition("=") for line in text.splitlines()]
+    pid = next((v for k, _, v in values if k == "pid" and v.strip()), None)
+    init = next((v for k, _, v in values if k == "init"), "")
+    return pid, init, tuple(v for k, _, v in values if k == "file")
+
+
+def remove_script(stamp: str, run: str, by_pid: str) -> str:
+    """Stop Corosync on a removed node, disable it at boot, move its files aside (PATH.runbook-STAMP-RUN.removed).
+
+    `by_pid` is step 06's shell functions that stop a corosync the init system did not (rb_stop_by_pid).
+    """
+    moves = "\n".join(
+        f"if [ -e {p} ]; then mv -n {p} {shlex.quote(p + f'.runbook-{stamp}-{run}{REMOVED_SUFFIX}')}; "
+        f"echo 'kept {p} as {p}.runbook-{stamp}-{run}{REMOVED_SUFFIX}'; fi"
+        for p in (CONF_PATH, AUTHKEY_PATH))
+    return f"""set -e{by_pid}
+if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+  systemctl disable --now corosync >/dev/null 2>&1 || true
+elif [ -x /etc/init.d/corosync ]; then
+  /etc/init.d/corosync stop >/dev/null 2>&1 || true
+  if command -v update-rc.d >/dev/null; then update-rc.d corosync disable >/dev/null 2>&1 || true; fi
+fi
+rb_stop_by_pid "it still ran after the init system's stop"
+[ -z "$(rb_corosync)" ] || {{ echo "corosync still runs" >&2; exit 3; }}
+{moves}
+rm -f /var/lib/corosync-runbook/corosync.started
+echo "Corosync stopped and disabled at boot"
+"""
+
+
+def shown(init: str) -> tuple[str, tuple[str, ...]]:
+    """Pure: the removal as the report shows it and as an operator types it, for PID 1 `init`."""
+    stop = ("systemctl disable --now corosync" if init == "systemd"
+            else "/etc/init.d/corosync stop && update-rc.d corosync disable")
+    keep = f"mv {CONF_PATH} {CONF_PATH}{REMOVED_SUFFIX}; mv {AUTHKEY_PATH} {AUTHKEY_PATH}{REMOVED_SUFFIX}"
+    return f"{stop}; mv corosync.conf and authkey aside (*{REMOVED_SUFFIX})", (stop, keep)
+
+
+__all__ = ["REMOVED_SUFFIX", "Removed", "STATE_SCRIPT", "host_for", "jump_refusal", "ours", "parse_state", "quorum_of",
+           "quorum_refusal", "remove_script", "removed_nodes", "shown"]
