@@ -52,7 +52,7 @@ def setup(namespace: Mapping[str, Any], step: str | None = None) -> tuple[Cluste
     problems = []
     if not isinstance(check, bool):
         problems.append(f"check: {check!r} is not True or False")
-    for flag in ("take_over", "restart_all"):
+    for flag in ("take_over", "restart_all", "rotate_key"):
         if not isinstance(namespace.get(flag, False), bool):
             problems.append(f"{flag}: {namespace[flag]!r} is not True or False")
     if record_dir is not None and not isinstance(record_dir, (str, os.PathLike)):

@@ -315,6 +315,7 @@ def run(
     lock_nodes: bool | None = None,
     take_over: bool = False,
     restart_all: bool = False,
+    rotate_key: bool = False,
 ) -> int:
     """Run the step notebooks for `cluster_file`; returns the exit code.
 
@@ -392,7 +393,7 @@ def run(
         run_id=run_id,
         runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
     )
-    parameters = {**cluster.to_parameters(), "check": check, "take_over": take_over, "restart_all": restart_all, "record_dir": _record_dir_parameter(run_dir)}
+    parameters = {**cluster.to_parameters(), "check": check, "take_over": take_over, "restart_all": restart_all, "rotate_key": rotate_key, "record_dir": _record_dir_parameter(run_dir)}
     progress = Progress(stream, run_dir / RUN_LOG)
     mode = " (check: nothing will be changed)" if check else ""
     progress.line(
@@ -594,6 +595,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
                restart_all=args.restart_all)
 
 
+ROTATE_STEPS = ("preflight", "authkey", "start-and-verify")
+
+
+def cmd_rotate_key(args: argparse.Namespace) -> int:
+    return run(args.cluster, check=bool(args.check), only=list(ROTATE_STEPS), out=args.out, timeout=args.timeout,
+               restart_all=args.restart_all, rotate_key=True)
+
+
 def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     """Add `run` and `plan` to the runbook CLI (`add(name, help, examples, func)`)."""
     p = add(
@@ -619,3 +628,21 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
         cmd_plan,
     )
     _add_common(p)
+
+    p = add(
+        "rotate-key",
+        "Replace the cluster's authkey: the primary makes a new one, every node gets it, and Corosync takes it "
+        "(one reload on Corosync 3.1+ with the membership kept; before 3.1 every node restarts together, which needs "
+        "--restart-all). Runs steps 00, 03 and 06; the old key stays on each node as a root-only backup. The key's "
+        "bytes appear in no output or record: reports name a key by the start of its SHA-256.",
+        "runbook rotate-key clusters/chapter.yaml --check   # what it would do, per node\n"
+        "runbook rotate-key clusters/chapter.yaml\n"
+        "runbook rotate-key clusters/old.yaml --restart-all # Corosync 2.x/3.0: the cluster stops while the nodes restart",
+        cmd_rotate_key,
+    )
+    p.add_argument("cluster", help="cluster file (YAML)")
+    p.add_argument("--check", action="store_true", help="dry run: show what would change and change nothing")
+    p.add_argument("--out", metavar="DIR", help=f"where run records go (default ./{DEFAULT_OUT})")
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help="longest one notebook cell may run, in seconds")
+    p.add_argument("--restart-all", action="store_true",
+                   help="where Corosync cannot take a key at run time (before 3.1), restart every node together")

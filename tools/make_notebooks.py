@@ -77,6 +77,7 @@ EXTRA_PARAMETERS = (
     ("check", "bool", False, "True: dry run, show what would change and change nothing"),
     ("take_over", "bool", False, "True (`--take-over`): move nodes that are members of another running cluster into this one"),
     ("restart_all", "bool", False, "True (`--restart-all`): a change that restarts every node together, stopping the running cluster, may be made"),
+    ("rotate_key", "bool", False, "True (`runbook rotate-key`): the primary makes a new authkey and every node takes it"),
     ("record_dir", "\"str or None\"", None, "set by `runbook run`: the run directory where this step's report is saved as JSON"),
 )
 
@@ -98,7 +99,7 @@ STEPS = (
     StepNotebook(
         stem="00-preflight",
         title="Preflight checks",
-        call="steps.preflight(cluster, hosts, check=check, take_over=take_over, restart_all=restart_all)",
+        call="steps.preflight(cluster, hosts, check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key)",
         intro="""\
 This step changes nothing. It logs in to every node over SSH, with the host key checked against
 `known_hosts`, and finds out whether the node is ready: can commands run as root (directly or through
@@ -207,7 +208,7 @@ already right.""",
     StepNotebook(
         stem="03-authkey",
         title="Share the authkey",
-        call="steps.distribute_authkey(cluster, hosts, check=check)",
+        call="steps.distribute_authkey(cluster, hosts, check=check, rotate=rotate_key)",
         intro="""\
 Makes sure every node has the same `/etc/corosync/authkey`, owned by root:root with mode 0400. The
 key is generated on the primary node with `corosync-keygen` if it has none yet, then copied to the

@@ -82,9 +82,14 @@ def _fix_mode(fact: AuthkeyFact) -> tuple[operations.Operation, str]:
     return op, f"the key's mode ({was} -> 400 root:root)"
 
 
-def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, keep: int = DEFAULT_KEEP) -> StepPlan:
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, keep: int = DEFAULT_KEEP,
+         rotate: bool = False) -> StepPlan:
     """Pure: the primary's key is the cluster's (made if missing, its mode fixed); every other node
-    gets exactly its bytes. A new key on the primary means every other node gets a copy."""
+    gets exactly its bytes. A new key on the primary means every other node gets a copy.
+
+    `rotate` (`runbook rotate-key`): the primary makes a new key even though it has one; the old one
+    stays on every node as a root-only backup (0400, like every key backup), and step 06 then has
+    Corosync take the new key (a reload on 3.1+, else the restart it needs)."""
     primary = cluster.primary
     pfacts = facts[primary.name]
     generation = generation_of(cluster, pfacts, STEP, check)
@@ -92,19 +97,19 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, kee
     nodes: dict[str, NodePlan] = {}
 
     p = NodePlan(primary.name)
-    if key is None:
+    if key is None or rotate:
         p.operations.append(
             operations.run(
                 "keygen",
                 keygen_command(generation),
-                "the primary has no authkey",
+                "the primary has no authkey" if key is None else f"rotate-key: a new key replaces {key_id(key.sha256)}",
                 script=keygen_script(generation, keep),
                 by_hand=(KEYGEN_1X_BY_HAND if generation == 1 else "corosync-keygen -l" if generation == 2 else "corosync-keygen", f"chown root:root {AUTHKEY_PATH}", f"chmod 400 {AUTHKEY_PATH}"),
                 path=AUTHKEY_PATH,
             )
         )
-        p.would = "would generate a new authkey (corosync-keygen)"
-        p.change = "generated a new authkey (root:root 0400)"
+        p.would = "would generate a new authkey (corosync-keygen)" + (", the old one kept as a root-only backup" if key else "")
+        p.change = "generated a new authkey (root:root 0400)" + (", the old one kept as a root-only backup" if key else "")
     elif not mode_ok(key):
         op, what = _fix_mode(key)
         p.operations.append(op)
@@ -112,7 +117,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, kee
     else:
         p.summary = f"holds the cluster's authkey ({key_id(key.sha256)}, 0400 root:root)"
 
-    digest = key.sha256 if key else None
+    digest = key.sha256 if key and not rotate else None
     for node in cluster.nodes:
         if node.name == primary.name:
             nodes[node.name] = p
@@ -146,6 +151,6 @@ def _plan_secondary(node: Node, f: NodeFacts, primary: str, digest: str | None) 
     return plan
 
 
-def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
+def distribute_authkey(cluster: Cluster, hosts: Hosts, *, check: bool = False, rotate: bool = False) -> StepReport:
     facts = gather_facts(STEP, cluster, hosts, SECTIONS)
-    return apply(plan(cluster, facts, check, cluster.backups.keep), cluster, hosts, check=check)
+    return apply(plan(cluster, facts, check, cluster.backups.keep, rotate=rotate), cluster, hosts, check=check)

@@ -193,11 +193,29 @@ def removed_note(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> str | None
             "then stops Corosync there, disables it at boot and keeps its files as backups")
 
 
-def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False) -> StepReport:
+def rotation_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
+    """Why `rotate-key` may not go on without --restart-all: Corosync cannot take a key at run time
+    here, so every running node restarts together (nodes on different keys cannot talk), or None."""
+    from runbook.steps.start import key_reload_refusal
+
+    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None) or 3
+    version = change.lowest_version(f.corosync_version for f in facts.values())
+    why = key_reload_refusal(generation, version)
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    members = change.membership_at_stake(running)
+    if why is None or restart_all or members < 2:
+        return None
+    return (f"rotate-key: {why}, so the running cluster ({members} members) stops until they are back. Nothing was changed. "
+            "Run again with --restart-all to do it (`runbook rotate-key FILE --check --restart-all` shows each node's part)")
+
+
+def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False,
+              rotate_key: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes no setting.
 
     `take_over`: a node in another running cluster is moved into this one (else it is refused).
     `restart_all`: a change that restarts every node together may stop the running cluster.
+    `rotate_key`: this run makes a new authkey (refused where that stops the cluster, without `restart_all`).
     """
     forget_pending()  # a new run (or dry run) starts here
     facts = gather_facts(STEP, cluster, hosts, SECTIONS, extra=EXTRA)
@@ -218,7 +236,8 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
     if not report.problems and not any(o.status == "failed" for o in report.outcomes):
-        refusal = change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts)
+        refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts)
+                   or (rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
         report.problems += [refusal] if refusal else []
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)

@@ -26,7 +26,7 @@ from runbook.hosts import Host, Hosts
 from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
 from runbook.plan import NodePlan, StepPlan
 from runbook.report import NodeOutcome, StepReport, clean
-from runbook.change_kind import Kind
+from runbook.change_kind import Kind, parse_version
 from runbook.steps import change, removal
 from runbook.steps._common import StepFailed, apply, gather_facts, generation_of, parallel
 
@@ -529,6 +529,40 @@ echo "no reload in progress; the new values are checked in the map afterwards"
 """
 
 
+# After a reload that took a new authkey, the stamp says so: this pid now runs the key on disk and a
+# reloaded corosync.conf (a daemon the runbook did not start gets a stamp too: it is known now).
+KEY_STAMP = (f"{{ echo \"pid=$(pidof corosync | cut -d' ' -f1)\"; echo 'sha:{CONF_PATH}={RELOADED}'; "
+             f"echo \"sha:{AUTHKEY_PATH}=$(sha256sum {AUTHKEY_PATH} | cut -d' ' -f1)\"; }} > {STAMP}.tmp.$$ && mv -f {STAMP}.tmp.$$ {STAMP}")
+KEY_RELOAD_FROM = (3, 1)  # v3.1.0 commit 5f71445b: cfg.c reload -> totem_reread_crypto_config re-reads the key file
+
+
+def new_key(state: dict[str, str]) -> str | None:
+    """Pure: the digest of the key on disk (a dry run's not-yet-made key: "new"), when the daemon did not load it."""
+    if not authkey_changed(state):
+        return None
+    digest = state.get(f"sha:{AUTHKEY_PATH}", "")
+    return "new" if digest.startswith("new:") else digest or None
+
+
+def key_reload_refusal(generation: int, version: str | None) -> str | None:
+    """Pure: why Corosync cannot take a new authkey by reload here (None: it can, 3.1+ with knet)."""
+    found = parse_version(version)
+    if generation == 3 and found is not None and found >= KEY_RELOAD_FROM:
+        return None
+    shown = version or "unknown"
+    return (f"Corosync {shown} reads the authkey only at start (3.1 is the first to change keys at run time), and nodes "
+            "with different keys cannot talk: every node restarts together")
+
+
+def key_reloads(states: dict[str, dict[str, str]], running: dict[str, "change.Running | None"], joining: set[str],
+                generation: int, version: str | None) -> bool:
+    """Pure: every node in the running cluster has the same new authkey, and its Corosync can take it
+    by reload: then one reload switches every node at once (knet accepts both keys while it does)."""
+    members = [n for n, r in running.items() if r is not None and n not in joining]
+    keys = {new_key(states[n]) for n in members}
+    return bool(members) and len(keys) == 1 and None not in keys and key_reload_refusal(generation, version) is None
+
+
 def reload_misses(reloaded: set[str], running: dict[str, "change.Running | None"], files: dict[str, str], generation: int,
                   version: str | None, cluster_name: str) -> dict[str, str]:
     """Pure: the reloaded nodes whose map, read after the reload, still differs where the reload
@@ -579,7 +613,9 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     joining = change.newcomers(running, cluster.name)
     decided = None
     decides = {name: conf_decides(states[name], cluster.name, generations[name]) for name in generations}
-    if any(decides[n] and running[n] is not None for n in generations):
+    by_reload = key_reloads(states, running, joining, generation, version)
+    key_news = {name: by_reload and new_key(states[name]) is not None for name in generations}
+    if any((decides[n] or key_news[n]) and running[n] is not None for n in generations):
         files = {name: _wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
         decided = change.decision(running, files, generation, version, cluster.name)
     if decided is None:
@@ -597,24 +633,32 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             if node_plan.changes:
                 starts.append(name)
             continue
-        if running[name] is None or (reason and not decides[name]) or authkey_changed(states[name]):
+        if d.kind in (Kind.ROLLING_RESTART, Kind.RESTART_ALL):
+            key_news[name] = False  # restarted: it loads the new key at start
+        if running[name] is None or (reason and not decides[name] and not key_news[name]) or (authkey_changed(states[name]) and not key_news[name]):
             # not running, a new key (nodes with different keys cannot talk: restarted together, as
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
             if node_plan.changes:
                 (starts if not states[name].get("pid") else together).append(name)
             continue
-        if d.kind == Kind.NOTHING:
+        if d.kind == Kind.NOTHING and not key_news[name]:
             if reason:
                 node_plan.operations.clear()
                 node_plan.summary = ("Corosync runs every setting of the current corosync.conf (its running map, compared key "
                                      f"by key; {reason}): not restarted{said}")
             continue
         what, keys = change.kind_words(d), change.forcing_keys(d)
-        if d.kind == Kind.RELOAD:
+        if key_news[name]:
+            digest = new_key(states[name]) or "?"
+            key_words = "the new authkey" + ("" if digest == "new" else f" (sha256 {digest[:12]}…)")
+            keys = key_words if d.kind == Kind.NOTHING else f"{keys}; {key_words}"
+            what = "reload" + f" ({keys})"
+        if d.kind == Kind.RELOAD or key_news[name]:
             first = not reloads
+            script = RELOAD_SCRIPT if first else RELOADED_SCRIPT
             node_plan.operations = [operations.run(
                 "reload", "corosync-cfgtool -R" if first else "corosync-cmapctl -g config.reload_status",
-                f"{what}: the reload goes to every node", script=RELOAD_SCRIPT if first else RELOADED_SCRIPT,
+                f"{what}: the reload goes to every node", script=script + KEY_STAMP + "\n" if key_news[name] else script,
                 by_hand=("corosync-cfgtool -R",) if first else (), timeout=60, fails_as="the reload failed",
             )]
             pid = states[name].get("pid", "?")
@@ -680,6 +724,41 @@ def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Ex
     return names
 
 
+def key_settle(running: Mapping[str, "change.Running | None"]) -> float:
+    """Pure: seconds after a key reload within which a node left on another key drops out (its token
+    is lost, then consensus): token + consensus as the daemons run them, 3 s and 3.6 s by default."""
+    keys = next((r.keys for r in running.values() if r is not None), {})
+    token = float(keys.get("runtime.config.totem.token") or 3000)
+    consensus = float(keys.get("runtime.config.totem.consensus") or 1.2 * token)
+    return (token + consensus) / 1000 + 1
+
+
+def key_kept(cluster: Cluster, hosts: Hosts, generations: dict[str, int], views: dict[str, View],
+             running: Mapping[str, "change.Running | None"], progress: Callable[[str], None],
+             report: StepReport) -> tuple[dict[str, View], bool]:
+    """After a reload that switched keys: the membership once more after `key_settle`, and the same ring.
+
+    The reload itself succeeds on every node whatever key it read; a node that read another key than
+    the others is only seen to be cut off once its token is lost, so the check waits that long."""
+    settle = key_settle(running)
+    progress(f"  the new key is in use; checking the membership again in {settle:.1f}s (token + consensus)")
+    time.sleep(settle)
+    after, _ = wait_for_membership(cluster, hosts, generations, 0, progress)
+    expected = len(cluster.nodes)
+    before_rings = {v.ring_id for v in views.values()}
+    after_rings = {v.ring_id for v in after.values()}
+    kept = all(v.complete(expected) for v in after.values())
+    if kept:
+        same = "the same" if after_rings == before_rings else "complete"
+        report.notes.append(f"every node took the new authkey by reload: after {settle:.1f}s the membership is {same} "
+                            f"(ring {', '.join(sorted(r or '?' for r in after_rings))}), so no node is on another key")
+    else:
+        report.notes.append(f"after the key reload the membership changed (ring {', '.join(sorted(r or '?' for r in before_rings))} "
+                            f"-> {', '.join(sorted(r or '?' for r in after_rings))}): a node is on another key; "
+                            "compare `sha256sum /etc/corosync/authkey` on every node")
+    return after, kept
+
+
 def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, restart_all: bool = False, timeout: float = 90,
                      progress: Callable[[str], None] = print) -> StepReport:
     """Start, reload or restart each node as its change takes (`restart_all`: a change that stops the
@@ -727,6 +806,9 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     views, seconds = wait_for_membership(cluster, hosts, generations, timeout, progress)
     expected = len(cluster.nodes)
     members_complete = all(v.complete(expected) for v in views.values())
+    keyed = sorted(name for name, p in the_plan.nodes.items() if any(KEY_STAMP in op.script for op in p.operations))
+    if keyed and members_complete and not check:
+        views, members_complete = key_kept(cluster, hosts, generations, views, running, progress, report)
     links = wait_for_links(cluster, hosts, generations, LINKS_WAIT if members_complete else 0)
     report.extra_html = membership_html(views, expected) + links_html(links)
     for outcome in report.outcomes:

@@ -1,9 +1,10 @@
-"""Adding and removing nodes by editing the cluster file (issue 21 item 2), on real Corosync 3 daemons.
+"""Adding and removing nodes by editing the cluster file, and rotating the key (issue 21 items 2 and 3), on real Corosync 3 daemons.
 
 One 3-host lab, one cluster going 2 -> 3 -> 2 nodes with `runbook run`, in order: the nodes that stay
 keep their Corosync (pids unchanged), the cluster is quorate after each change and, sampled every
 200 ms on a node that stays, throughout it; two_node goes off at 3 nodes and on again at 2. Between
 the two, a removal that would leave the running nodes without quorum is refused with nothing changed.
+Last, `runbook rotate-key` on the two nodes: one new key everywhere, by reload, no byte of it shown.
 """
 
 from __future__ import annotations
@@ -135,4 +136,42 @@ def test_removing_the_third_node_stops_it_keeps_its_files_and_reloads_the_two(me
     assert node3.run(f"stat -c '%a %U:%G' /etc/corosync/{key}").text.strip() == "400 root:root"
     assert not node3.run("ls /etc/rc2.d/ | grep -c '^S..corosync'", check=False).text.strip().strip("0"), "still enabled at boot"
     again = members.run(mapping("node1", "node2"))
+    assert again.returncode == 0 and "everything was already in place" in again.stderr, again.stderr[-2000:]
+
+
+def test_rotate_key_gives_every_node_the_same_new_key_by_one_reload_and_shows_no_byte_of_it(members: Members) -> None:
+    names = ("node1", "node2")
+    digest = f"sha256sum {KEY} | cut -d' ' -f1"
+    old = {n: members.hosts[n].run(digest).text.strip() for n in names}
+    before = {n: members.pid(n) for n in names}
+    ring = members.quorum("node1").ring_id
+    data = mapping(*names)
+    path = members.tmp / "rotate.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = subprocess.run([sys.executable, "-m", "runbook", "rotate-key", str(path), "--out", str(members.tmp / "rotate-runs")],
+                            capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    new = {n: members.hosts[n].run(digest).text.strip() for n in names}
+    assert len(set(new.values())) == 1 and set(new.values()) != set(old.values()), (old, new)
+    assert {n: members.pid(n) for n in names} == before, "taken by reload: no node restarted"
+    for node in names:
+        view = members.quorum(node)
+        assert view.complete(2) and view.ring_id == ring, (node, view.raw)
+    assert "every node took the new authkey by reload" in result.stderr
+    # the old key stays on each node as a root-only backup
+    for node in names:
+        backups = members.hosts[node].run(f"for f in {KEY}.runbook-*.bak; do echo \"$(stat -c '%a %U:%G' $f) $(sha256sum < $f | cut -d' ' -f1)\"; done").text
+        assert f"400 root:root {old[node]}" in backups, (node, backups)
+    # the key's bytes in no output and no record: raw, hex, base64
+    import base64
+
+    raw = base64.b64decode(members.hosts["node1"].run(f"base64 -w0 {KEY}").text.strip())
+    forms = {"raw": raw, "hex": raw.hex().encode(), "HEX": raw.hex().upper().encode(), "base64": base64.b64encode(raw)}
+    texts = {"stdout": result.stdout.encode(), "stderr": result.stderr.encode()}
+    texts.update({str(p): p.read_bytes() for p in (members.tmp / "rotate-runs").rglob("*") if p.is_file()})
+    assert len(texts) > 5, sorted(texts)
+    for where, text in texts.items():
+        for form, value in forms.items():
+            assert value[:24] not in text, f"the new key ({form}) is in {where}"
+    again = members.run(data)
     assert again.returncode == 0 and "everything was already in place" in again.stderr, again.stderr[-2000:]

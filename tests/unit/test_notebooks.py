@@ -51,7 +51,7 @@ def defaults_of(cell: nbformat.NotebookNode) -> dict[str, Any]:
 
 
 def chapter_parameters() -> dict[str, Any]:
-    return {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "record_dir": None}
+    return {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": None}
 
 
 # --- the notebook files ----------------------------------------------------------------------------
@@ -86,7 +86,7 @@ def test_exactly_one_parameters_cell_with_the_chapters_cluster(path: Path) -> No
     assert len(cells) == 1, f"{path.name}: {len(cells)} cells tagged parameters"
     defaults = defaults_of(cells[0])
     assert defaults == chapter_parameters()
-    assert set(defaults) == set(PARAMETER_KEYS) | {"check", "take_over", "restart_all", "record_dir"}
+    assert set(defaults) == set(PARAMETER_KEYS) | {"check", "take_over", "restart_all", "rotate_key", "record_dir"}
     assert defaults["check"] is False
 
 
@@ -95,7 +95,7 @@ def test_parameters_one_per_line_with_help_papermill_can_read(path: Path) -> Non
     import papermill
 
     inferred = {p["name"]: p for p in papermill.inspect_notebook(str(path)).values()}
-    assert list(inferred) == [*PARAMETER_KEYS, "check", "take_over", "restart_all", "record_dir"]
+    assert list(inferred) == [*PARAMETER_KEYS, "check", "take_over", "restart_all", "rotate_key", "record_dir"]
     for name, parameter in inferred.items():
         assert parameter["help"], f"{path.name}: parameter {name} has no help comment"
     cell = parameter_cells(read(path))[0]
@@ -116,7 +116,8 @@ def test_notebook_shape_title_setup_and_one_step_call(path: Path) -> None:
     assert [c is parameter_cells(nb)[0] for c in code] == [True, False, False]
     setup, step = code[1].source, code[2].source
     assert setup == f'from runbook import notebook, steps\ncluster, hosts = notebook.setup(globals(), step="{path.stem}")'
-    flags = {"preflight": "check=check, take_over=take_over, restart_all=restart_all",  # refuses other clusters' nodes, and changes that stop the cluster
+    flags = {"preflight": "check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key",  # refuses other clusters' nodes, and changes that stop the cluster
+             "distribute_authkey": "check=check, rotate=rotate_key",  # runbook rotate-key
              "start_and_verify": "check=check, restart_all=restart_all"}.get(function, "check=check")
     assert step == f"report = notebook.record(steps.{function}(cluster, hosts, {flags}))\nreport"
     ids = [c.id for c in nb.cells]

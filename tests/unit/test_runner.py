@@ -317,7 +317,7 @@ def test_run_ok_writes_record_summary_and_log(fake_notebooks: Path, tmp_path: Pa
     parameters = executor.calls[0][1]
     from runbook.cluster import load_cluster
 
-    assert parameters == {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "record_dir": str(run_dir)}
+    assert parameters == {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": str(run_dir)}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["check"] is False and summary["cluster"] == "chapter"
     assert summary["cluster_file"] == str(CHAPTER)

@@ -100,10 +100,21 @@ def test_a_change_of_comments_only_restarts_nothing() -> None:
     assert ops(plan, "node1") == [] and "its running map, compared key by key" in plan.nodes["node1"].summary
 
 
-def test_a_changed_key_restarts_its_nodes_together_as_before_and_a_stopped_one_starts_last() -> None:
+def test_a_new_key_on_every_node_is_one_reload_from_31_and_a_restart_together_before() -> None:
     new = cluster(totem={"token": 4000})
-    plan = start.plan(new, facts(new, cluster(), key_changed=True))
+    found = facts(new, cluster(), key_changed=True)
+    assert {f.corosync_version for f in found.values()} == {"3.1.7"}
+    plan = start.plan(new, found)
+    assert ops(plan, "node1") == ["reload"] and ops(plan, "node2") == ["reload"] and plan.waves == [["node1"], ["node2"]]
+    assert "the new authkey (sha256 K2" in plan.nodes["node1"].would and "totem.token" in plan.nodes["node1"].would
+    assert start.KEY_STAMP in plan.nodes["node1"].operations[0].script and start.KEY_STAMP in plan.nodes["node2"].operations[0].script
+    old = {n: dataclasses.replace(f, corosync_version="3.0.4") for n, f in found.items()}
+    plan = start.plan(new, old)
     assert ops(plan, "node1") == ["restart"] and plan.waves == [["node1", "node2"]]
+    half = dict(found, node2=facts(new, cluster())["node2"])  # only node1 has a new key: they could not talk after a reload
+    plan = start.plan(new, half)
+    assert ops(plan, "node1") == ["restart"]
+    assert start.key_reload_refusal(3, "3.0.4") and start.key_reload_refusal(2, "2.4.6") and start.key_reload_refusal(3, "3.1.0") is None
     stopped = facts(new, cluster())
     stopped["node2"] = dataclasses.replace(stopped["node2"], extra={"state": "pid=", change.SECTION: ""})
     plan = start.plan(new, stopped)
