@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Write docs/changing.md from a real lab run: what each kind of change does to the running daemons.
 
-    python tools/changing_page.py            # lab up (2 hosts), the changes, lab down; writes docs/changing.md
+    python tools/changing_page.py            # lab up (3 hosts), the changes, lab down; writes docs/changing.md
     python tools/changing_page.py --print    # the same, the page on stdout instead
 
-Brings up a two-node lab (`changing`, 10.0.124.0/24), sets the cluster up with `runbook run`, then
-makes four changes with `runbook run`, reading every node's Corosync pid before and after each: a
-token timeout (reloaded), quorum.last_man_standing (restarted one node at a time), a new
-cluster_name without `--restart-all` (refused) and with it (every node restarted together). The
-page quotes step 06's lines of each run as printed. Needs root, like the lab; takes about 2 minutes.
+Brings up a three-node lab (`changing`, 10.0.124.0/24), sets up a two-node cluster on two of them
+with `runbook run`, then makes its changes with `runbook run`, reading every host's Corosync pid
+before and after each: a token timeout (reloaded), quorum.last_man_standing (restarted one node at a
+time), a new cluster_name without `--restart-all` (refused) and with it (every node restarted
+together), a third node added and removed again (the two reloaded), and `runbook rotate-key`. The
+page quotes step 06's lines of each run as printed. Needs root, like the lab; takes about 3 minutes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 
 
 def pids() -> dict[str, str]:
-    return {n: sh("lab", "ssh", "--lab", LAB, n, "pidof", "corosync").stdout.strip() for n in ("node1", "node2")}
+    return {n: sh("lab", "ssh", "--lab", LAB, n, "pidof", "corosync", check=False).stdout.strip() or "none" for n in ("node1", "node2", "node3")}
 
 
 def step06(stderr: str) -> str:
@@ -47,13 +48,18 @@ def step06(stderr: str) -> str:
     return re.sub(r"/tmp/\S+", "FILE", "\n".join(shown))
 
 
-def change(work: Path, base: dict[str, object], title: str, *flags: str, **overrides: object) -> dict[str, object]:
+def change(work: Path, base: dict[str, object], title: str, *flags: str, what: str | None = None, command: str = "run",
+           **overrides: object) -> dict[str, object]:
     path = work / f"{len(list(work.glob('*.yaml')))}.yaml"
     path.write_text(yaml.safe_dump({**base, **overrides}, sort_keys=False))
     before = pids()
-    result = sh("run", str(path), "--out", str(work / "runs"), *flags, check=False)
+    result = sh(command, str(path), "--out", str(work / "runs"), *flags, check=False)
+    said = step06(result.stderr)
+    if "removed from the cluster file:" in result.stderr:  # preflight's announcement, before step 06's lines
+        said = next(line for line in result.stderr.splitlines() if "removed from the cluster file:" in line) + "\n...\n" + said
+    described = what or f"The cluster file gains `{yaml.safe_dump(overrides, default_flow_style=True).strip()}`"
     return {"title": title, "flags": " ".join(flags), "exit": result.returncode, "before": before, "after": pids(),
-            "said": step06(result.stderr), "overrides": overrides}
+            "said": said, "what": described, "command": command}
 
 
 def page(cases: list[dict[str, object]]) -> str:
@@ -61,8 +67,8 @@ def page(cases: list[dict[str, object]]) -> str:
     for case in cases:
         before, after = case["before"], case["after"]
         pid_line = ", ".join(f"{n}: {before[n]} -> {after[n]}" for n in before)  # type: ignore[index]
-        out += [f"### {case['title']}", "", f"The cluster file gains `{yaml.safe_dump(case['overrides'], default_flow_style=True).strip()}`; "
-                f"`runbook run{(' ' + str(case['flags'])) if case['flags'] else ''}` exits {case['exit']}. Corosync pids: {pid_line}.", "",
+        out += [f"### {case['title']}", "", f"{case['what']}; "
+                f"`runbook {case['command']}{(' ' + str(case['flags'])) if case['flags'] else ''}` exits {case['exit']}. Corosync pids: {pid_line}.", "",
                 "```text", str(case["said"]).rstrip(), "```", ""]
     out.append(PAGE_TAIL)
     return "\n".join(out)
@@ -70,7 +76,7 @@ def page(cases: list[dict[str, object]]) -> str:
 
 PAGE_HEAD = """# Changing a running cluster
 
-<!-- Written by tools/changing_page.py from a real run on two lab hosts (Corosync 3.1.7); run it again to refresh. -->
+<!-- Written by tools/changing_page.py from a real run on three lab hosts (Corosync 3.1.7); run it again to refresh. -->
 
 Edit the cluster file and run `runbook run` again: the steps write only what changed, and step 06
 does only what the change takes on the running daemons. It reads each node's running configuration
@@ -87,15 +93,35 @@ of the four kinds Corosync's own project lists for its options, checked against 
 
 `runbook plan` shows the same decision per node, with the keys that force it, before anything is
 done. A node where Corosync does not run is started last, after the reload (so the running nodes
-know it first). A changed authkey still restarts the nodes that got it, together (nodes with
-different keys cannot talk); Corosync 1.x has no reload, so there every change is a restart, as the
-chapter did it.
+know it first). Corosync 1.x has no reload, so there every change is a restart, as the chapter did
+it.
+
+**Adding a node** is adding it to the file's `nodes`: steps 01 to 05 install and configure it, step 06
+reloads the nodes that run (they learn the new nodelist) and then starts it. Going from two nodes to
+three, the reload also turns `two_node` off; from three to two, on again. Corosync 3.1.7 takes both
+by reload (tested on real daemons, with the quorum read every 200 ms throughout). **Removing a node**
+is deleting it from `nodes`: the nodes that stay still list it in their running nodelist, which is
+where the runbook finds its address. They reload first, then the removed node's Corosync is stopped,
+disabled at boot, and its `corosync.conf` and `authkey` are moved aside as
+`*.runbook-<time>-<run>.removed`, so a reboot does not bring it back. A removed node that cannot be
+reached (it died) is named and left as it is. Preflight refuses, before anything changes, a change of
+the nodes that would leave the nodes running now without quorum (it gives the votes), and the
+removal of a node the run reaches others through (ProxyJump).
+
+**A new authkey** (`runbook rotate-key CLUSTER`): the primary makes one, every node gets it, and the
+old one stays on each node as a root-only backup. Corosync 3.1 and later read the key again on
+reload and switch every node over while accepting both keys, so one `corosync-cfgtool -R` does it with
+the membership kept; the runbook then looks at the membership again after token + consensus, the
+time within which a node left on another key would drop out. Before 3.1 the key is read only at
+start and nodes with different keys cannot talk: every node restarts together, which needs
+`--restart-all`. A reload reaches only the nodes in the reloading node's membership: a node cut off
+by a wrong key must be reloaded on its own.
 
 A reload has one trap the runbook avoids: it copies into the map some values it does not apply (a
 link's `mcastport`, `quorum.wait_for_all` on 3.1.7). The runbook therefore never takes a value in the
 map as proof that it is in force; it decides from the table, and restarts where the table says so.
 
-## What each kind did, on two lab hosts
+## What each change did, on lab hosts
 """
 
 PAGE_TAIL = """## Checking afterwards
@@ -116,6 +142,11 @@ gives the same for monitoring.
   fix the file, and run again.
 - `corosync-cfgtool -R failed`: Corosync refused the new file as a whole and runs the old one on
   every node (3.x checks it completely first). The message and the node's log say which key.
+- A change of the nodes refused for quorum: the message gives the new file's votes, what quorum
+  needs and which nodes run now. Start the nodes that are down, or add and remove fewer at a time.
+- After `rotate-key`, "the membership changed ... a node is on another key": compare
+  `sha256sum /etc/corosync/authkey` on every node, put the primary's key where it differs, and run
+  `corosync-cfgtool -R` on that node itself (a reload reaches only the nodes in its membership).
 """
 
 
@@ -127,7 +158,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="runbook-changing-") as tmp:
         work = Path(tmp)
         cluster_file = work / "lab.yaml"
-        sh("lab", "up", "--nodes", "2", "--lab", LAB, "--subnet", SUBNET)
+        sh("lab", "up", "--nodes", "3", "--lab", LAB, "--subnet", SUBNET)
         try:
             from runbook import lab
 
@@ -135,6 +166,8 @@ def main() -> int:
             assert state is not None, "the lab is not up"
             base = yaml.safe_load(state.cluster_file.read_text())
             base["cluster_name"] = "daytwo"
+            three = list(base["nodes"])
+            base["nodes"] = three[:2]
             cluster_file.write_text(yaml.safe_dump(base, sort_keys=False))
             sh("run", str(cluster_file), "--out", str(work / "runs"))
             cases = [
@@ -144,6 +177,14 @@ def main() -> int:
                        quorum={"last_man_standing": True}, cluster_name="daytwo2"),
                 change(work, base, "The same with --restart-all: every node together", "--restart-all", totem={"token": 3000},
                        quorum={"last_man_standing": True}, cluster_name="daytwo2"),
+            ]
+            settled = {"totem": {"token": 3000}, "quorum": {"last_man_standing": True}, "cluster_name": "daytwo2"}
+            cases += [
+                change(work, base, "A third node added: the two reload, the new one starts", what="node3 is added to the file's `nodes`",
+                       **settled, nodes=three),
+                change(work, base, "The third node removed again: the two reload, it is stopped",
+                       what="node3 is deleted from the file's `nodes`", **settled),
+                change(work, base, "A new authkey: one reload", what="Nothing in the file changes", command="rotate-key", **settled),
             ]
         finally:
             sh("lab", "down", "--lab", LAB, check=False)

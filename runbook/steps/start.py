@@ -636,7 +636,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
         if d.kind in (Kind.ROLLING_RESTART, Kind.RESTART_ALL):
             key_news[name] = False  # restarted: it loads the new key at start
         if running[name] is None or (reason and not decides[name] and not key_news[name]) or (authkey_changed(states[name]) and not key_news[name]):
-            # not running, a new key (nodes with different keys cannot talk: restarted together, as
+            # not running, a new key not on every node or not reloadable (nodes with different keys cannot talk: restarted together, as
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
             if node_plan.changes:
                 (starts if not states[name].get("pid") else together).append(name)
