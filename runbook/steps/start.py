@@ -640,6 +640,10 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
             if node_plan.changes:
                 (starts if not states[name].get("pid") else together).append(name)
+                why_not = key_reload_refusal(generation, version) if new_key(states[name]) and running[name] is not None else None
+                if why_not and node_plan.would:
+                    node_plan.would += f" ({why_not})"
+                    node_plan.change += f" ({why_not})"
             continue
         if d.kind == Kind.NOTHING and not key_news[name]:
             if reason:

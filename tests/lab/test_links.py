@@ -32,7 +32,6 @@ LINKS = [
     ("n2", ["10.0.151.12", "10.0.152.12"]),
     ("n3", ["10.0.151.13", "10.0.152.13"]),
 ]
-NAMES = [("alpha", "10.0.153.11"), ("beta", "10.0.153.12"), ("gamma", "10.0.153.13")]
 
 
 def runbook(*args: str, out: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -153,53 +152,9 @@ def test_restoring_link_0_brings_it_back(two_links):
 
 @pytest.fixture(scope="module")
 def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path, Path]]:
-    with running_lab("names", NAMES) as state:
-        hosts_lines = "".join(f"{address} {name}\n" for name, address in NAMES)
-        for host in state.hosts:  # every host resolves every name (its own line is there already)
-            lab.host_exec(host, f"grep -v ' {host.name}$' /etc/hosts > /tmp/h; cat /tmp/h > /etc/hosts; printf '{hosts_lines}' >> /etc/hosts")
-        tmp = tmp_path_factory.mktemp("names")
-        cluster_file = tmp / "names.yaml"
-        cluster_file.write_text(
-            yaml.safe_dump(
-                {
-                    "cluster_name": "names",
-                    "nodes": [{"address": name, **({"role": "primary"} if i == 0 else {})} for i, (name, _) in enumerate(NAMES)],
-                    "ssh": {"config": str(state.ssh_config)},
-                },
-                sort_keys=False,
-            )
-        )
-        yield state, cluster_file, tmp / "runs"
-
-
-def test_a_name_on_the_127_0_1_1_line_of_a_node_is_refused_at_preflight(named):
-    state, cluster_file, out = named
-    beta = state.host("beta")
-    lab.host_exec(beta, "sed -i '1i 127.0.1.1 beta' /etc/hosts")
-    try:
-        result = runbook("run", str(cluster_file), out=out)
-    finally:
-        lab.host_exec(beta, "sed -i '/^127.0.1.1 beta$/d' /etc/hosts")
-    assert result.returncode != 0
-    assert "00-preflight" in result.stderr and "'beta' resolves to loopback 127.0.1.1 on node beta" in result.stderr, result.stderr[-3000:]
-    with hosts_for(load_cluster(cluster_file)) as hosts:  # refused before anything changed
-        assert all(hosts[n].run("pidof corosync", check=False).exit_status != 0 for n in ("alpha", "beta", "gamma"))
-
-
-def test_a_cluster_named_only_by_hostnames_comes_up_quorate(named):
-    _, cluster_file, out = named
-    result = runbook("run", str(cluster_file), out=out)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "alpha resolves to 10.0.153.11 on every node" in result.stderr
-    cluster = load_cluster(cluster_file)
-    for name, view in quorum_views(cluster).items():
-        assert view.quorate is True and sorted(m.name for m in view.members) == ["alpha", "beta", "gamma"], f"{name}: {view.raw}"
-
-
-def test_lab_up_from_a_file_naming_nodes_only_by_hostnames_then_run_comes_up_quorate(tmp_path):
     """clusters/hostnames.yaml gives no address at all: `runbook lab up` places the names in its subnet
     and makes every host resolve them; `runbook run` on the same file (no ssh settings) finds the lab
-    by those names, and the cluster comes up quorate."""
+    by those names."""
     from tests.lab.conftest import leftovers
 
     cluster_file = REPO / "clusters" / "hostnames.yaml"
@@ -209,15 +164,35 @@ def test_lab_up_from_a_file_naming_nodes_only_by_hostnames_then_run_comes_up_quo
         assert up.returncode == 0, up.stdout + up.stderr
         assert "hostnames (in every host's /etc/hosts): web-a 10.0.154.11, web-b 10.0.154.12, web-c 10.0.154.13" in up.stdout
         state = lab.LabState.load("hostnm")
-        for host in state.hosts:  # every host resolves every name to its lab address, never to loopback
-            shown = lab.host_exec(host, "getent ahostsv4 web-a web-b web-c | awk '{print $1}' | sort -u").stdout.split()
-            assert shown == ["10.0.154.11", "10.0.154.12", "10.0.154.13"], f"{host.name}: {shown}"
-        result = runbook("run", str(cluster_file), out=tmp_path / "runs")
-        assert result.returncode == 0, result.stderr[-4000:]
-        assert "web-a resolves to 10.0.154.11 on every node" in result.stderr
-        for name, view in quorum_views(load_cluster(cluster_file)).items():
-            assert view.quorate is True and sorted(m.name for m in view.members) == ["web-a", "web-b", "web-c"], f"{name}: {view.raw}"
+        assert state is not None
+        yield state, cluster_file, tmp_path_factory.mktemp("names") / "runs"
     finally:
         state = lab.LabState.load("hostnm")
         lab.down("hostnm")
         assert state is None or not leftovers(state)
+
+
+def test_a_name_on_the_127_0_1_1_line_of_a_node_is_refused_at_preflight(named):
+    state, cluster_file, out = named
+    web_b = state.host("web-b")
+    lab.host_exec(web_b, "sed -i '1i 127.0.1.1 web-b' /etc/hosts")
+    try:
+        result = runbook("run", str(cluster_file), out=out)
+    finally:
+        lab.host_exec(web_b, "sed -i '/^127.0.1.1 web-b$/d' /etc/hosts")
+    assert result.returncode != 0
+    assert "00-preflight" in result.stderr and "'web-b' resolves to loopback 127.0.1.1 on node web-b" in result.stderr, result.stderr[-3000:]
+    with hosts_for(load_cluster(cluster_file)) as hosts:  # refused before anything changed
+        assert all(hosts[n].run("pidof corosync", check=False).exit_status != 0 for n in ("web-a", "web-b", "web-c"))
+
+
+def test_a_cluster_named_only_by_hostnames_comes_up_quorate(named):
+    state, cluster_file, out = named
+    for host in state.hosts:  # every host resolves every name to its lab address, never to loopback
+        shown = lab.host_exec(host, "getent ahostsv4 web-a web-b web-c | awk '{print $1}' | sort -u").stdout.split()
+        assert shown == ["10.0.154.11", "10.0.154.12", "10.0.154.13"], f"{host.name}: {shown}"
+    result = runbook("run", str(cluster_file), out=out)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "web-a resolves to 10.0.154.11 on every node" in result.stderr
+    for name, view in quorum_views(load_cluster(cluster_file)).items():
+        assert view.quorate is True and sorted(m.name for m in view.members) == ["web-a", "web-b", "web-c"], f"{name}: {view.raw}"

@@ -111,6 +111,7 @@ def test_a_new_key_on_every_node_is_one_reload_from_31_and_a_restart_together_be
     old = {n: dataclasses.replace(f, corosync_version="3.0.4") for n, f in found.items()}
     plan = start.plan(new, old)
     assert ops(plan, "node1") == ["restart"] and plan.waves == [["node1", "node2"]]
+    assert "(Corosync 3.0.4 reads the authkey only at start" in plan.nodes["node1"].would
     half = dict(found, node2=facts(new, cluster())["node2"])  # only node1 has a new key: they could not talk after a reload
     plan = start.plan(new, half)
     assert ops(plan, "node1") == ["restart"]
