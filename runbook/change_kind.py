@@ -378,7 +378,7 @@ def _label(entry: Mapping[str, str]) -> str:
     return " ".join(f"{k}={entry[k]}" for k in sorted(entry))
 
 
-def _match(wanted_nodes: Sequence[dict[str, str]], running_nodes: Sequence[dict[str, str]]) -> list[tuple[int | None, int | None]]:
+def match_nodes(wanted_nodes: Sequence[dict[str, str]], running_nodes: Sequence[dict[str, str]]) -> list[tuple[int | None, int | None]]:
     """Pairs of (wanted index, running index) for the same node: by name, else ring0_addr, else nodeid.
 
     By name first, as the operator knows nodes: a node that keeps its name under another nodeid is
@@ -403,7 +403,7 @@ def _node_changes(running: Mapping[str, str], wanted: Mapping[str, str], generat
     """The nodelist compared node by node (Corosync renumbers nodes when one is removed)."""
     have, want = node_entries(running), node_entries(wanted)
     changes = []
-    for i, j in _match(want, have):
+    for i, j in match_nodes(want, have):
         if i is None:
             assert j is not None
             changes.append(Change(f"nodelist.node.{j}", _label(have[j]), None, R,

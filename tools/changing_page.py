@@ -101,12 +101,15 @@ reloads the nodes that run (they learn the new nodelist) and then starts it. Goi
 three, the reload also turns `two_node` off; from three to two, on again. Corosync 3.1.7 takes both
 by reload (tested on real daemons, with the quorum read every 200 ms throughout). **Removing a node**
 is deleting it from `nodes`: the nodes that stay still list it in their running nodelist, which is
-where the runbook finds its address. They reload first, then the removed node's Corosync is stopped,
-disabled at boot, and its `corosync.conf` and `authkey` are moved aside as
-`*.runbook-<time>-<run>.removed`, so a reboot does not bring it back. A removed node that cannot be
-reached (it died) is named and left as it is. Preflight refuses, before anything changes, a change of
-the nodes that would leave the nodes running now without quorum (it gives the votes), and the
-removal of a node the run reaches others through (ProxyJump).
+where the runbook finds its address. The removed node's Corosync is stopped first (Pacemaker before
+it, where it runs: a clean leave, where a node the others dropped while it ran would be a lost node,
+and fenced), disabled at boot, and its `corosync.conf` and `authkey` are moved aside as
+`*.runbook-<time>-<run>.removed`, so a reboot does not bring it back; then the nodes that stay reload. A removed node that cannot be
+reached (it died) is named and left as it is, and one whose Corosync now runs another cluster is not
+touched. Preflight refuses, before anything changes, a change of the nodes that would leave the nodes
+running now without quorum, while the removed nodes stop (the old votes still count) or after the
+reload (the new file's), with the votes; and the removal of a node the run reaches others through
+(ProxyJump). `rotate-key` is refused while the file adds or removes nodes: run `runbook run` first.
 
 **A new authkey** (`runbook rotate-key CLUSTER`): the primary makes one, every node gets it, and the
 old one stays on each node as a root-only backup. Corosync 3.1 and later read the key again on
@@ -182,7 +185,7 @@ def main() -> int:
             cases += [
                 change(work, base, "A third node added: the two reload, the new one starts", what="node3 is added to the file's `nodes`",
                        **settled, nodes=three),
-                change(work, base, "The third node removed again: the two reload, it is stopped",
+                change(work, base, "The third node removed again: it is stopped, the two reload",
                        what="node3 is deleted from the file's `nodes`", **settled),
                 change(work, base, "A new authkey: one reload", what="Nothing in the file changes", command="rotate-key", **settled),
             ]

@@ -177,20 +177,46 @@ def membership_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: 
     if generation not in (2, 3):
         return None
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    removed = removal.removed_nodes(running, cluster)
     text = render(cluster, cluster.nodes[0].name, generation)
+    removed = removal.removed_nodes(running, cluster, text, generation, staying_hosts(hosts))
     endpoints = {n: hosts[n].endpoint for n in hosts} if removed else {}
     return removal.jump_refusal(removed, endpoints) or removal.quorum_refusal(running, cluster, text, generation, removed)
 
 
-def removed_note(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> str | None:
-    """The nodes the file no longer lists that step 06 will stop, as preflight announces them."""
+def staying_hosts(hosts: Hosts) -> list[str]:
+    """The hosts the run logs in to (never a removed node, whatever a nodelist says)."""
+    return [h.endpoint.hostname for h in hosts.values() if hasattr(h, "endpoint")]
+
+
+def removed_of(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> list[removal.Removed]:
+    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+    if generation not in (2, 3):
+        return []
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    removed = removal.removed_nodes(running, cluster)
+    return removal.removed_nodes(running, cluster, render(cluster, cluster.nodes[0].name, generation), generation, staying_hosts(hosts))
+
+
+def removed_note(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
+    """The nodes the file no longer lists that step 06 will stop, as preflight announces them."""
+    removed = removed_of(cluster, facts, hosts)
     if not removed:
         return None
-    return (f"removed from the cluster file: {', '.join(str(r) for r in removed)}; step 06 reloads the nodes that stay, "
-            "then stops Corosync there, disables it at boot and keeps its files as backups")
+    return (f"removed from the cluster file: {', '.join(str(r) for r in removed)}; step 06 stops Corosync there first (a "
+            "clean leave), disables it at boot and keeps its files as backups, then reloads the nodes that stay")
+
+
+def rotation_mix_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
+    """rotate-key changes the key only: refused while the file adds or removes nodes (run `runbook run` first)."""
+    removed = removed_of(cluster, facts, hosts)
+    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    ours = removal.ours(running, cluster.name)
+    added = [n for n in facts if ours and n not in ours]
+    if not removed and not added:
+        return None
+    what = "; ".join(part for part in (f"removes {', '.join(str(r) for r in removed)}" if removed else "",
+                                       f"adds or starts {', '.join(added)}" if added else "") if part)
+    return (f"rotate-key changes only the key, but the cluster file {what}: run `runbook run FILE` first, then rotate-key. "
+            "Nothing was changed")
 
 
 def rotation_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
@@ -237,7 +263,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
     if not report.problems and not any(o.status == "failed" for o in report.outcomes):
         refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts)
-                   or (rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
+                   or (rotation_mix_refusal(cluster, facts, hosts) or rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
         report.problems += [refusal] if refusal else []
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)
@@ -252,7 +278,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         first = {n: resolved[n].get(name, ())[:1] for n in resolved}
         report.notes.append(f"{name} resolves to {', '.join(next(iter(first.values()), ()))} on every node")
     report.notes += quorum_warnings(cluster)
-    leaving = removed_note(cluster, facts)
+    leaving = removed_note(cluster, facts, hosts)
     report.notes += [leaving] if leaving else []
     moved = foreign_cluster.take_over_note(cluster, running) if take_over else None
     report.notes += [moved] if moved else []

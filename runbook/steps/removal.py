@@ -2,13 +2,15 @@
 
 Removing a node is deleting it from the cluster file and running again. The file then no longer says
 where the node is, but the nodes that stay do: their running nodelist (their map, `corosync-cmapctl`)
-still lists it with its name and address. Step 06 reloads the nodes that stay (they drop it), then
-stops Corosync on it, disables it at boot and moves its corosync.conf and authkey aside as backups,
-so that a reboot does not bring it back into a cluster that no longer counts it. A removed node that
+still lists it with its name and address. Step 06 first stops Corosync on it (Pacemaker first: a
+clean leave; a node the others' reload dropped while it ran would be a lost node, and fenced),
+disables it at boot and moves its corosync.conf and authkey aside as backups, so that a reboot does
+not bring it back; then it reloads the nodes that stay (they drop it from their nodelist). A removed node that
 cannot be reached (the usual reason to remove one: it died) is reported and left as it is.
 
 Preflight refuses, before any node changes, a membership change that would leave the nodes running
-now without quorum under the new file (with the numbers), and the removal of a node that the run
+now without quorum (with the old votes once the removed nodes stopped, with the new file's after
+the reload; it gives the numbers), and the removal of a node that the run
 reaches other nodes through (a ProxyJump host). Pure, except `host_for`, which makes a connection
 object (nothing is sent until it is used).
 """
@@ -16,9 +18,10 @@ object (nothing is sent until it is used).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from runbook.change_kind import match_nodes
 from runbook.cluster import Cluster, Node
 from runbook.endpoint import Endpoint, resolve_endpoint
 from runbook.facts import AUTHKEY_PATH, CONF_PATH
@@ -47,21 +50,30 @@ def ours(running: Mapping[str, Running | None], cluster_name: str) -> dict[str, 
     return {n: r for n, r in running.items() if r is not None and r.keys.get("totem.cluster_name") == cluster_name}
 
 
-def removed_nodes(running: Mapping[str, Running | None], cluster: Cluster) -> list[Removed]:
-    """Pure: the nodes the running nodelists of this cluster list and the cluster file does not.
+def removed_nodes(running: Mapping[str, Running | None], cluster: Cluster, file_text: str, generation: int,
+                  staying: Iterable[str] = ()) -> list[Removed]:
+    """Pure: the nodes the running nodelists of this cluster list and the new file (`file_text`) does not.
 
-    A nodelist entry is the file's node when its name or its link-0 address is the node's (not by
-    nodeid alone: the file's default nodeid is the position, which a removal renumbers).
+    Entries are paired with the file's nodes as step 06's decision pairs them (change_kind.match_nodes:
+    by name, else address, else nodeid), so a node whose address changes is that node, not a removed
+    one. An entry at an address or name in `staying` (the nodes' own addresses, the hosts the run logs
+    in to) is never taken for removed, whatever the pairing says: stopping it would stop a node that stays.
     """
+    wanted = node_entries(file_keys(file_text, generation))
+    keep = {v.lower() for v in staying} | {n.address.lower() for n in cluster.nodes} | {n.name.lower() for n in cluster.nodes}
     found: dict[tuple[str, str], list[str]] = {}
     entries: dict[tuple[str, str], dict[str, str]] = {}
-    for staying, r in ours(running, cluster.name).items():
-        for entry in node_entries(r.keys):
+    for node, r in ours(running, cluster.name).items():
+        have = node_entries(r.keys)
+        for i, j in match_nodes(wanted, have):
+            if i is not None or j is None:
+                continue
+            entry = have[j]
             address = entry.get("ring0_addr", "")
-            if any(same_value(entry.get("name"), n.name) or same_value(address, n.address) for n in cluster.nodes):
+            if address.lower() in keep or entry.get("name", "").lower() in keep:
                 continue
             key = (entry.get("name") or address, address)
-            found.setdefault(key, []).append(staying)
+            found.setdefault(key, []).append(node)
             entries[key] = entry
     return [Removed(name, address, entries[(name, address)].get("nodeid"), tuple(by)) for (name, address), by in found.items()]
 
@@ -102,7 +114,12 @@ def quorum_refusal(running: Mapping[str, Running | None], cluster: Cluster, file
     expected, needed, two_node = quorum
     votes = {n.name: n.quorum_votes if n.quorum_votes is not None else 1 for n in cluster.nodes}
     have = sum(votes[name] for name in now)
-    if have >= needed:
+    before = quorum_of(next(iter(now.values())).keys) if removed else None
+    counts = "the new file counts"
+    if before is not None and have < before[1]:  # removed nodes stop first, while the others still count the old votes
+        expected, needed, two_node = before
+        counts = f"while {', '.join(r.name for r in removed)} stop{'s' if len(removed) == 1 else ''} (first), the running cluster still counts"
+    elif have >= needed:
         return None
     down = [n.name for n in cluster.nodes if n.name not in now and n.name not in added]
     change = "; ".join(part for part in (
@@ -111,8 +128,8 @@ def quorum_refusal(running: Mapping[str, Running | None], cluster: Cluster, file
     rule = "two_node: one of two votes" if two_node else f"a majority of {expected}"
     waiting = f"; {', '.join(down)} {'is' if len(down) == 1 else 'are'} not running it" if down else ""
     return (
-        f"this change {change}: the new file counts {expected} votes and quorum needs {needed} ({rule}), but the nodes "
-        f"running the cluster now ({', '.join(now)}) have {have}{waiting}. Once they reload, they would be without quorum"
+        f"this change {change}: {counts} {expected} votes and quorum needs {needed} ({rule}), but the nodes "
+        f"running the cluster now ({', '.join(now)}) have {have}{waiting}. They would be without quorum"
         f"{' until ' + ', '.join(added) + ' joined' if added else ''}. Nothing was changed. Start the nodes that are down first, "
         "or change fewer nodes at a time"
     )
@@ -131,7 +148,13 @@ def jump_refusal(removed: Sequence[Removed], endpoints: Mapping[str, Endpoint]) 
 
 
 STATE_SCRIPT = "echo \"pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)\"; echo \"init=$(cat /proc/1/comm 2>/dev/null)\"; " + \
+    "pidof corosync >/dev/null 2>&1 && echo \"cluster=$(corosync-cmapctl -g totem.cluster_name 2>/dev/null | sed 's/.*= //')\"; " + \
     "; ".join(f"[ -e {p} ] && echo 'file={p}'" for p in (CONF_PATH, AUTHKEY_PATH)) + "; true"
+
+
+def cluster_of(text: str) -> str | None:
+    """Pure: the cluster a removed node's running Corosync is in now (STATE_SCRIPT), None when not running."""
+    return next((v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()) if k == "cluster"), None)
 
 
 def parse_state(text: str) -> tuple[str | None, str, tuple[str, ...]]:
@@ -153,10 +176,13 @@ def remove_script(stamp: str, run: str, by_pid: str) -> str:
         for p in (CONF_PATH, AUTHKEY_PATH))
     return f"""set -e{by_pid}
 if [ "$(cat /proc/1/comm 2>/dev/null)" = systemd ]; then
+  systemctl disable --now pacemaker >/dev/null 2>&1 || true  # it would start Corosync again at boot
   systemctl disable --now corosync >/dev/null 2>&1 || true
 elif [ -x /etc/init.d/corosync ]; then
+  [ ! -x /etc/init.d/pacemaker ] || /etc/init.d/pacemaker stop >/dev/null 2>&1 || true
   /etc/init.d/corosync stop >/dev/null 2>&1 || true
   if command -v update-rc.d >/dev/null; then update-rc.d corosync disable >/dev/null 2>&1 || true; fi
+  if command -v chkconfig >/dev/null; then chkconfig corosync off >/dev/null 2>&1 || true; fi
 fi
 rb_stop_by_pid "it still ran after the init system's stop"
 [ -z "$(rb_corosync)" ] || {{ echo "corosync still runs" >&2; exit 3; }}
@@ -174,5 +200,5 @@ def shown(init: str) -> tuple[str, tuple[str, ...]]:
     return f"{stop}; mv corosync.conf and authkey aside (*{REMOVED_SUFFIX})", (stop, keep)
 
 
-__all__ = ["REMOVED_SUFFIX", "Removed", "STATE_SCRIPT", "host_for", "jump_refusal", "ours", "parse_state", "quorum_of",
+__all__ = ["cluster_of", "REMOVED_SUFFIX", "Removed", "STATE_SCRIPT", "host_for", "jump_refusal", "ours", "parse_state", "quorum_of",
            "quorum_refusal", "remove_script", "removed_nodes", "shown"]

@@ -24,7 +24,7 @@ from runbook.errors import HostError
 from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
 from runbook.hosts import Host, Hosts
 from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
-from runbook.plan import NodePlan, StepPlan
+from runbook.plan import NodePlan, StepPlan, pending
 from runbook.report import NodeOutcome, StepReport, clean
 from runbook.change_kind import Kind, parse_version
 from runbook.steps import change, removal
@@ -531,9 +531,16 @@ echo "no reload in progress; the new values are checked in the map afterwards"
 
 # After a reload that took a new authkey, the stamp says so: this pid now runs the key on disk and a
 # reloaded corosync.conf (a daemon the runbook did not start gets a stamp too: it is known now).
-KEY_STAMP = (f"{{ echo \"pid=$(pidof corosync | cut -d' ' -f1)\"; echo 'sha:{CONF_PATH}={RELOADED}'; "
+KEY_STAMP = (f"mkdir -p $(dirname {STAMP}) && {{ echo \"pid=$(pidof corosync | cut -d' ' -f1)\"; echo 'sha:{CONF_PATH}={RELOADED}'; "
              f"echo \"sha:{AUTHKEY_PATH}=$(sha256sum {AUTHKEY_PATH} | cut -d' ' -f1)\"; }} > {STAMP}.tmp.$$ && mv -f {STAMP}.tmp.$$ {STAMP}")
 KEY_RELOAD_FROM = (3, 1)  # v3.1.0 commit 5f71445b: cfg.c reload -> totem_reread_crypto_config re-reads the key file
+
+
+def only_reloaded(state: dict[str, str], cluster_name: str, generation: int) -> bool:
+    """Pure: the one reason to restart is the stamp's reload mark (the daemon runs, the key is the one it loaded)."""
+    if state.get(f"stamp:sha:{CONF_PATH}") != RELOADED or state.get("stamp:pid") != state.get("pid"):
+        return False
+    return restart_reason({**state, f"stamp:sha:{CONF_PATH}": state.get(f"sha:{CONF_PATH}", "")}, cluster_name, generation) is None
 
 
 def new_key(state: dict[str, str]) -> str | None:
@@ -599,8 +606,6 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     cluster file stopped, rolling restarts one node at a time, the restarts that go together, then
     the first starts (see runbook.steps.change). `removed`: each removed node's removal.STATE_SCRIPT
     output, or why it could not be read."""
-    from runbook.plan import pending
-
     at = time.time() if now is None else now
     generations = {n.name: generation_of(cluster, facts[n.name], STEP, check) for n in cluster.nodes}
     waiting = {n.name: pending(n.name) if check else {} for n in cluster.nodes}
@@ -608,6 +613,11 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     states = {name: with_pending(parse_state(facts[name].extra.get("state", "")), waiting[name], at) for name in generations}
     reasons = {name: restart_reason(states[name], cluster.name, generations[name]) for name in generations}
     running = {name: change.parse_running(name, facts[name].extra.get(change.SECTION, "")) for name in generations}
+    for name in generations:  # reloaded since its start, and no map to say what it runs now: not restarted for that
+        if running[name] is None and only_reloaded(states[name], cluster.name, generations[name]):
+            nodes[name] = NodePlan(name, summary="Corosync was reloaded since the runbook started it and its running map cannot be "
+                                                 "read now, so what it runs is not known: not restarted; run again to decide")
+            reasons[name] = None
     generation = next(iter(generations.values()))
     version = change.lowest_version(f.corosync_version for f in facts.values())
     joining = change.newcomers(running, cluster.name)
@@ -622,7 +632,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
         return StepPlan(STEP, TITLE, nodes)
     refusal = change.restart_all_refusal(decided, running, restart_all)
     step_plan = StepPlan(STEP, TITLE, nodes, problems=[refusal] if refusal else [])
-    stopping = remove_plans(step_plan, removed or {}, at)
+    stopping = remove_plans(step_plan, removed or {}, at, cluster.name)
     step_plan.notes += [f"{d.node}: {change.kind_words(d)}" for d in decided.nodes if d.kind != Kind.NOTHING]
     reloads, rolling, together, starts = [], [], [], []
     for d in decided.nodes:
@@ -691,12 +701,12 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     if decided.stops_cluster:
         step_plan.notes.append(f"this stops the whole cluster: {', '.join(decided.restart_all)} stop, then start together")
     quiet = [name for name in nodes if not nodes[name].changes]
-    waves = [reloads[:1] + quiet, reloads[1:], stopping, *([name] for name in rolling), together, starts]
+    waves = [stopping, reloads[:1] + quiet, reloads[1:], *([name] for name in rolling), together, starts]
     step_plan.waves = [w for w in waves if w]
     return step_plan
 
 
-def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Exception], now: float) -> list[str]:
+def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Exception], now: float, cluster_name: str) -> list[str]:
     """Pure: a plan per removed node (stop, disable at boot, files kept aside), added to `step_plan`;
     their names, for the wave after the reload. One that cannot be reached gets a note instead."""
     from runbook.backup_script import run_id
@@ -710,6 +720,11 @@ def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Ex
             continue
         pid, init, files = removal.parse_state(state)
         command, by_hand = removal.shown(init)
+        now_in = removal.cluster_of(state)
+        if now_in is not None and now_in != cluster_name:
+            step_plan.notes.append(f"{r} is removed from the cluster file, and its Corosync now runs cluster {now_in!r}: "
+                                   "not touched (the others drop it on reload)")
+            continue
         node_plan = NodePlan(r.name)
         if pid is None and not files:
             node_plan.summary = "removed from the cluster file: Corosync does not run there and its files are gone already"
@@ -724,7 +739,7 @@ def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Ex
             node_plan.change = f"{what.replace('stop', 'stopped')}disabled at boot, its files kept as *{removal.REMOVED_SUFFIX} backups: removed from the cluster file"
             names.append(r.name)
         step_plan.nodes[r.name] = node_plan
-        step_plan.notes.append(f"{r.name}: removed from the cluster file; the nodes that stay drop it on reload, then it is stopped")
+        step_plan.notes.append(f"{r.name}: removed from the cluster file; it is stopped first (a clean leave), then the nodes that stay drop it on reload")
     return names
 
 
@@ -773,7 +788,11 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
         raise partial_views(cluster, hosts, exc, check) from None
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    gone = {r: removal.host_for(r, cluster) for r in removal.removed_nodes(running, cluster)}
+    first = cluster.nodes[0].name
+    file_text = _wanted_file(cluster, facts[first], generations[first], pending(first) if check else {})
+    staying = [h.endpoint.hostname for h in hosts.values()]
+    found = removal.removed_nodes(running, cluster, file_text, generations[first], staying) if generations[first] in (2, 3) else []
+    gone = {r: removal.host_for(r, cluster) for r in found}
     try:
         states = parallel(list(gone), lambda r: gone[r].run(removal.STATE_SCRIPT, check=True, timeout=30, display="is Corosync running").text)
         removed = {r: (s if isinstance(s, str) else Exception(str(s).removeprefix(f"{r.name}: "))) for r, s in zip(gone, states)}

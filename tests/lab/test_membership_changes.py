@@ -98,16 +98,17 @@ def test_adding_a_third_node_reloads_the_two_and_turns_two_node_off(members: Mem
 
 
 def test_a_removal_that_would_lose_quorum_is_refused_with_nothing_changed(members: Members) -> None:
-    """node2 down; a 2-node file without two_node needs both votes, and only node1 runs."""
+    """node2 down: node3 stops first, and node1 alone has 1 of the 3 votes the cluster counts until the reload."""
     members.hosts["node2"].run("/etc/init.d/corosync stop >/dev/null 2>&1 || true")
     wait_for(lambda: not members.pid("node2"), 30, "node2's Corosync stopped")
     try:
         files = {n: members.hosts[n].run(f"sha256sum {CONF} {KEY}").text for n in ADDRESSES}
         pids = {n: members.pid(n) for n in ("node1", "node3")}
-        refused = members.run(mapping("node1", "node2", quorum={"two_node": False}))
+        refused = members.run(mapping("node1", "node2"))
         assert refused.returncode == 1, refused.stderr[-3000:]
-        assert ("this change removes node3 (10.0.173.13, nodeid 3): the new file counts 2 votes and quorum needs 2 (a majority of 2), "
-                "but the nodes running the cluster now (node1) have 1; node2 is not running it") in refused.stderr, refused.stderr[-3000:]
+        assert ("this change removes node3 (10.0.173.13, nodeid 3): while node3 stops (first), the running cluster still counts 3 votes "
+                "and quorum needs 2 (a majority of 3), but the nodes running the cluster now (node1) have 1; node2 is not running it"
+                ) in refused.stderr, refused.stderr[-3000:]
         assert "00-preflight ... FAILED" in refused.stderr
         assert {n: members.hosts[n].run(f"sha256sum {CONF} {KEY}").text for n in ADDRESSES} == files
         assert {n: members.pid(n) for n in pids} == pids
@@ -116,11 +117,11 @@ def test_a_removal_that_would_lose_quorum_is_refused_with_nothing_changed(member
         wait_for(lambda: all(members.quorum(n).complete(3) for n in ADDRESSES), 60, "all three members again")
 
 
-def test_removing_the_third_node_stops_it_keeps_its_files_and_reloads_the_two(members: Members) -> None:
+def test_removing_the_third_node_stops_it_first_keeps_its_files_and_reloads_the_two(members: Members) -> None:
     before = {n: members.pid(n) for n in ("node1", "node2")}
     result, samples = run_sampled(members, mapping("node1", "node2"))
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "removed from the cluster file: node3 (10.0.173.13, nodeid 3)" in result.stderr  # preflight says so first
+    assert "removed from the cluster file: node3 (10.0.173.13, nodeid 3); step 06 stops Corosync there first" in result.stderr  # preflight
     assert "reloaded Corosync (quorum.two_node: (absent) -> 1, nodelist.node.2: name=node3" in result.stderr
     assert {n: members.pid(n) for n in before} == before, "the nodes that stay were not restarted"
     for node in before:
@@ -134,7 +135,8 @@ def test_removing_the_third_node_stops_it_keeps_its_files_and_reloads_the_two(me
     assert any(f.startswith("corosync.conf.runbook-") and f.endswith(".removed") for f in kept), kept
     key = next(f for f in kept if f.startswith("authkey.runbook-") and f.endswith(".removed"))
     assert node3.run(f"stat -c '%a %U:%G' /etc/corosync/{key}").text.strip() == "400 root:root"
-    assert not node3.run("ls /etc/rc2.d/ | grep -c '^S..corosync'", check=False).text.strip().strip("0"), "still enabled at boot"
+    assert node3.run("ls /etc/rc2.d/ | grep -c '^K..corosync'", check=False).text.strip() == "1", "disabled at boot (a K link)"
+    assert node3.run("ls /etc/rc2.d/ | grep -c '^S..corosync'", check=False).text.strip() == "0", "still enabled at boot"
     again = members.run(mapping("node1", "node2"))
     assert again.returncode == 0 and "everything was already in place" in again.stderr, again.stderr[-2000:]
 
