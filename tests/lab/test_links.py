@@ -4,7 +4,8 @@ A 3-node cluster with 2 knet links (each host one interface per link, a bridge p
 quorate; cutting link 0 on one node keeps the membership on link 1 and the reports show link 0 down
 there; restoring it brings link 0 back. A cluster named only by hostnames comes up when every host
 resolves them alike, and is refused at preflight, naming node and name, when one resolves its own
-name to 127.0.1.1 (the classic /etc/hosts line).
+name to 127.0.1.1 (the classic /etc/hosts line). `runbook migrate --from-nodes` reads the nodes of a
+multicast file from the running two-link cluster's membership over SSH, read-only.
 
 SSH reaches the hosts of the two-link lab over link 1 (as an operator's management network would),
 so cutting link 0 does not cut the runbook off.
@@ -148,6 +149,92 @@ def test_restoring_link_0_brings_it_back(two_links):
     wait_until("link 0 back on every node", all_links_up)
     rerun = runbook("run", str(cluster_file), out=out)
     assert rerun.returncode == 0, rerun.stderr[-4000:]
+
+
+# --- `runbook migrate --from-nodes` on the same running cluster ------------------------------------
+# Corosync 3 cannot run a multicast cluster without a nodelist, so the running cluster is this knet
+# one (3 nodes, 2 links) and the file is a 2.x multicast file with two rings: what is read is the
+# membership (node ids and each member's address on every link), which is what the file lacks. These
+# come after the link tests: the last one stops Corosync on n3.
+
+MCAST_TWO_RINGS = """totem {
+ version: 2
+ cluster_name: legacy
+ rrp_mode: passive
+ crypto_cipher: none
+ crypto_hash: none
+ interface {
+  ringnumber: 0
+  bindnetaddr: 10.0.151.0
+  mcastaddr: 239.255.1.1
+  mcastport: 5405
+ }
+ interface {
+  ringnumber: 1
+  bindnetaddr: 10.0.152.0
+  mcastaddr: 239.255.2.1
+  mcastport: 5407
+ }
+}
+quorum {
+ provider: corosync_votequorum
+ expected_votes: 3
+}
+"""
+
+
+@pytest.fixture()
+def mcast_conf(two_links, tmp_path: Path) -> tuple[lab.LabState, Path]:
+    conf = tmp_path / "mcast.conf"
+    conf.write_text(MCAST_TWO_RINGS)
+    return two_links[0], conf
+
+
+def test_the_members_of_the_running_cluster_become_the_nodes_and_the_header_says_so(mcast_conf, tmp_path):
+    state, conf = mcast_conf
+    out = tmp_path / "legacy.yaml"
+    result = runbook("migrate", str(conf), "--from-nodes", "n1,n2", "--ssh-config", str(state.ssh_config), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    cluster = load_cluster(out)
+    assert [(n.name, n.nodeid, n.addresses) for n in cluster.nodes] == [
+        ("n1", 1, ("10.0.151.11", "10.0.152.11")),
+        ("n2", 2, ("10.0.151.12", "10.0.152.12")),
+        ("n3", 3, ("10.0.151.13", "10.0.152.13")),  # not logged in to: the name Corosync shows for it
+    ]
+    assert cluster.generation == 2 and cluster.nodelist is False and cluster.rrp_mode == "passive"
+    header = "\n".join(line for line in out.read_text().splitlines() if line.startswith("#"))
+    assert "# Nodes: from the running cluster's membership, read over SSH on n1, n2 (Corosync 3." in header, header
+    assert "corosync-cmapctl" in header
+
+
+def test_a_host_with_an_unknown_host_key_is_refused(mcast_conf, tmp_path):
+    state, conf = mcast_conf
+    config = tmp_path / "ssh_config"
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    config.write_text(state.ssh_config.read_text().replace(str(state.known_hosts), str(empty)))
+    result = runbook("migrate", str(conf), "--from-nodes", "n1", "--ssh-config", str(config))
+    assert result.returncode == 1 and "n1: unknown SSH host key" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+
+
+def test_a_host_where_corosync_is_not_running_is_named(mcast_conf):
+    state, conf = mcast_conf
+    lab.host_exec(state.host("n3"), "/etc/init.d/corosync stop >/dev/null 2>&1; true")
+    result = runbook("migrate", str(conf), "--from-nodes", "n3", "--ssh-config", str(state.ssh_config))
+    assert result.returncode == 1, result.stderr
+    assert "n3: Corosync is not running there" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_host_that_is_down_is_named(mcast_conf):
+    state, conf = mcast_conf
+    lab.stop_sshd(state, "n2")
+    try:
+        result = runbook("migrate", str(conf), "--from-nodes", "n1,n2", "--ssh-config", str(state.ssh_config))
+    finally:
+        lab.start_sshd(state, "n2")
+    assert result.returncode == 1 and "n2: cannot connect to 10.0.151.12:22" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.fixture(scope="module")
