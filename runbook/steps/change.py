@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from runbook.change_kind import Kind, NodeDecision, Plan, decide
+from runbook.change_kind import Kind, NodeDecision, Plan, decide, parse_version
 from runbook.errors import HostError
 from runbook.running_config import Difference, file_keys, parse_cmapctl
 from runbook.running_members import parse_members
@@ -92,6 +92,19 @@ def lowest_version(versions: Iterable[str | None]) -> str | None:
     return min(found, key=lambda v: tuple(int(p) for p in re.findall(r"\d+", v)[:3]), default=None)
 
 
+KEY_RELOAD_FROM = (3, 1)  # v3.1.0 commit 5f71445b: cfg.c reload -> totem_reread_crypto_config re-reads the key file
+
+
+def key_reload_refusal(generation: int, version: str | None) -> str | None:
+    """Pure: why Corosync cannot take a new authkey by reload here (None: it can, 3.1+ with knet)."""
+    found = parse_version(version)
+    if generation == 3 and found is not None and found >= KEY_RELOAD_FROM:
+        return None
+    shown = version or "unknown"
+    return (f"Corosync {shown} reads the authkey only at start (3.1 is the first to change keys at run time), and nodes "
+            "with different keys cannot talk: every node restarts together")
+
+
 def restart_all_refusal(plan: Plan | None, running: Mapping[str, Running | None], restart_all: bool) -> str | None:
     """Pure: why a run may not go on without `--restart-all` (None: it may).
 
@@ -124,4 +137,4 @@ def forcing_keys(d: NodeDecision) -> str:
     return ", ".join(str(Difference(c.key, c.running, c.wanted)) for c in d.forcing)
 
 
-__all__ = ["Running", "SCRIPT", "SECTION", "decision", "forcing_keys", "lowest_version", "kind_words", "membership_at_stake", "newcomers", "parse_running", "restart_all_refusal"]
+__all__ = ["KEY_RELOAD_FROM", "Running", "SCRIPT", "SECTION", "decision", "forcing_keys", "key_reload_refusal", "lowest_version", "kind_words", "membership_at_stake", "newcomers", "parse_running", "restart_all_refusal"]

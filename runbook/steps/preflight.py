@@ -159,57 +159,58 @@ def summary_of(facts: NodeFacts) -> str:
 EXTRA = {leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT}
 
 
+def generation_for(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> int | None:
+    """The generation the checks below decide for: the cluster file's, else the first installed one."""
+    return cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+
+
+def running_maps(facts: Mapping[str, NodeFacts]) -> dict[str, change.Running | None]:
+    """Each node's running map, as preflight read it (change.SCRIPT)."""
+    return {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+
+
 def change_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
     """Why the files step 02 will write may not be made (they stop the running cluster), or None."""
-    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+    generation = generation_for(cluster, facts)
     if generation not in (2, 3):
         return None
-    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
+    running = running_maps(facts)
     files = {n.name: render(cluster, n.name, generation) for n in cluster.nodes}
     version = change.lowest_version(f.corosync_version for f in facts.values())
     decided = change.decision(running, files, generation, version, cluster.name)
     return change.restart_all_refusal(decided, running, restart_all)
 
 
-def membership_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
-    """Why the nodes the file adds or removes may not be (quorum lost, the way in removed), or None."""
-    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
-    if generation not in (2, 3):
-        return None
-    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    text = render(cluster, cluster.nodes[0].name, generation)
-    removed = removal.removed_nodes(running, cluster, text, generation, staying_hosts(hosts))
-    endpoints = {n: hosts[n].endpoint for n in hosts} if removed else {}
-    return removal.jump_refusal(removed, endpoints) or removal.quorum_refusal(running, cluster, text, generation, removed)
-
-
-def staying_hosts(hosts: Hosts) -> list[str]:
-    """The hosts the run logs in to (never a removed node, whatever a nodelist says)."""
-    return [h.endpoint.hostname for h in hosts.values() if hasattr(h, "endpoint")]
-
-
 def removed_of(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> list[removal.Removed]:
-    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None)
+    """The nodes the running nodelists list and the cluster file no longer does (step 06 stops them)."""
+    generation = generation_for(cluster, facts)
     if generation not in (2, 3):
         return []
-    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    return removal.removed_nodes(running, cluster, render(cluster, cluster.nodes[0].name, generation), generation, staying_hosts(hosts))
+    text = render(cluster, cluster.nodes[0].name, generation)
+    return removal.removed_nodes(running_maps(facts), cluster, text, generation, removal.login_hostnames(hosts))
 
 
-def removed_note(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
+def membership_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts, removed: list[removal.Removed]) -> str | None:
+    """Why the nodes the file adds or removes may not be (quorum lost, the way in removed), or None."""
+    generation = generation_for(cluster, facts)
+    if generation not in (2, 3):
+        return None
+    text = render(cluster, cluster.nodes[0].name, generation)
+    endpoints = {n: hosts[n].endpoint for n in hosts} if removed else {}
+    return removal.jump_refusal(removed, endpoints) or removal.quorum_refusal(running_maps(facts), cluster, text, generation, removed)
+
+
+def removed_note(removed: list[removal.Removed]) -> str | None:
     """The nodes the file no longer lists that step 06 will stop, as preflight announces them."""
-    removed = removed_of(cluster, facts, hosts)
     if not removed:
         return None
     return (f"removed from the cluster file: {', '.join(str(r) for r in removed)}; step 06 stops Corosync there first (a "
             "clean leave), disables it at boot and keeps its files as backups, then reloads the nodes that stay")
 
 
-def rotation_mix_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts: Hosts) -> str | None:
+def rotation_mix_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], removed: list[removal.Removed]) -> str | None:
     """rotate-key changes the key only: refused while the file adds or removes nodes (run `runbook run` first)."""
-    removed = removed_of(cluster, facts, hosts)
-    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    ours = removal.ours(running, cluster.name)
+    ours = removal.ours(running_maps(facts), cluster.name)
     added = [n for n in facts if ours and n not in ours]
     if not removed and not added:
         return None
@@ -222,13 +223,9 @@ def rotation_mix_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], hosts
 def rotation_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_all: bool) -> str | None:
     """Why `rotate-key` may not go on without --restart-all: Corosync cannot take a key at run time
     here, so every running node restarts together (nodes on different keys cannot talk), or None."""
-    from runbook.steps.start import key_reload_refusal
-
-    generation = cluster.generation or next((f.generation for f in facts.values() if f.generation), None) or 3
     version = change.lowest_version(f.corosync_version for f in facts.values())
-    why = key_reload_refusal(generation, version)
-    running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
-    members = change.membership_at_stake(running)
+    why = change.key_reload_refusal(generation_for(cluster, facts) or 3, version)
+    members = change.membership_at_stake(running_maps(facts))
     if why is None or restart_all or members < 2:
         return None
     return (f"rotate-key: {why}, so the running cluster ({members} members) stops until they are back. Nothing was changed. "
@@ -261,9 +258,10 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
     if len(installed) > 1:
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
+    removed = removed_of(cluster, facts, hosts)
     if not report.problems and not any(o.status == "failed" for o in report.outcomes):
-        refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts)
-                   or (rotation_mix_refusal(cluster, facts, hosts) or rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
+        refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts, removed)
+                   or (rotation_mix_refusal(cluster, facts, removed) or rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
         report.problems += [refusal] if refusal else []
     raise_if_failed(report)
     generation = cluster.generation or (installed.pop() if installed else None)
@@ -278,7 +276,7 @@ def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over:
         first = {n: resolved[n].get(name, ())[:1] for n in resolved}
         report.notes.append(f"{name} resolves to {', '.join(next(iter(first.values()), ()))} on every node")
     report.notes += quorum_warnings(cluster)
-    leaving = removed_note(cluster, facts, hosts)
+    leaving = removed_note(removed)
     report.notes += [leaving] if leaving else []
     moved = foreign_cluster.take_over_note(cluster, running) if take_over else None
     report.notes += [moved] if moved else []

@@ -20,13 +20,14 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from runbook.change_kind import match_nodes
 from runbook.cluster import Cluster, Node
 from runbook.endpoint import Endpoint, resolve_endpoint
 from runbook.facts import AUTHKEY_PATH, CONF_PATH
-from runbook.hosts import Host
-from runbook.running_config import file_keys, node_entries, same_value
+from runbook.hosts import Host, Hosts
+from runbook.running_config import file_keys, node_entries
 from runbook.steps.change import Running
 
 REMOVED_SUFFIX = ".removed"  # backups of a removed node's files: PATH.runbook-<UTC>-<run>.removed (never pruned)
@@ -78,6 +79,11 @@ def removed_nodes(running: Mapping[str, Running | None], cluster: Cluster, file_
     return [Removed(name, address, entries[(name, address)].get("nodeid"), tuple(by)) for (name, address), by in found.items()]
 
 
+def login_hostnames(hosts: Hosts) -> list[str]:
+    """The hosts the run logs in to: never taken for a removed node, whatever a nodelist says."""
+    return [h.endpoint.hostname for h in hosts.values()]
+
+
 def host_for(removed: Removed, cluster: Cluster) -> Host:
     """A connection to a removed node, at its nodelist address, with the cluster file's ssh settings."""
     return Host(resolve_endpoint(Node(removed.name, removed.address, None), cluster.ssh))
@@ -104,8 +110,10 @@ def quorum_refusal(running: Mapping[str, Running | None], cluster: Cluster, file
     """
     keys = file_keys(file_text, generation)
     now = ours(running, cluster.name)
-    entries = node_entries(next(iter(now.values())).keys) if now else []
-    added = [n.name for n in cluster.nodes if not any(same_value(e.get("name"), n.name) or same_value(e.get("ring0_addr"), n.address) for e in entries)]
+    wanted = node_entries(keys)
+    have = node_entries(next(iter(now.values())).keys) if now else []
+    # paired as removed_nodes and step 06's decision pair them; a node is called by its name, else its address
+    added = [wanted[i].get("name") or wanted[i].get("ring0_addr", "") for i, j in match_nodes(wanted, have) if i is not None and j is None]
     if not now or (not removed and not added):
         return None
     quorum = quorum_of(keys)
@@ -152,17 +160,22 @@ STATE_SCRIPT = "echo \"pid=$(pidof corosync 2>/dev/null | cut -d' ' -f1)\"; echo
     "; ".join(f"[ -e {p} ] && echo 'file={p}'" for p in (CONF_PATH, AUTHKEY_PATH)) + "; true"
 
 
-def cluster_of(text: str) -> str | None:
-    """Pure: the cluster a removed node's running Corosync is in now (STATE_SCRIPT), None when not running."""
-    return next((v.strip() for k, _, v in (line.partition("=") for line in text.splitlines()) if k == "cluster"), None)
+class RemovedState(NamedTuple):
+    """What STATE_SCRIPT found on a removed node."""
+
+    pid: str | None  # its Corosync's, None when none runs
+    init: str  # PID 1's name
+    files: tuple[str, ...]  # which of corosync.conf and authkey are there
+    cluster: str | None  # the cluster its running Corosync is in now
 
 
-def parse_state(text: str) -> tuple[str | None, str, tuple[str, ...]]:
-    """Pure: STATE_SCRIPT's output -> (Corosync's pid or None, PID 1's name, the files there)."""
+def parse_state(text: str) -> RemovedState:
+    """Pure: STATE_SCRIPT's output, as a RemovedState."""
     values = [line.partition("=") for line in text.splitlines()]
     pid = next((v for k, _, v in values if k == "pid" and v.strip()), None)
     init = next((v for k, _, v in values if k == "init"), "")
-    return pid, init, tuple(v for k, _, v in values if k == "file")
+    cluster = next((v.strip() for k, _, v in values if k == "cluster"), None)
+    return RemovedState(pid, init, tuple(v for k, _, v in values if k == "file"), cluster)
 
 
 def remove_script(stamp: str, run: str, by_pid: str) -> str:
@@ -200,5 +213,5 @@ def shown(init: str) -> tuple[str, tuple[str, ...]]:
     return f"{stop}; mv corosync.conf and authkey aside (*{REMOVED_SUFFIX})", (stop, keep)
 
 
-__all__ = ["cluster_of", "REMOVED_SUFFIX", "Removed", "STATE_SCRIPT", "host_for", "jump_refusal", "ours", "parse_state", "quorum_of",
+__all__ = ["REMOVED_SUFFIX", "Removed", "RemovedState", "STATE_SCRIPT", "host_for", "jump_refusal", "login_hostnames", "ours", "parse_state", "quorum_of",
            "quorum_refusal", "remove_script", "removed_nodes", "shown"]

@@ -26,7 +26,7 @@ from runbook.hosts import Host, Hosts
 from runbook.membership import LinkState, View, links_line, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
 from runbook.plan import NodePlan, StepPlan, pending
 from runbook.report import NodeOutcome, StepReport, clean
-from runbook.change_kind import Kind, parse_version
+from runbook.change_kind import Kind
 from runbook.steps import change, removal
 from runbook.steps._common import StepFailed, apply, gather_facts, generation_of, parallel
 
@@ -533,7 +533,6 @@ echo "no reload in progress; the new values are checked in the map afterwards"
 # reloaded corosync.conf (a daemon the runbook did not start gets a stamp too: it is known now).
 KEY_STAMP = (f"mkdir -p $(dirname {STAMP}) && {{ echo \"pid=$(pidof corosync | cut -d' ' -f1)\"; echo 'sha:{CONF_PATH}={RELOADED}'; "
              f"echo \"sha:{AUTHKEY_PATH}=$(sha256sum {AUTHKEY_PATH} | cut -d' ' -f1)\"; }} > {STAMP}.tmp.$$ && mv -f {STAMP}.tmp.$$ {STAMP}")
-KEY_RELOAD_FROM = (3, 1)  # v3.1.0 commit 5f71445b: cfg.c reload -> totem_reread_crypto_config re-reads the key file
 
 
 def only_reloaded(state: dict[str, str], cluster_name: str, generation: int) -> bool:
@@ -551,23 +550,13 @@ def new_key(state: dict[str, str]) -> str | None:
     return "new" if digest.startswith("new:") else digest or None
 
 
-def key_reload_refusal(generation: int, version: str | None) -> str | None:
-    """Pure: why Corosync cannot take a new authkey by reload here (None: it can, 3.1+ with knet)."""
-    found = parse_version(version)
-    if generation == 3 and found is not None and found >= KEY_RELOAD_FROM:
-        return None
-    shown = version or "unknown"
-    return (f"Corosync {shown} reads the authkey only at start (3.1 is the first to change keys at run time), and nodes "
-            "with different keys cannot talk: every node restarts together")
-
-
 def key_reloads(states: dict[str, dict[str, str]], running: dict[str, "change.Running | None"], joining: set[str],
                 generation: int, version: str | None) -> bool:
     """Pure: every node in the running cluster has the same new authkey, and its Corosync can take it
     by reload: then one reload switches every node at once (knet accepts both keys while it does)."""
     members = [n for n, r in running.items() if r is not None and n not in joining]
     keys = {new_key(states[n]) for n in members}
-    return bool(members) and len(keys) == 1 and None not in keys and key_reload_refusal(generation, version) is None
+    return bool(members) and len(keys) == 1 and None not in keys and change.key_reload_refusal(generation, version) is None
 
 
 def reload_misses(reloaded: set[str], running: dict[str, "change.Running | None"], files: dict[str, str], generation: int,
@@ -602,9 +591,9 @@ def _wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[
 
 def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now: float | None = None,
          restart_all: bool = False, removed: Mapping[removal.Removed, str | Exception] | None = None) -> StepPlan:
-    """Pure: per node, what its files take; nodes in waves: one reload, the nodes removed from the
-    cluster file stopped, rolling restarts one node at a time, the restarts that go together, then
-    the first starts (see runbook.steps.change). `removed`: each removed node's removal.STATE_SCRIPT
+    """Pure: per node, what its files take; nodes in waves: the nodes removed from the cluster file
+    stopped, one reload, rolling restarts one node at a time, the restarts that go together, then the
+    first starts (see runbook.steps.change). `removed`: each removed node's removal.STATE_SCRIPT
     output, or why it could not be read."""
     at = time.time() if now is None else now
     generations = {n.name: generation_of(cluster, facts[n.name], STEP, check) for n in cluster.nodes}
@@ -650,7 +639,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             # before), systemd's unit not the daemon, or no map to compare: plan_node's (re)start
             if node_plan.changes:
                 (starts if not states[name].get("pid") else together).append(name)
-                why_not = key_reload_refusal(generation, version) if new_key(states[name]) and running[name] is not None else None
+                why_not = change.key_reload_refusal(generation, version) if new_key(states[name]) and running[name] is not None else None
                 if why_not and node_plan.would:
                     node_plan.would += f" ({why_not})"
                     node_plan.change += f" ({why_not})"
@@ -666,7 +655,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             digest = new_key(states[name]) or "?"
             key_words = "the new authkey" + ("" if digest == "new" else f" (sha256 {digest[:12]}…)")
             keys = key_words if d.kind == Kind.NOTHING else f"{keys}; {key_words}"
-            what = "reload" + f" ({keys})"
+            what = f"reload ({keys})"
         if d.kind == Kind.RELOAD or key_news[name]:
             first = not reloads
             script = RELOAD_SCRIPT if first else RELOADED_SCRIPT
@@ -708,7 +697,8 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
 
 def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Exception], now: float, cluster_name: str) -> list[str]:
     """Pure: a plan per removed node (stop, disable at boot, files kept aside), added to `step_plan`;
-    their names, for the wave after the reload. One that cannot be reached gets a note instead."""
+    their names, for the wave before the reload. One that cannot be reached, or that runs another
+    cluster now, gets a note instead."""
     from runbook.backup_script import run_id
 
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
@@ -718,9 +708,8 @@ def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Ex
             step_plan.notes.append(f"{r} is removed from the cluster file, but cannot be reached ({state}): the others drop it "
                                    "on reload; if its Corosync still runs, stop it there and move its corosync.conf aside")
             continue
-        pid, init, files = removal.parse_state(state)
+        pid, init, files, now_in = removal.parse_state(state)
         command, by_hand = removal.shown(init)
-        now_in = removal.cluster_of(state)
         if now_in is not None and now_in != cluster_name:
             step_plan.notes.append(f"{r} is removed from the cluster file, and its Corosync now runs cluster {now_in!r}: "
                                    "not touched (the others drop it on reload)")
@@ -755,7 +744,8 @@ def key_settle(running: Mapping[str, "change.Running | None"]) -> float:
 def key_kept(cluster: Cluster, hosts: Hosts, generations: dict[str, int], views: dict[str, View],
              running: Mapping[str, "change.Running | None"], progress: Callable[[str], None],
              report: StepReport) -> tuple[dict[str, View], bool]:
-    """After a reload that switched keys: the membership once more after `key_settle`, and the same ring.
+    """After a reload that switched keys: the membership once more after `key_settle`, complete (the
+    note says whether the ring is the same).
 
     The reload itself succeeds on every node whatever key it read; a node that read another key than
     the others is only seen to be cut off once its token is lost, so the check waits that long."""
@@ -790,7 +780,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
     first = cluster.nodes[0].name
     file_text = _wanted_file(cluster, facts[first], generations[first], pending(first) if check else {})
-    staying = [h.endpoint.hostname for h in hosts.values()]
+    staying = removal.login_hostnames(hosts)
     found = removal.removed_nodes(running, cluster, file_text, generations[first], staying) if generations[first] in (2, 3) else []
     gone = {r: removal.host_for(r, cluster) for r in found}
     try:

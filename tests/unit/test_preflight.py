@@ -6,6 +6,7 @@ The nodes answer the facts script from canned text (no SSH); everything after th
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -23,6 +24,7 @@ class CannedHost:
     def __init__(self, name: str, output: str) -> None:
         self.name = name
         self.output = output
+        self.endpoint = SimpleNamespace(hostname=f"{name}.canned", route=())  # logged in to directly, no ProxyJump
 
     def run(self, command: str, **_: object) -> Result:
         return Result(self.name, command, 0, self.output.encode(), b"")

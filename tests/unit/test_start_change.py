@@ -115,7 +115,7 @@ def test_a_new_key_on_every_node_is_one_reload_from_31_and_a_restart_together_be
     half = dict(found, node2=facts(new, cluster())["node2"])  # only node1 has a new key: they could not talk after a reload
     plan = start.plan(new, half)
     assert ops(plan, "node1") == ["restart"]
-    assert start.key_reload_refusal(3, "3.0.4") and start.key_reload_refusal(2, "2.4.6") and start.key_reload_refusal(3, "3.1.0") is None
+    assert change.key_reload_refusal(3, "3.0.4") and change.key_reload_refusal(2, "2.4.6") and change.key_reload_refusal(3, "3.1.0") is None
     stopped = facts(new, cluster())
     stopped["node2"] = dataclasses.replace(stopped["node2"], extra={"state": "pid=", change.SECTION: ""})
     plan = start.plan(new, stopped)
