@@ -12,9 +12,9 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from runbook.cluster import Cluster
-from runbook.corosync_conf import render
-from runbook.membership import parse_quorumtool
+from runbook.conf.membership import parse_quorumtool
+from runbook.conf.render import render
+from runbook.model.types import Cluster
 
 
 def ssh(config: str, host: str, command: str, data: bytes | None = None) -> bytes:

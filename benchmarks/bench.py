@@ -29,11 +29,16 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.baseline import run_baseline  # noqa: E402
-from runbook import lab, lab_guard  # noqa: E402
-from runbook.cluster import cluster_from_mapping  # noqa: E402
-from runbook.hosts import hosts_for  # noqa: E402
-from runbook.membership import parse_quorumtool  # noqa: E402
-from runbook.run_record import SUMMARY, RunSummary, read_summary  # noqa: E402
+from runbook.conf.membership import parse_quorumtool  # noqa: E402  # noqa: E402
+from runbook.lab import guard as lab_guard  # noqa: E402
+from runbook.lab import (
+    netns,
+    up,  # noqa: E402
+)
+from runbook.lab import plan as lab_plan
+from runbook.model.rules import cluster_from_mapping  # noqa: E402  # noqa: E402
+from runbook.run.record import SUMMARY, RunSummary, read_summary  # noqa: E402  # noqa: E402
+from runbook.ssh.hosts import hosts_for  # noqa: E402  # noqa: E402
 
 STEP_GROUPS = {
     "00-preflight": "preflight",
@@ -121,9 +126,9 @@ def membership_ok(cluster) -> tuple[bool, str]:
 
 def fresh_lab(count: int):
     name = f"bn{count}"
-    nodes = lab.generated_nodes(count, f"10.0.{100 + count}.0/24")
-    lab.down(name)
-    state = lab.up(name, nodes)
+    nodes = lab_plan.generated_nodes(count, f"10.0.{100 + count}.0/24")
+    up.down(name)
+    state = up.up(name, nodes)
     cluster = cluster_from_mapping(__import__("yaml").safe_load(state.cluster_file.read_text()), source=str(state.cluster_file))
     return name, state, cluster
 
@@ -155,20 +160,20 @@ def measure(count: int, out: Path) -> dict:
         result["plan"] = seconds
         log(f"    plan (converged): {seconds:.1f}s")
     finally:
-        lab.down(name)
+        up.down(name)
     name, state, cluster = fresh_lab(count)
     try:
         phases = run_baseline(cluster, str(state.ssh_config))
         result.update(baseline=phases["total"], baseline_steps=phases)
         log(f"    bare ssh baseline: {phases['total']:.1f}s")
     finally:
-        lab.down(name)
+        up.down(name)
     return result
 
 
 def kernel_start_seconds() -> float:
     """What one kernel start costs here (runbook run pays it once per run)."""
-    from runbook.run_kernel import SharedKernel
+    from runbook.run.kernel import SharedKernel
 
     times = []
     for _ in range(3):
@@ -312,8 +317,8 @@ def main() -> int:
         Path(args.markdown).write_text(markdown(results, repeat, data["kernel_start"], data["machine"], data["when"]))
         log(f"wrote {args.markdown} from {args.from_json}")
         return 0
-    lab.require_lab_support()
-    lab.prepare_packages(log)
+    netns.require_lab_support()
+    up.prepare_packages(log)
     info = machine()
     results: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="runbook-bench-") as tmp:

@@ -148,7 +148,7 @@ def cluster_dot(cluster_file: Path = CLUSTER_FILE) -> str:
     """The chapter's cluster from its cluster file: nodes, addresses, the knet link and its port, SSH."""
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    from runbook.cluster import load_cluster
+    from runbook.model.load import load_cluster
 
     cluster = load_cluster(str(cluster_file))
     port = cluster.totem.port

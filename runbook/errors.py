@@ -6,6 +6,8 @@ for remote failures. The CLI prints `str(error)` and never a traceback for these
 
 from __future__ import annotations
 
+from runbook.text import clean
+
 
 class RunbookError(Exception):
     """Root of every error the runbook raises on purpose."""
@@ -97,7 +99,6 @@ class CommandFailed(HostError):
         self.exit_status = exit_status
         self.stderr = stderr
         self.stdout = stdout
-        from runbook.report import clean  # output from a node: no terminal escapes in messages
 
         tail = "\n".join(clean(stderr).strip().splitlines()[-10:])
         message = f"command exited {exit_status}"
@@ -131,7 +132,7 @@ class RunLocked(HostError):
     """Another run holds the cluster's lock (on this controller or on a node): refused at once, exit 75.
 
     `host` is where the lock is (this controller's name, or the node's); `holder` the other run's
-    record (runbook.lock.Holder) when it could be read.
+    record (runbook.run.lock.Holder) when it could be read.
     """
 
     exit_code = 75  # EX_TEMPFAIL: try again later

@@ -13,7 +13,7 @@ A RunbookError raised in a cell (bad parameters, a node that fails) shows as its
 was raised, not as a wall of traceback; the cell still fails, so papermill and `runbook run` stop there.
 
 Nothing secret passes through here: the parameters are the cluster-file keys, `check` and
-`record_dir`; a sudo password only ever comes from the environment (see runbook.hosts).
+`record_dir`; a sudo password only ever comes from the environment (see runbook.ssh.hosts).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import traceback
 from pathlib import Path
 from typing import Any, Mapping
 
-from runbook import lab_guard
-from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping
 from runbook.errors import ClusterFileError, RunbookError
-from runbook.hosts import Hosts, hosts_for
-from runbook.run_record import step_record_path, write_step_record
+from runbook.lab import guard as lab_guard
+from runbook.model.rules import PARAMETER_KEYS, cluster_from_mapping
+from runbook.model.types import Cluster
+from runbook.run.record import step_record_path, write_step_record
+from runbook.ssh.hosts import Hosts, hosts_for
 
 PARAMETERS_SOURCE = "papermill parameters"
 

@@ -20,16 +20,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 
-from runbook.change_kind import Kind
-from runbook.cluster import Cluster
-from runbook.corosync_conf import render
-from runbook.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
-from runbook.fanout import parallel
-from runbook.hosts import Host, Hosts
-from runbook.membership import View, links_line
+from runbook.conf.change_kind import Kind
+from runbook.conf.membership import View, links_line
+from runbook.conf.render import render
+from runbook.engine.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
+from runbook.model.types import Cluster
+from runbook.ssh.fanout import parallel
+from runbook.ssh.hosts import Host, Hosts
 from runbook.steps import boot, change
 from runbook.steps.config import same
-from runbook.steps.start import STATE_SCRIPT, NodeLinks, authkey_changed, parse_state, read_links, read_view, restart_reason
+from runbook.steps.members import NodeLinks, read_links, read_view
+from runbook.steps.restart import STATE_SCRIPT, parse_state, restart_reason
+from runbook.steps.start import authkey_changed
 
 # What the checks read, with what step 05's plan reads for the boot check
 SECTIONS = tuple(dict.fromkeys(("corosync_version", "corosync_pids", "authkey", f"file:{CONF_PATH}", *boot.SECTIONS)))

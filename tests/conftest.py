@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from runbook import lab_guard
+from runbook.lab import guard as lab_guard
 
 # A background job (`pytest &`, a CI wrapper) inherits SIGINT ignored, and so would every `runbook run`
 # the tests start: the tests that press ^C on a run would see it ignored. Catching it here makes the

@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from runbook.errors import RunRecordError  # noqa: E402
-from runbook.run_record import SUMMARY, RunSummary, read_summary  # noqa: E402
+from runbook.run.record import SUMMARY, RunSummary, read_summary  # noqa: E402  # noqa: E402
 
 CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
 NOTEBOOKS = ROOT / "notebooks"
@@ -106,18 +106,18 @@ def lab_up(lab_name: str) -> Any:
     one `make demo` leaves up: waiting for it would wait forever. `make docs` builds in a lab world of
     its own, where no such lab can be.
     """
-    from runbook import lab
-    from runbook.cluster import load_cluster
     from runbook.errors import SubnetInUse
+    from runbook.lab import up
+    from runbook.model.load import load_cluster
 
     cluster = load_cluster(str(CLUSTER_FILE))
     nodes = [(n.name, n.address) for n in cluster.nodes]
     # A lab of this name left by --keep-lab or a crash goes first: the pages show a first run on fresh hosts.
-    if lab.down(lab_name, progress=lambda m: say(f"  {m}")):
+    if up.down(lab_name, progress=lambda m: say(f"  {m}")):
         say(f"removed what was left of lab '{lab_name}' by an earlier build")
     try:
         # Hosts that boot Debian 12 with systemd, as readers' servers do: the pages show systemctl.
-        return lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"), os_name=PUBLISHED_OS)
+        return up.up(lab_name, nodes, progress=lambda m: say(f"  {m}"), os_name=PUBLISHED_OS)
     except SubnetInUse as exc:
         holder = f"lab '{exc.lab}'" if exc.lab else f"device {exc.device}"
         remedy = f"`runbook lab down --lab {exc.lab}`, or " if exc.lab else ""
@@ -128,10 +128,10 @@ def lab_up(lab_name: str) -> Any:
 
 
 def lab_down(lab_name: str) -> None:
-    from runbook import lab
+    from runbook.lab import up
 
     say(f"taking lab '{lab_name}' down")
-    lab.down(lab_name, progress=lambda m: say(f"  {m}"))
+    up.down(lab_name, progress=lambda m: say(f"  {m}"))
 
 
 # --- the run ---------------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def for_readers(notebook: dict[str, Any]) -> dict[str, Any]:
     `record_dir = None`: what the reader edits there is what runs. Papermill, given -p or -f, still
     injects its own cell after it, as it does for the sources in notebooks/. Outputs are kept.
     """
-    from runbook.cluster import PARAMETER_KEYS
+    from runbook.model.rules import PARAMETER_KEYS
     from tools.make_notebooks import parameters_source
 
     ran = (notebook.get("metadata", {}).get("papermill", {}) or {}).get("parameters", {}) or {}
@@ -344,7 +344,7 @@ def build_from_record(record: Path, site: Path) -> None:
 
 def refuse_if_key_in(key: bytes, where: Path) -> None:
     """Never publish a page holding the cluster's authkey: scan every file before and after the build."""
-    from runbook.leaks import find_secret  # raw, hex, base64 at every offset: the tests' own checker
+    from runbook.report.leaks import find_secret  # raw, hex, base64 at every offset: the tests' own checker
 
     for path in sorted(p for p in where.rglob("*") if p.is_file()):
         found = find_secret(key, path.read_bytes())
@@ -354,9 +354,9 @@ def refuse_if_key_in(key: bytes, where: Path) -> None:
 
 def read_authkey() -> bytes:
     """The docs lab's authkey, read into memory only, to prove the pages do not contain it."""
-    from runbook import lab_guard
-    from runbook.cluster import load_cluster
-    from runbook.hosts import hosts_for
+    from runbook.lab import guard as lab_guard
+    from runbook.model.load import load_cluster
+    from runbook.ssh.hosts import hosts_for
 
     os.environ.setdefault("RUNBOOK_LAB_ONLY", "1")  # only ever the docs lab's own hosts
     lab_guard.install()
@@ -369,9 +369,9 @@ def read_authkey() -> bytes:
 
 
 def build_from_lab(lab_name: str, keep_lab: bool, site: Path) -> None:
-    from runbook import lab as lab_module
+    from runbook.lab import netns
 
-    lab_module.require_lab_support()
+    netns.require_lab_support()
     tmp = Path(tempfile.mkdtemp(prefix="runbook-docs-run-"))
     keep_tmp = False
     try:

@@ -163,9 +163,9 @@ def main() -> int:
         cluster_file = work / "lab.yaml"
         sh("lab", "up", "--nodes", "3", "--lab", LAB, "--subnet", SUBNET)
         try:
-            from runbook import lab
+            from runbook.lab import state as lab_state
 
-            state = lab.LabState.load(LAB)
+            state = lab_state.LabState.load(LAB)
             assert state is not None, "the lab is not up"
             base = yaml.safe_load(state.cluster_file.read_text())
             base["cluster_name"] = "daytwo"

@@ -4,7 +4,7 @@
 The notebooks are generated, not hand-edited, so that they stay thin, reviewable and identical from
 one run of this script to the next: nbformat v4.5, kernel `python3`, no outputs, no execution counts,
 fixed cell ids. The `parameters` cell is the chapter's cluster (clusters/chapter.yaml, read through
-runbook.cluster so it is exactly what `load_cluster(...).to_parameters()` gives) plus `check` and
+runbook.cluster so it is exactly what `to_parameters(load_cluster(...))` gives) plus `check` and
 `record_dir`; edit the cluster file or this script, never the notebooks.
 
     python tools/make_notebooks.py            # write notebooks/*.ipynb
@@ -18,13 +18,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from runbook.model.rules import to_parameters
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import nbformat  # noqa: E402
 
-from runbook.cluster import PARAMETER_KEYS, load_cluster  # noqa: E402
+from runbook.model.load import load_cluster  # noqa: E402  # noqa: E402
+from runbook.model.rules import PARAMETER_KEYS  # noqa: E402
 
 CLUSTER_FILE = ROOT / "clusters" / "chapter.yaml"
 NOTEBOOKS = ROOT / "notebooks"
@@ -99,7 +102,7 @@ STEPS = (
     StepNotebook(
         stem="00-preflight",
         title="Preflight checks",
-        call="steps.preflight(cluster, hosts, check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key)",
+        call="steps.run_preflight(cluster, hosts, check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key)",
         intro="""\
 This step changes nothing. It logs in to every node over SSH, with the host key checked against
 `known_hosts`, and finds out whether the node is ready: can commands run as root (directly or through
@@ -150,7 +153,7 @@ Nothing has been changed on any node yet.""",
     StepNotebook(
         stem="01-install",
         title="Install Corosync",
-        call="steps.install(cluster, hosts, check=check)",
+        call="steps.install_corosync(cluster, hosts, check=check)",
         intro="""\
 Installs the `corosync` package on every node with the node's own package manager, without asking
 questions. A node that already has it is left alone.
@@ -347,7 +350,7 @@ def by_hand_cell(step: StepNotebook) -> str | None:
     """The step's "by hand" box for the chapter's cluster (1.x and 3.x), from the plans the runbook applies."""
     if step.number == 0:
         return None
-    from runbook.by_hand import step_markdown
+    from runbook.steps.by_hand import step_markdown
 
     return step_markdown(load_cluster(CLUSTER_FILE), step.stem, str(CLUSTER_FILE.relative_to(ROOT)))
 
@@ -380,7 +383,7 @@ def render(step: StepNotebook, parameters: dict[str, object]) -> str:
 
 def generate() -> dict[str, str]:
     """File name -> exact text of every step notebook."""
-    parameters = load_cluster(CLUSTER_FILE).to_parameters()
+    parameters = to_parameters(load_cluster(CLUSTER_FILE))
     return {f"{step.stem}.ipynb": render(step, parameters) for step in STEPS}
 
 

@@ -53,12 +53,12 @@ def free_port() -> int:
 
 def bring_up_lab(cluster_file: Path, lab_name: str) -> list[str]:
     """The lab hosts at the cluster file's addresses (an existing lab of that name is reused)."""
-    from runbook import lab
-    from runbook.cluster import load_cluster
+    from runbook.lab import up
+    from runbook.model.load import load_cluster
 
     cluster = load_cluster(str(cluster_file))
     nodes = [(n.name, n.address) for n in cluster.nodes]
-    lab.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
+    up.up(lab_name, nodes, progress=lambda m: say(f"  {m}"))
     return [address for _, address in nodes]
 
 

@@ -2,21 +2,21 @@
 
 Facts are read on *every* node before anything changes on *any* node: if one node cannot be reached,
 the step stops with nothing done. The plan is a pure function of the facts (each step's `plan`), and
-runbook.executor applies it, or records it unapplied in check mode.
+runbook.engine.executor applies it, or records it unapplied in check mode.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runbook.cluster import Cluster
+from runbook.engine.executor import execute, raise_if_failed
+from runbook.engine.facts import ALL, NodeFacts, gather
+from runbook.engine.plan import StepPlan
 from runbook.errors import StepFailed
-from runbook.executor import execute, raise_if_failed
-from runbook.facts import ALL, NodeFacts, gather
-from runbook.fanout import parallel
-from runbook.hosts import Hosts
-from runbook.plan import StepPlan
-from runbook.report import StepReport
+from runbook.model.types import Cluster
+from runbook.report.outcome import StepReport
+from runbook.ssh.fanout import parallel
+from runbook.ssh.hosts import Hosts
 
 
 def gather_facts(

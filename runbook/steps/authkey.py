@@ -8,13 +8,14 @@ SHA-256, which is enough to compare nodes.
 
 from __future__ import annotations
 
-from runbook import operations
-from runbook.cluster import Cluster, Node
-from runbook.facts import AUTHKEY_PATH, AuthkeyFact, NodeFacts
-from runbook.backup_script import DEFAULT_KEEP, backup_lines, backup_stamp, run_id
-from runbook.hosts import Hosts
-from runbook.plan import NodePlan, StepPlan
-from runbook.report import StepReport
+from runbook.engine import operations
+from runbook.engine.backup_script import backup_lines, backup_stamp, run_id
+from runbook.engine.facts import AUTHKEY_PATH, AuthkeyFact, NodeFacts
+from runbook.engine.plan import NodePlan, StepPlan
+from runbook.model.backups import DEFAULT_KEEP
+from runbook.model.types import Cluster, Node
+from runbook.report.outcome import StepReport
+from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts, generation_of
 
 STEP = "03-authkey"
@@ -36,7 +37,7 @@ def keygen_script(generation: int, keep: int = DEFAULT_KEEP, stamp: str | None =
     corosync-keygen reads /dev/urandom on 2.x (-l) and 3.x, so it never waits for keyboard entropy;
     1.x's keygen reads /dev/random and can block for minutes, so there the same 128 bytes come from
     /dev/urandom directly. A key it replaces is backed up first, the same way as every write
-    (runbook.hosts.backup_lines), under umask 077 and with the key's own mode.
+    (runbook.ssh.hosts.backup_lines), under umask 077 and with the key's own mode.
     """
     make = (
         'head -c 128 /dev/urandom > "$d/authkey"'

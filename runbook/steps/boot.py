@@ -10,13 +10,13 @@ by hand (or put START=no back) gets both undone, and the next boot starts Corosy
 
 from __future__ import annotations
 
-from runbook import operations
-from runbook.cluster import Cluster
-from runbook.edits import start_setting, with_start_yes
-from runbook.facts import DEFAULTS_PATH, NodeFacts
-from runbook.hosts import Hosts
-from runbook.plan import NodePlan, StepPlan
-from runbook.report import StepReport, unified_diff
+from runbook.conf.edits import start_setting, with_start_yes
+from runbook.engine import operations
+from runbook.engine.facts import DEFAULTS_PATH, NodeFacts
+from runbook.engine.plan import NodePlan, StepPlan
+from runbook.model.types import Cluster
+from runbook.report.outcome import StepReport, unified_diff
+from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts
 
 STEP = "05-enable-at-boot"

@@ -7,13 +7,13 @@ the step skips it and says why.
 
 from __future__ import annotations
 
-from runbook import operations
-from runbook.cluster import Cluster
-from runbook.edits import CFGTOOL_LINE, has_cfgtool_line, with_cfgtool_line
-from runbook.facts import RC_LOCAL_PATH, NodeFacts
-from runbook.hosts import Hosts
-from runbook.plan import NodePlan, StepPlan
-from runbook.report import StepReport, unified_diff
+from runbook.conf.edits import CFGTOOL_LINE, has_cfgtool_line, with_cfgtool_line
+from runbook.engine import operations
+from runbook.engine.facts import RC_LOCAL_PATH, NodeFacts
+from runbook.engine.plan import NodePlan, StepPlan
+from runbook.model.types import Cluster
+from runbook.report.outcome import StepReport, unified_diff
+from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts, generation_of
 
 STEP = "04-cfgtool"

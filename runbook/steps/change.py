@@ -2,7 +2,7 @@
 
 Step 06 used to restart Corosync on every node whose file changed, all at once: under Pacemaker a
 full outage for a token change. Here each running node's configuration map (`corosync-cmapctl`) is
-compared with the file it is to run, key by key (runbook.running_config), and runbook.change_kind
+compared with the file it is to run, key by key (runbook.conf/running.py), and runbook.change_kind
 decides per node: nothing, one reload, a rolling restart, or every node restarted together.
 
 Preflight makes the same decision from the files step 02 will write, so that a change which stops a
@@ -20,10 +20,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from runbook.change_kind import Kind, NodeDecision, Plan, decide, parse_version
+from runbook.conf.change_kind import Kind, NodeDecision, Plan, decide, parse_version
+from runbook.conf.members import parse_members
+from runbook.conf.running import Difference, file_keys, parse_cmapctl
 from runbook.errors import HostError
-from runbook.running_config import Difference, file_keys, parse_cmapctl
-from runbook.running_members import parse_members
 
 SECTION = "running_map"
 # Read-only: the whole map (a prefix list would exit 1 when its last prefix matches nothing).

@@ -3,19 +3,20 @@
 The rendered file is compared with the node's current one; only a difference is written. Every node's
 new file is staged first (beside the real one, checked, backed up), and on Corosync 3 each staged
 file is tested with `corosync -t -c` on its own node; nothing is put in place anywhere unless every
-node staged and accepted its file (runbook.executor).
+node staged and accepted its file (runbook.engine.executor).
 """
 
 from __future__ import annotations
 
-from runbook import operations
-from runbook.cluster import Cluster, Node
-from runbook.corosync_conf import equivalent, render
+from runbook.conf.parse import equivalent
+from runbook.conf.render import render
+from runbook.engine import operations
+from runbook.engine.facts import CONF_PATH, NodeFacts
+from runbook.engine.plan import NodePlan, StepPlan
 from runbook.errors import RunbookError
-from runbook.facts import CONF_PATH, NodeFacts
-from runbook.hosts import Hosts
-from runbook.plan import NodePlan, StepPlan
-from runbook.report import StepReport, unified_diff
+from runbook.model.types import Cluster, Node
+from runbook.report.outcome import StepReport, unified_diff
+from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts, generation_of
 
 STEP = "02-corosync-conf"

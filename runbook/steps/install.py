@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import re
 
-from runbook import operations
-from runbook.cluster import Cluster
-from runbook.facts import NodeFacts
-from runbook.hosts import Hosts
-from runbook.plan import NodePlan, StepPlan
-from runbook.report import StepReport
+from runbook.engine import operations
+from runbook.engine.facts import NodeFacts
+from runbook.engine.plan import NodePlan, StepPlan
+from runbook.model.types import Cluster
+from runbook.report.outcome import StepReport
+from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts
 
 STEP = "01-install"
@@ -89,7 +89,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts]) -> StepPlan:
     return StepPlan(STEP, TITLE, {n.name: plan_node(facts[n.name]) for n in cluster.nodes}, notes=[NOTE])
 
 
-def install(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
+def install_corosync(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
     facts = gather_facts(STEP, cluster, hosts, CHECK_SECTIONS if check else SECTIONS)
     report = apply(plan(cluster, facts), cluster, hosts, check=check)
     for outcome in report.outcomes:

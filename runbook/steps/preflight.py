@@ -6,16 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runbook.cluster import Cluster, Node
-from runbook import foreign_cluster, leftovers
-from runbook.corosync_conf import render
-from runbook.steps import change, removal
-from runbook.cluster_rules import quorum_warnings
-from runbook.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
-from runbook.hosts import Hosts
-from runbook.plan import forget_pending
-from runbook.report import NodeOutcome, StepReport
-from runbook.steps._common import StepFailed, gather_facts, parallel, raise_if_failed
+from runbook.conf.render import render
+from runbook.engine.executor import raise_if_failed
+from runbook.engine.facts import ALL, AUTHKEY_PATH, CONF_DIR, NodeFacts, is_hostname, is_loopback, resolution_problems, resolve_names
+from runbook.engine.plan import forget_pending
+from runbook.errors import StepFailed
+from runbook.model.rules import quorum_warnings
+from runbook.model.types import Cluster, Node
+from runbook.report.outcome import NodeOutcome, StepReport
+from runbook.ssh.fanout import parallel
+from runbook.ssh.hosts import Hosts
+from runbook.steps import change, foreign_cluster, leftovers, removal
+from runbook.steps._common import gather_facts
 
 Resolved = Mapping[str, tuple[str, ...]]  # name -> addresses, as one node resolves them
 
@@ -232,7 +234,7 @@ def rotation_refusal(cluster: Cluster, facts: Mapping[str, NodeFacts], restart_a
             "Run again with --restart-all to do it (`runbook rotate-key FILE --check --restart-all` shows each node's part)")
 
 
-def preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False,
+def run_preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_over: bool = False, restart_all: bool = False,
               rotate_key: bool = False) -> StepReport:
     """Read facts everywhere and refuse to go on if any node is not fit; changes no setting.
 

@@ -22,12 +22,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from runbook.change_kind import match_nodes
-from runbook.cluster import Cluster, Node
-from runbook.endpoint import Endpoint, resolve_endpoint
-from runbook.facts import AUTHKEY_PATH, CONF_PATH
-from runbook.hosts import Host, Hosts
-from runbook.running_config import file_keys, node_entries
+from runbook.conf.change_kind import match_nodes
+from runbook.conf.running import file_keys, node_entries
+from runbook.engine.facts import AUTHKEY_PATH, CONF_PATH
+from runbook.model.types import Cluster, Node
+from runbook.ssh.endpoint import Endpoint, resolve_endpoint
+from runbook.ssh.hosts import Host, Hosts
 from runbook.steps.change import Running
 
 REMOVED_SUFFIX = ".removed"  # backups of a removed node's files: PATH.runbook-<UTC>-<run>.removed (never pruned)

@@ -65,26 +65,26 @@ def docs_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _test_lab_leftovers() -> list[str]:
-    from runbook import lab
+    from runbook.lab import netns, state
 
-    found = [ns for ns in lab._netns_list() if f"rb-{TEST_LAB}-" in ns]  # in a lab world: w<world>-rb-...
-    if lab.LabState.load(TEST_LAB) is not None:
-        found.append(f"lab state {lab.labs_root() / TEST_LAB}")
-    if lab._link_exists(f"rb-{TEST_LAB}"):
+    found = [ns for ns in netns._netns_list() if f"rb-{TEST_LAB}-" in ns]  # in a lab world: w<world>-rb-...
+    if state.LabState.load(TEST_LAB) is not None:
+        found.append(f"lab state {state.labs_root() / TEST_LAB}")
+    if netns._link_exists(f"rb-{TEST_LAB}"):
         found.append(f"bridge rb-{TEST_LAB}")
     return found
 
 
 @pytest.fixture(scope="session")
 def built_site(docs_out: Path) -> BuiltSite:
-    from runbook import lab
     from runbook.errors import LabError
+    from runbook.lab import netns, up
 
     try:
-        lab.require_lab_support()
+        netns.require_lab_support()
     except LabError as exc:
         pytest.fail(f"the guide is built from a run on lab hosts, and the lab cannot work here: {exc}")
-    lab.down(TEST_LAB)  # what a crashed earlier run of this test left
+    up.down(TEST_LAB)  # what a crashed earlier run of this test left
     site = docs_out / "site"
     log_path = docs_out / "build.log"
     env = dict(os.environ, RUNBOOK_LAB_ONLY="1")
@@ -96,14 +96,14 @@ def built_site(docs_out: Path) -> BuiltSite:
                 cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT,
             )
         except subprocess.TimeoutExpired:
-            lab.down(TEST_LAB)
+            up.down(TEST_LAB)
             pytest.fail(f"tools/build_docs.py did not finish within {BUILD_TIMEOUT}s; log: {log_path}")
     seconds = time.monotonic() - started
     text = log_path.read_text()
     REPORT["build"] = f"{seconds:.0f}s (tools/build_docs.py: lab up, runbook run, mkdocs build --strict); log {log_path}"
     leftovers = _test_lab_leftovers()
     if leftovers:
-        lab.down(TEST_LAB)
+        up.down(TEST_LAB)
     assert result.returncode == 0, f"tools/build_docs.py failed (exit {result.returncode}):\n" + "\n".join(text.splitlines()[-40:])
     assert not leftovers, f"the build left lab '{TEST_LAB}' behind: {leftovers}"
     pages = sorted(
@@ -192,13 +192,13 @@ def chapter_lab(built_site: BuiltSite) -> Iterator[str]:
 
     Per module, not per session: the lab holds the chapter's subnet, which the lab tests after
     these need for labs of their own."""
-    from runbook import lab
-    from runbook.cluster import load_cluster
+    from runbook.lab import up
+    from runbook.model.load import load_cluster
 
     cluster = load_cluster(str(ROOT / "clusters" / "chapter.yaml"))
-    lab.down(READER_LAB)
-    lab.up(READER_LAB, [(n.name, n.address) for n in cluster.nodes])
+    up.down(READER_LAB)
+    up.up(READER_LAB, [(n.name, n.address) for n in cluster.nodes])
     try:
         yield READER_LAB
     finally:
-        lab.down(READER_LAB)
+        up.down(READER_LAB)

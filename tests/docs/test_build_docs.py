@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
+from runbook.model.rules import to_parameters
+
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from runbook.cluster import load_cluster  # noqa: E402
+from runbook.model.load import load_cluster  # noqa: E402  # noqa: E402
 
-CHAPTER = load_cluster(str(ROOT / "clusters" / "chapter.yaml")).to_parameters()
+CHAPTER = to_parameters(load_cluster(str(ROOT / "clusters" / "chapter.yaml")))
 
 
 def _load_build_docs():  # type: ignore[no-untyped-def]

@@ -169,7 +169,7 @@ def test_step_0_has_a_before_you_run_box_with_the_commands(built_site: BuiltSite
 
 def test_the_quickstart_lists_every_exit_code_the_runbook_uses(built_site: BuiltSite) -> None:
     from runbook.errors import RunbookError, RunLocked, UsageError
-    from runbook.runner import EXIT_INTERRUPTED, EXIT_TERMINATED
+    from runbook.run.runner import EXIT_INTERRUPTED, EXIT_TERMINATED
 
     sections = {title: html for title, _, html in _sections(page_html(built_site, "quickstart/"), "h2")}
     assert "Exit codes" in sections, f"no 'Exit codes' section in the Quickstart: {sorted(sections)}"
@@ -180,7 +180,7 @@ def test_the_quickstart_lists_every_exit_code_the_runbook_uses(built_site: Built
 
 def test_the_security_page_names_the_backups_of_the_key(texts: dict[str, str]) -> None:
     security = texts["security/"]
-    from runbook.backup_script import ORIGINAL_SUFFIX
+    from runbook.engine.backup_script import ORIGINAL_SUFFIX
 
     assert f"authkey{ORIGINAL_SUFFIX}" in security, "the old key kept for ever is not named"
     assert re.search(r"authkey\.runbook-\S*\.bak", security), "the per-replacement backups are not named as they are"

@@ -10,26 +10,28 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-
 from typing import Any
 
 import pytest
 
-from runbook import lab
-from runbook.cluster import Cluster, cluster_from_mapping, load_cluster
 from runbook.errors import LabError
-from runbook.hosts import Hosts, hosts_for
+from runbook.lab import netns, plan, up
+from runbook.lab import state as lab_state
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping
+from runbook.model.types import Cluster
+from runbook.ssh.hosts import Hosts, hosts_for
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPTER = REPO / "clusters" / "chapter.yaml"
 
 
-def leftovers(state: lab.LabState) -> list[str]:
+def leftovers(state: lab_state.LabState) -> list[str]:
     """Everything of a removed lab that is still on this machine (should be nothing)."""
     found = []
-    namespaces = lab._netns_list()
+    namespaces = netns._netns_list()
     found += [f"netns {h.netns}" for h in state.hosts if h.netns in namespaces]
-    found += [f"link {name}" for name in state.link_names() if lab._link_exists(name)]
+    found += [f"link {name}" for name in state.link_names() if netns._link_exists(name)]
     if state.dir.exists():
         found.append(f"dir {state.dir}")
     mounts = Path("/proc/self/mountinfo").read_text()
@@ -60,23 +62,23 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.2) -
 
 
 @contextmanager
-def running_lab(name: str, nodes: Sequence[lab.NodeSpec], os_name: str = "host") -> Iterator[lab.LabState]:
+def running_lab(name: str, nodes: Sequence[plan.NodeSpec], os_name: str = "host") -> Iterator[lab_state.LabState]:
     """A lab for the duration of a with-block; removed afterwards, and checked that nothing remains."""
     try:
-        lab.require_lab_support()
+        netns.require_lab_support()
     except LabError as exc:
         pytest.fail(f"the lab cannot work on this machine: {exc} (set RUNBOOK_SKIP_LAB=1 to skip lab tests)")
-    lab.down(name)  # leftovers of a crashed earlier run
-    state = lab.up(name, nodes, os_name=os_name)
+    up.down(name)  # leftovers of a crashed earlier run
+    state = up.up(name, nodes, os_name=os_name)
     try:
         yield state
     finally:
-        lab.down(name)
+        up.down(name)
         remaining = leftovers(state)
         assert not remaining, f"lab '{name}' left behind: {remaining}"
 
 
-def lab_cluster(state: lab.LabState, **overrides: object) -> Cluster:
+def lab_cluster(state: lab_state.LabState, **overrides: object) -> Cluster:
     """A cluster file mapping for a generated lab's hosts."""
     import yaml
 
@@ -86,7 +88,7 @@ def lab_cluster(state: lab.LabState, **overrides: object) -> Cluster:
 
 
 @pytest.fixture(scope="module")
-def chapter_lab() -> Iterator[tuple[lab.LabState, Cluster]]:
+def chapter_lab() -> Iterator[tuple[lab_state.LabState, Cluster]]:
     """Hosts at the chapter's own addresses (10.0.66.201 and .202) for clusters/chapter.yaml."""
     cluster = load_cluster(CHAPTER)
     with running_lab("ptchap", [(n.name, n.address) for n in cluster.nodes]) as state:
@@ -94,6 +96,6 @@ def chapter_lab() -> Iterator[tuple[lab.LabState, Cluster]]:
 
 
 @pytest.fixture()
-def chapter_hosts(chapter_lab: tuple[lab.LabState, Cluster]) -> Iterator[Hosts]:
+def chapter_hosts(chapter_lab: tuple[lab_state.LabState, Cluster]) -> Iterator[Hosts]:
     with hosts_for(chapter_lab[1]) as hosts:
         yield hosts

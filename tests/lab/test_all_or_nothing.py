@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from runbook import lab
+from runbook.lab import netns, plan
 from tests.lab.conftest import REPO, running_lab
 
 STATE = "for f in /etc/corosync/*; do [ -f \"$f\" ] && sha256sum \"$f\"; done; ls -A /etc/corosync; true"
@@ -24,7 +24,7 @@ def runbook(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_disk_full_on_one_node_leaves_every_node_unchanged(tmp_path: Path) -> None:
-    with running_lab("ptaon", lab.generated_nodes(2, "10.0.79.0/24")) as state:
+    with running_lab("ptaon", plan.generated_nodes(2, "10.0.79.0/24")) as state:
         out = tmp_path / "runs"
         first = runbook("run", str(state.cluster_file), "--out", str(out))
         assert first.returncode == 0, first.stderr[-3000:]
@@ -34,8 +34,8 @@ def test_disk_full_on_one_node_leaves_every_node_unchanged(tmp_path: Path) -> No
             "mount -t tmpfs -o size=48k tmpfs /etc/corosync; cp -a /tmp/keep/. /etc/corosync/; "
             "dd if=/dev/zero of=/etc/corosync/.filler bs=1k 2>/dev/null || true; sync"
         )
-        lab.host_exec(node2, fill)
-        before = {h.name: lab.host_exec(h, STATE).stdout for h in state.hosts}
+        netns.host_exec(node2, fill)
+        before = {h.name: netns.host_exec(h, STATE).stdout for h in state.hosts}
 
         data = yaml.safe_load(state.cluster_file.read_text())
         data["totem"] = {**(data.get("totem") or {}), "token": 4321}
@@ -46,7 +46,7 @@ def test_disk_full_on_one_node_leaves_every_node_unchanged(tmp_path: Path) -> No
         assert result.returncode == 1, result.stderr[-3000:]
         assert "step 02-corosync-conf failed on" in result.stderr and "node2" in result.stderr
         assert "nothing was changed on any node" in result.stderr and "Traceback" not in result.stderr
-        after = {h.name: lab.host_exec(h, STATE).stdout for h in state.hosts}
+        after = {h.name: netns.host_exec(h, STATE).stdout for h in state.hosts}
         assert after == before  # node1 too: not its file, no staged temp file, no new backup
-        assert "token: 4321" not in lab.host_exec(state.host("node1"), "cat /etc/corosync/corosync.conf").stdout
-        lab.host_exec(node2, "umount /etc/corosync")
+        assert "token: 4321" not in netns.host_exec(state.host("node1"), "cat /etc/corosync/corosync.conf").stdout
+        netns.host_exec(node2, "umount /etc/corosync")

@@ -22,11 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab, lab_boot, lab_rootfs
-from runbook.cluster import Cluster
-from runbook.hosts import hosts_for
+from runbook.conf.membership import View, parse_quorumtool
+from runbook.lab import boot as lab_boot
+from runbook.lab import netns, up
+from runbook.lab import plan as lab_plan
+from runbook.lab import rootfs as lab_rootfs
+from runbook.lab import state as lab_state
 from runbook.local import run_local
-from runbook.membership import View, parse_quorumtool
+from runbook.model.types import Cluster
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import REPO, lab_cluster, running_lab
 
 OSES = ["debian12", "debian13", "host"]
@@ -82,7 +86,7 @@ def wait_quorate(cluster: Cluster) -> dict[str, View]:
 class Booted:
     """One lab of one OS, its cluster, and where run records go."""
 
-    def __init__(self, os_name: str, state: lab.LabState, cluster: Cluster, out: Path) -> None:
+    def __init__(self, os_name: str, state: lab_state.LabState, cluster: Cluster, out: Path) -> None:
         self.os = os_name
         self.state = state
         self.cluster = cluster
@@ -109,8 +113,8 @@ def booted(request, tmp_path_factory) -> Iterator[Booted]:
         pytest.fail(f"no cached root file system for {os_name}: run `runbook lab prepare --os {os_name}` before the tests (needs the network)")
     started = time.monotonic()
     name = LAB_NAMES[os_name]
-    lab.down(name)
-    with running_lab(name, lab.generated_nodes(2, free_subnet()), os_name=os_name) as state:
+    up.down(name)
+    with running_lab(name, lab_plan.generated_nodes(2, free_subnet()), os_name=os_name) as state:
         print(f"\n[{os_name}] lab up in {time.monotonic() - started:.1f}s")
         yield Booted(os_name, state, lab_cluster(state), tmp_path_factory.mktemp(f"runs-{os_name}"))
     print(f"\n[{os_name}] all boot tests of this OS, lab included: {time.monotonic() - started:.1f}s")
@@ -160,7 +164,7 @@ def test_a_node_alone_after_a_cold_start_waits_for_the_other(booted):
     """two_node's wait_for_all: one node back alone is not quorate; with the other back, both are."""
     if booted.os == "host":
         pytest.skip("`host` hosts have no power to switch off")
-    lab.host_exec(booted.state.host("node2"), "systemctl poweroff", check=False)
+    netns.host_exec(booted.state.host("node2"), "systemctl poweroff", check=False)
     power = booted.state.host_dir(booted.state.host("node2")) / "power"
     deadline = time.monotonic() + 60
     while not power.exists() and time.monotonic() < deadline:
@@ -218,13 +222,13 @@ def test_lab_down_after_a_crash_leaves_nothing_behind():
     """`lab up` killed while its machines boot: `lab down` still removes supervisors, machines, mounts."""
     if not lab_rootfs.is_ready(lab_rootfs.boot_os("debian12")):
         pytest.fail("no cached root file system for debian12: run `runbook lab prepare --os debian12` first")
-    lab.down("bootcr")
+    up.down("bootcr")
     argv = [sys.executable, "-m", "runbook", "lab", "up", "--nodes", "1", "--subnet", free_subnet(), "--lab", "bootcr", "--os", "debian12"]
     proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     state = None
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        state = lab.LabState.load("bootcr")
+        state = lab_state.LabState.load("bootcr")
         if state and lab_boot.boots(state, state.hosts[0]) >= 1:
             break
         time.sleep(0.1)
@@ -233,7 +237,7 @@ def test_lab_down_after_a_crash_leaves_nothing_behind():
     assert state is not None and lab_boot.boots(state, state.hosts[0]) >= 1, "the machine never started"
     from tests.lab.conftest import leftovers
 
-    assert lab.down("bootcr")
+    assert up.down("bootcr")
     assert leftovers(state) == []
 
 
@@ -241,9 +245,9 @@ def test_lab_down_after_a_crash_leaves_nothing_behind():
 def test_ssh_reaches_a_host_over_link_1_while_its_link_0_is_cut(os_name, tmp_path):
     """sshd answers on every link's address (booting hosts: systemd's sshd; host hosts: the lab's), so an
     operator whose management network is link 1 still gets in when link 0 fails."""
-    from runbook.cluster import Node, SshSettings
-    from runbook.endpoint import resolve_endpoint
-    from runbook.hosts import Host
+    from runbook.model.types import Node, SshSettings
+    from runbook.ssh.endpoint import resolve_endpoint
+    from runbook.ssh.hosts import Host
 
     if os_name != "host" and not lab_rootfs.is_ready(lab_rootfs.boot_os(os_name)):
         pytest.fail(f"no cached root file system for {os_name}: run `runbook lab prepare --os {os_name}` first")
@@ -251,8 +255,8 @@ def test_ssh_reaches_a_host_over_link_1_while_its_link_0_is_cut(os_name, tmp_pat
     addresses = [str(link0.network_address + 11), str(link1.network_address + 11)]
     with running_lab("bootlink", [("node1", addresses)], os_name=os_name) as state:
         config = tmp_path / "ssh_config"
-        config.write_text(lab.ssh_config_text(state).replace(f"HostName {addresses[0]}\n", f"HostName {addresses[1]}\n"))
-        lab.set_link(state, "node1", 0, up=False)
+        config.write_text(lab_plan.ssh_config_text(state).replace(f"HostName {addresses[0]}\n", f"HostName {addresses[1]}\n"))
+        netns.set_link(state, "node1", 0, up=False)
         host = Host(resolve_endpoint(Node("node1", addresses[1], None), SshSettings(config=str(config))))
         try:
             assert host.endpoint.hostname == addresses[1]
@@ -260,5 +264,5 @@ def test_ssh_reaches_a_host_over_link_1_while_its_link_0_is_cut(os_name, tmp_pat
         finally:
             host.close()
         assert shown.splitlines()[0] == "node1" and "state DOWN" in shown, shown
-        assert lab.status(state)[0].sshd is True  # `lab status` shows sshd up: it answers on link 1
+        assert up.status(state)[0].sshd is True  # `lab status` shows sshd up: it answers on link 1
         assert lab_boot.reboot(state, "node1") == 2  # and a reboot waits for it there

@@ -4,7 +4,7 @@ the runbook's 3.x file passes Corosync's own check, and the chapter's 1.x file d
 from __future__ import annotations
 
 from runbook import steps
-from runbook.corosync_conf import render
+from runbook.conf.render import render
 from tests.lab.conftest import REPO
 
 TEST = 't=$(mktemp); cat > "$t"; corosync -t -c "$t" 2>&1; echo "exit=$?"; rm -f "$t"'
@@ -12,11 +12,11 @@ TEST = 't=$(mktemp); cat > "$t"; corosync -t -c "$t" 2>&1; echo "exit=$?"; rm -f
 
 def test_install_step_installs_corosync_offline(chapter_lab, chapter_hosts):
     _, cluster = chapter_lab
-    report = steps.install(cluster, chapter_hosts)
+    report = steps.install_corosync(cluster, chapter_hosts)
     assert [o.status for o in report.outcomes] == ["changed", "changed"]
     for node in cluster.nodes:
         assert chapter_hosts[node.name].run("corosync -v").text.startswith("Corosync Cluster Engine, version '3.")
-    again = steps.install(cluster, chapter_hosts)
+    again = steps.install_corosync(cluster, chapter_hosts)
     assert [o.status for o in again.outcomes] == ["unchanged", "unchanged"]
 
 

@@ -35,7 +35,9 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook import lab
+from runbook.lab import netns
+from runbook.lab import plan as lab_plan
+from runbook.lab import state as lab_state
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptlock"
@@ -51,19 +53,19 @@ pidof corosync; true
 
 @dataclass
 class Env:
-    state: lab.LabState
+    state: lab_state.LabState
     cluster_file: Path
     work: Path
     out: Path
     original: dict[str, bytes]
 
-    def host(self, name: str) -> lab.LabHost:
+    def host(self, name: str) -> lab_state.LabHost:
         return self.state.host(name)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with running_lab(LAB, lab.generated_nodes(2, SUBNET)) as state:
+    with running_lab(LAB, lab_plan.generated_nodes(2, SUBNET)) as state:
         work = tmp_path_factory.mktemp("concurrency")
         data = yaml.safe_load(state.cluster_file.read_text())
         data["totem"] = {"token": 1000, "consensus": 1200, "join": 100}
@@ -92,11 +94,11 @@ def start(env: Env, *args: str, out: Path | None = None) -> subprocess.Popen[str
 
 
 def sh(env: Env, node: str, command: str, input: str | None = None) -> str:
-    return lab.host_exec(env.host(node), command, input=input).stdout
+    return netns.host_exec(env.host(node), command, input=input).stdout
 
 
 def snapshot(env: Env) -> dict[str, str]:
-    return {h.name: lab.host_exec(h, SNAPSHOT).stdout for h in env.state.hosts}
+    return {h.name: netns.host_exec(h, SNAPSHOT).stdout for h in env.state.hosts}
 
 
 def run_dirs(out: Path) -> list[Path]:
@@ -171,13 +173,13 @@ FAKES = "pgrep -f '^/bin/sh /usr/local/sbi[n]/'"
 
 
 def hanging(env: Env, node: str) -> bool:
-    return lab.host_exec(env.host(node), FAKES, check=False).returncode == 0
+    return netns.host_exec(env.host(node), FAKES, check=False).returncode == 0
 
 
 def remove_fakes(env: Env) -> None:
     """The fake commands and what they still run (the runbook's own scripts then end by themselves)."""
     for host in env.state.hosts:
-        lab.host_exec(host, "rm -f /usr/local/sbin/corosync-keygen /usr/local/sbin/apt-get /usr/local/sbin/corosync; "
+        netns.host_exec(host, "rm -f /usr/local/sbin/corosync-keygen /usr/local/sbin/apt-get /usr/local/sbin/corosync; "
                             f"for p in $({FAKES}); do pkill -P $p; kill $p; done; true")
 
 
@@ -189,7 +191,7 @@ def test_a_first_run_sets_up_the_cluster_and_keeps_the_operators_original(env: E
     assert installed.returncode == 0, installed.stderr[-3000:]
     for node in ("node1", "node2"):
         sh(env, node, f"cat >> {CONF}", input=OPERATOR_LINE)  # the operator's own touch
-        env.original[node] = lab.host_exec(env.host(node), f"base64 -w0 {CONF}").stdout.encode()
+        env.original[node] = netns.host_exec(env.host(node), f"base64 -w0 {CONF}").stdout.encode()
     result = runbook(env, "run")
     assert result.returncode == 0, result.stderr[-3000:]
     for node in ("node1", "node2"):
@@ -221,7 +223,7 @@ def test_a_second_run_is_refused_at_once_and_changes_nothing(env: Env) -> None:
             first.wait()
     assert second.returncode == 75, second.stderr[-3000:]
     host = socket.gethostname()
-    started = json.loads((env.out / LAB / ".runbook.lock").read_text())["started"]  # the holder's record stays
+    started = json.loads((env.out / LAB / ".runbook.run.lock").read_text())["started"]  # the holder's record stays
     assert f"runbook: error: {host}: cluster '{LAB}' is locked by a run of cluster '{LAB}' by pid {first.pid} on {host}, started " in second.stderr
     assert f"started {started}" in second.stderr
     assert "nothing was changed" in second.stderr and f"ps -p {first.pid}" in second.stderr
@@ -334,13 +336,13 @@ def test_a_runner_killed_during_step_06s_restart_leaves_corosync_running_on_ever
     # the runner is killed inside that window, after this node's Corosync was stopped.
     slow_start = f'[ "$1" = start ] \\&\\& {{ touch {STARTING}; sleep 3; }}'
     for host in env.state.hosts:
-        lab.host_exec(host, f"cp /etc/init.d/corosync /root/corosync.init.saved && sed -i '2i {slow_start}' /etc/init.d/corosync")
-        assert STARTING in lab.host_exec(host, "sed -n 2p /etc/init.d/corosync").stdout
+        netns.host_exec(host, f"cp /etc/init.d/corosync /root/corosync.init.saved && sed -i '2i {slow_start}' /etc/init.d/corosync")
+        assert STARTING in netns.host_exec(host, "sed -n 2p /etc/init.d/corosync").stdout
     try:
         _kill_during_restart(env, data)
     finally:
         for host in env.state.hosts:
-            lab.host_exec(host, f"mv /root/corosync.init.saved /etc/init.d/corosync; rm -f {STARTING}")
+            netns.host_exec(host, f"mv /root/corosync.init.saved /etc/init.d/corosync; rm -f {STARTING}")
     result = runbook(env, "run")  # back to the file the other tests use
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -355,7 +357,7 @@ def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
         changed = env.work / f"window-{round_}.yaml"
         changed.write_text(yaml.safe_dump(data, sort_keys=False))
         for host in env.state.hosts:
-            lab.host_exec(host, f"rm -f {STARTING}")
+            netns.host_exec(host, f"rm -f {STARTING}")
         process = subprocess.Popen(
             [sys.executable, "-m", "runbook", "run", str(changed), "--out", str(env.out)], cwd=REPO,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -363,7 +365,7 @@ def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
         try:
             def starting() -> bool:  # a node's Corosync was stopped and its start has begun
                 assert process.poll() is None, f"the run ended before a start was seen: {process.communicate()[1][-3000:]}"
-                return any(lab.host_exec(h, f"[ -e {STARTING} ]", check=False).returncode == 0 for h in env.state.hosts)
+                return any(netns.host_exec(h, f"[ -e {STARTING} ]", check=False).returncode == 0 for h in env.state.hosts)
 
             wait_for(starting, 300, "step 06's restart to reach its start", 0.02)
             os.killpg(process.pid, signal.SIGKILL)  # the runner and its kernel, mid-restart
@@ -374,10 +376,10 @@ def _kill_during_restart(env: Env, data: dict[str, Any]) -> None:
                 process.wait()
         time.sleep(3)  # the node's watchdog ends what its dead session left running within about 3 s
         for host in env.state.hosts:
-            wait_for(lambda: lab.host_exec(host, "pidof corosync", check=False).stdout.strip(), 30, f"Corosync running on {host.name} after round {round_ + 1}")
+            wait_for(lambda: netns.host_exec(host, "pidof corosync", check=False).stdout.strip(), 30, f"Corosync running on {host.name} after round {round_ + 1}")
         # a restart still going (its folder has no exit status yet); a finished one's folder stays 20 s for its waiter
         restarting = 'for d in /run/runbook-restart-*; do [ -d "$d" ] && [ ! -e "$d/rc" ] && echo "$d"; done; true'
-        wait_for(lambda: not any(lab.host_exec(h, restarting, check=False).stdout for h in env.state.hosts), 60, "the restarts to end")
+        wait_for(lambda: not any(netns.host_exec(h, restarting, check=False).stdout for h in env.state.hosts), 60, "the restarts to end")
         again = subprocess.run([sys.executable, "-m", "runbook", "run", str(changed), "--out", str(env.out)], cwd=REPO, capture_output=True, text=True, timeout=600)
         assert again.returncode == 0, again.stderr[-3000:]  # step 06 proved a full, quorate membership
 
@@ -478,7 +480,7 @@ def test_a_file_renaming_the_running_cluster_is_refused_unless_told_to_restart_a
 
 def test_files_an_interrupted_run_staged_are_removed_by_the_next_run_which_says_so(env: Env) -> None:
     """Issue 22 item 6: what a controller killed mid-write left beside the targets stayed for good."""
-    from runbook.executor import staged_path
+    from runbook.engine.executor import staged_path
 
     left = [staged_path(CONF, "0a1b2c3d4e5f60", 0), staged_path("/etc/corosync/authkey", "0a1b2c3d4e5f60", 1)]
     for path in left:  # as a killed run's stage script leaves them: written, never renamed into place

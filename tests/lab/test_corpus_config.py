@@ -15,9 +15,9 @@ import shlex
 import pytest
 
 from runbook import steps
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import parse
-from runbook.hosts import hosts_for
+from runbook.conf.parse import parse
+from runbook.model.rules import cluster_from_mapping
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import running_lab
 from tests.unit.test_corpus import ACCEPTED, CORPUS, generation_3_render
 
@@ -41,7 +41,7 @@ def test_corosync_t_accepts_the_generation_3_render_of_every_accepted_corpus_fil
         cluster = cluster_from_mapping({"cluster_name": "corpus", "nodes": [{"name": n, "address": a} for n, a in HOSTS]},
                                        str(state.cluster_file))
         with hosts_for(cluster) as hosts:
-            assert [o.status for o in steps.install(cluster, hosts).outcomes] == ["changed", "changed"]
+            assert [o.status for o in steps.install_corosync(cluster, hosts).outcomes] == ["changed", "changed"]
             host = hosts["cx1"]
             host.run("[ -e /etc/corosync/authkey ] || corosync-keygen -l >/dev/null 2>&1")
             refused = {}

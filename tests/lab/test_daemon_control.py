@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,11 +23,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import lab
-from runbook.cluster import load_cluster
-from runbook.hosts import hosts_for
-from runbook.membership import parse_quorumtool
-from runbook.steps.start import restart_script, systemd_restart_script
+from runbook.conf.membership import parse_quorumtool
+from runbook.lab import netns, plan
+from runbook.lab import state as lab_state
+from runbook.model.load import load_cluster
+from runbook.ssh.hosts import hosts_for
+from runbook.steps.restart import restart_script, systemd_restart_script
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptdctl"
@@ -39,17 +39,17 @@ PIDFILE = "/var/run/corosync.pid"  # /run/corosync.pid: /var/run is a link to /r
 
 @dataclass
 class Env:
-    state: lab.LabState
+    state: lab_state.LabState
     cluster_file: Path
     work: Path
 
-    def host(self, name: str) -> lab.LabHost:
+    def host(self, name: str) -> lab_state.LabHost:
         return self.state.host(name)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    with running_lab(LAB, lab.generated_nodes(2, SUBNET)) as state:
+    with running_lab(LAB, plan.generated_nodes(2, SUBNET)) as state:
         work = tmp_path_factory.mktemp("daemon-control")
         data = yaml.safe_load(state.cluster_file.read_text())
         data["totem"] = {"token": 1000, "consensus": 1200, "join": 100}
@@ -60,7 +60,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def sh(env: Env, node: str, command: str, input: str | None = None) -> str:
-    return lab.host_exec(env.host(node), command, input=input).stdout
+    return netns.host_exec(env.host(node), command, input=input).stdout
 
 
 def runbook(env: Env, *args: str, cluster_file: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -73,9 +73,9 @@ def runbook(env: Env, *args: str, cluster_file: Path | None = None) -> subproces
 # The controller side: a process that runs one long command on node1 through runbook's Host.
 CONTROLLER = """
 import sys
-from runbook import lab_guard
-from runbook.cluster import load_cluster
-from runbook.hosts import hosts_for
+from runbook.lab import guard as lab_guard
+from runbook.model.load import load_cluster
+from runbook.ssh.hosts import hosts_for
 lab_guard.install()  # RUNBOOK_LAB_ONLY is set in the tests: a process that connects installs the lab's guard
 cluster = load_cluster(sys.argv[1])
 with hosts_for(cluster) as hosts:
@@ -87,7 +87,7 @@ def _ops_cluster(env: Env, password: str | None) -> Path:
     """node1 logs in as `ops`, who has sudo rights (with a password, or without)."""
     sudoers = "ops ALL=(ALL) ALL" if password else "ops ALL=(ALL) NOPASSWD: ALL"
     for host in env.state.hosts[:1]:
-        lab.host_exec(
+        netns.host_exec(
             host,
             f"id ops >/dev/null 2>&1 || useradd -m -s /bin/sh ops; usermod -p '*' ops; chmod 711 {env.state.dir};"
             f" chmod 644 {env.state.dir}/authorized_keys; echo '{sudoers}' > /etc/sudoers.d/ops; chmod 440 /etc/sudoers.d/ops"
@@ -103,7 +103,7 @@ def _ops_cluster(env: Env, password: str | None) -> Path:
 
 def node_processes(env: Env, marker: str) -> str:
     """Every process on node1 whose command line holds `marker` (its shell and the command), or ''."""
-    return lab.host_exec(env.host("node1"), f"pgrep -af -- '{marker}' | grep -v \"^$$ \"; true").stdout.strip()
+    return netns.host_exec(env.host("node1"), f"pgrep -af -- '{marker}' | grep -v \"^$$ \"; true").stdout.strip()
 
 
 @pytest.mark.parametrize("login", ["root", "sudo-n", "sudo-S"])
@@ -121,10 +121,10 @@ def test_a_node_command_ends_when_its_controller_is_killed(env: Env, login: str)
         cwd=REPO, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        started = lambda: lab.host_exec(env.host("node1"), f"pgrep -xf '{marker}'", check=False).returncode == 0  # noqa: E731
+        started = lambda: netns.host_exec(env.host("node1"), f"pgrep -xf '{marker}'", check=False).returncode == 0  # noqa: E731
         wait_for(lambda: started() or controller.poll() is not None, 60, "the command on node1")
         assert controller.poll() is None, controller.communicate()
-        found = lab.host_exec(env.host("node1"), f"ps -o user=,args= -p $(pgrep -xf '{marker}')").stdout
+        found = netns.host_exec(env.host("node1"), f"ps -o user=,args= -p $(pgrep -xf '{marker}')").stdout
         assert found.startswith("root "), f"the command runs as root: {found!r}"
         controller.kill()  # SIGKILL: nothing on the controller side gets to clean up
         controller.wait()
@@ -133,7 +133,7 @@ def test_a_node_command_ends_when_its_controller_is_killed(env: Env, login: str)
         if controller.poll() is None:
             controller.kill()
             controller.wait()
-        lab.host_exec(env.host("node1"), f"for p in $(pgrep -f -- '{marker}'); do [ $p = $$ ] || kill -KILL $p; done; true")
+        netns.host_exec(env.host("node1"), f"for p in $(pgrep -f -- '{marker}'); do [ $p = $$ ] || kill -KILL $p; done; true")
     assert sh(env, "node1", f"ls {done} 2>/dev/null; true") == "", "the command did not go on after its session ended"
 
 
@@ -197,7 +197,7 @@ def test_a_restart_says_it_stopped_corosync_by_pid_and_touches_no_other_host(env
 @pytest.fixture(scope="module")
 def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     """Two systemd-nspawn machines booting Debian 12 (systemd as PID 1), a cluster made by one run."""
-    with running_lab("ptdctl12", lab.generated_nodes(2, "10.0.98.0/24"), os_name="debian12") as state:
+    with running_lab("ptdctl12", plan.generated_nodes(2, "10.0.98.0/24"), os_name="debian12") as state:
         work = tmp_path_factory.mktemp("daemon-control-systemd")
         data = yaml.safe_load(state.cluster_file.read_text())
         data["totem"] = {"token": 1000, "consensus": 1200, "join": 100}

@@ -36,14 +36,20 @@ from typing import Any
 import pytest
 import yaml
 
-from runbook import lab, steps
-from runbook.cluster import Cluster, cluster_from_mapping, load_cluster
-from runbook.errors import CommandFailed
-from runbook.hosts import Host, hosts_for
-from runbook.leaks import find_secret
-from runbook.membership import View, parse_quorumtool
+from runbook import steps
+from runbook.conf.membership import View, parse_quorumtool
+from runbook.engine import operations
+from runbook.engine.executor import execute
+from runbook.engine.plan import NodePlan, StepPlan
+from runbook.errors import StepFailed
+from runbook.lab import netns, plan, sshd
+from runbook.lab import state as lab_state
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping, with_generation
+from runbook.model.types import Cluster
 from runbook.notebook import PARAMETERS_SOURCE
-from runbook.steps import StepFailed
+from runbook.report.leaks import find_secret
+from runbook.ssh.hosts import Host, hosts_for
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 LAB = "ptfault"
@@ -69,7 +75,7 @@ TEMP_FILES = (
 
 @dataclass
 class Env:
-    state: lab.LabState
+    state: lab_state.LabState
     cluster: Cluster
     cluster_file: Path
     work: Path
@@ -78,14 +84,14 @@ class Env:
     keys: list[bytes] = field(default_factory=list)  # every authkey seen on a node
     passwords: list[str] = field(default_factory=list)  # every sudo password given
 
-    def host(self, name: str) -> lab.LabHost:
+    def host(self, name: str) -> lab_state.LabHost:
         return self.state.host(name)
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     started = time.time()
-    with running_lab(LAB, lab.generated_nodes(2, SUBNET)) as state:
+    with running_lab(LAB, plan.generated_nodes(2, SUBNET)) as state:
         work = tmp_path_factory.mktemp("faults")
         data = yaml.safe_load(state.cluster_file.read_text())
         data["totem"] = {"token": 1000, "consensus": 1200, "join": 100}
@@ -116,11 +122,11 @@ def summary(run_dir: Path) -> dict[str, Any]:
 
 
 def snapshot(env: Env) -> dict[str, str]:
-    return {h.name: lab.host_exec(h, SNAPSHOT).stdout for h in env.state.hosts}
+    return {h.name: netns.host_exec(h, SNAPSHOT).stdout for h in env.state.hosts}
 
 
 def sh(env: Env, node: str, command: str, input: str | None = None) -> str:
-    return lab.host_exec(env.host(node), command, input=input).stdout
+    return netns.host_exec(env.host(node), command, input=input).stdout
 
 
 def view_of(env: Env, node: str) -> View:
@@ -169,17 +175,17 @@ def test_an_unreachable_node_stops_the_run_at_preflight_with_nothing_changed(env
     before = snapshot(env)
     veth = env.host("node2").veth
     if how == "sshd-stopped":
-        lab.stop_sshd(env.state, "node2")
+        sshd.stop_sshd(env.state, "node2")
     else:
         subprocess.run(["ip", "link", "set", veth, "down"], check=True)
     try:
         result = runbook(env, "run")
     finally:
         if how == "sshd-stopped":
-            lab.start_sshd(env.state, "node2")
+            sshd.start_sshd(env.state, "node2")
         else:
             subprocess.run(["ip", "link", "set", veth, "up"], check=True)
-            wait_for(lambda: lab._sshd_listening(env.host("node2").address), 15, "node2's link")
+            wait_for(lambda: sshd._sshd_listening(env.host("node2").address), 15, "node2's link")
     stderr = assert_refused_at_preflight(env, result, "node2")
     expected = "cannot connect to 10.0.91.12:22: Connection refused (is sshd running on the node, on that port?)" if how == "sshd-stopped" else "no answer from 10.0.91.12:22 within 3s"
     assert expected in stderr and "nothing was changed on any node" in stderr
@@ -197,16 +203,16 @@ def test_a_changed_host_key_stops_the_run_with_both_fingerprints(env: Env) -> No
     try:
         sh(env, "node2", "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key")
         new_fp = sh(env, "node2", fingerprint).strip()
-        lab.stop_sshd(env.state, "node2")
-        lab.start_sshd(env.state, "node2")
+        sshd.stop_sshd(env.state, "node2")
+        sshd.start_sshd(env.state, "node2")
         after_new_key = snapshot(env)
         result = runbook(env, "run")
         assert snapshot(env) == after_new_key
     finally:
-        lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key", input=saved)
-        lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key.pub", input=saved_pub)
-        lab.stop_sshd(env.state, "node2")
-        lab.start_sshd(env.state, "node2")
+        netns.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key", input=saved)
+        netns.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key.pub", input=saved_pub)
+        sshd.stop_sshd(env.state, "node2")
+        sshd.start_sshd(env.state, "node2")
     stderr = assert_refused_at_preflight(env, result, "node2")
     assert "CHANGED" in stderr and "No login was attempted" in stderr
     assert f"expected: ssh-ed25519 {old_fp}" in stderr and f"received: ssh-ed25519 {new_fp}" in stderr
@@ -260,7 +266,7 @@ def _make_ops(env: Env, node: str, password: str | None = None, sudoers: str | N
         script += "; chpasswd"
     if sudoers:
         script += f"; echo '{sudoers}' > /etc/sudoers.d/ops; chmod 440 /etc/sudoers.d/ops"
-    lab.host_exec(env.host(node), script, input=f"ops:{password}\n" if password else None)
+    netns.host_exec(env.host(node), script, input=f"ops:{password}\n" if password else None)
 
 
 def test_a_login_user_without_root_or_sudo_is_refused_at_preflight(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -283,7 +289,7 @@ def test_a_login_user_without_root_or_sudo_is_refused_at_preflight(env: Env, mon
     data["ssh"]["sudo"] = True
     sudo_cluster = load_cluster(_write(env.work / "cluster-ops-sudo.yaml", data))
     with hosts_for(sudo_cluster) as hosts, pytest.raises(StepFailed) as caught:
-        steps.preflight(sudo_cluster, hosts)
+        steps.run_preflight(sudo_cluster, hosts)
     message = str(caught.value)
     assert message.startswith("step 00-preflight failed on node2: login user 'ops' cannot run commands as root through sudo")
     assert "a password is required" in message and "NOPASSWD" in message and "RUNBOOK_SUDO_PASSWORD" in message
@@ -310,7 +316,7 @@ def test_ctrl_c_during_install_leaves_a_record_and_no_partial_file(env: Env) -> 
 
         wait_for(preflight_done, 120, "preflight to pass", 0.05)
         run_dir = latest_run(env)
-        wait_for(lambda: lab.host_exec(env.host("node1"), "pgrep apt-get", check=False).returncode == 0, 60, "apt-get on node1", 0.1)
+        wait_for(lambda: netns.host_exec(env.host("node1"), "pgrep apt-get", check=False).returncode == 0, 60, "apt-get on node1", 0.1)
         time.sleep(0.5)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole process group
         _, stderr = process.communicate(timeout=120)
@@ -327,28 +333,31 @@ def test_ctrl_c_during_install_leaves_a_record_and_no_partial_file(env: Env) -> 
     assert "interrupted" in (run_dir / "run.log").read_text()
     # apt-get is stopped on the nodes when the run's SSH sessions close (TERM, KILL 2 s later); then look
     for host in env.state.hosts:
-        wait_for(lambda: lab.host_exec(host, "pgrep -x apt-get || pgrep -x dpkg", check=False).returncode != 0, 10, f"apt on {host.name} to be stopped")
-        assert lab.host_exec(host, TEMP_FILES).stdout == "", f"temp files left on {host.name}"
-        assert lab.host_exec(host, "dpkg --audit").stdout == "", f"half-installed packages on {host.name}"
+        wait_for(lambda: netns.host_exec(host, "pgrep -x apt-get || pgrep -x dpkg", check=False).returncode != 0, 10, f"apt on {host.name} to be stopped")
+        assert netns.host_exec(host, TEMP_FILES).stdout == "", f"temp files left on {host.name}"
+        assert netns.host_exec(host, "dpkg --audit").stdout == "", f"half-installed packages on {host.name}"
 
 
 def test_a_transfer_cut_short_never_replaces_the_file(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The connection drops while a file is sent: the node sees end of input, then must not rename."""
+    """The connection drops while the executor stages a file: the node sees end of input, and nothing is renamed."""
     path = "/etc/corosync/cut-short"
     sh(env, "node1", f"mkdir -p /etc/corosync && printf 'old\\n' > {path}")  # Corosync may not be installed yet
     original_run = Host.run
 
     def cut(self: Host, command: Any, *, input: bytes | None = None, display: str | None = None, **kw: Any) -> Any:
-        if display and display.startswith("atomic write") and input:
+        if display and display.startswith("stage the new files") and input:
             input = input[: len(input) // 3]  # what arrives before the link goes
         return original_run(self, command, input=input, display=display, **kw)
 
     monkeypatch.setattr(Host, "run", cut)
-    with hosts_for(env.cluster) as hosts, pytest.raises(CommandFailed) as caught:
-        hosts["node1"].write_file(path, b"new content\n" * 1000, mode=0o400)
-    assert "incomplete transfer: 4000 of 12000 bytes arrived" in str(caught.value)
+    write = operations.write_file(path, b"new content\n" * 1000, "the fault test's file", mode=0o400)
+    plan = StepPlan(step="cut-short", title="a cut transfer", nodes={"node1": NodePlan("node1", [write])})
+    with hosts_for(env.cluster) as hosts:
+        report = execute(plan, hosts, check=False)
+    [outcome] = report.outcomes
+    assert outcome.status == "failed" and "nothing was changed on any node" in outcome.summary, outcome
     assert sh(env, "node1", f"cat {path}; stat -c %a {path}") == "old\n644\n"
-    assert lab.host_exec(env.host("node1"), TEMP_FILES).stdout == ""
+    assert netns.host_exec(env.host("node1"), TEMP_FILES).stdout == ""
     sh(env, "node1", f"rm -f {path} {path}.runbook-* {path}.orig-runbook")
 
 
@@ -386,7 +395,7 @@ def test_a_node_lost_between_steps_is_named_and_a_rerun_completes(env: Env) -> N
         assert [s["status"] for s in record["steps"]] == ["ok", "ok", "failed"] + ["not run"] * 4
         assert "runbook-" not in sh(env, "node1", "ls -A /etc/corosync"), "step 02 wrote nothing on node1 either"
     finally:
-        lab.start_sshd(env.state, "node2")
+        sshd.start_sshd(env.state, "node2")
     result = runbook(env, "run")
     assert result.returncode == 0, result.stderr[-3000:]
     # the key is made on the primary, and copied from it
@@ -407,7 +416,7 @@ def test_hand_edited_and_unparsable_configs_are_backed_up_diffed_and_replaced(en
     assert edited != good
     sh(env, "node2", f"cat > {conf}", input=edited)
     garbage = "totem {\n  version: 2\n  \x1b]0;pwned\x07\x1b[2J bad { nesting\n\x00\xff binary\n"
-    lab.host_exec(env.host("node1"), f"cat > {conf}", input=garbage)
+    netns.host_exec(env.host("node1"), f"cat > {conf}", input=garbage)
     with hosts_for(env.cluster) as hosts:
         report = steps.write_config(env.cluster, hosts)
         again = steps.write_config(env.cluster, hosts)
@@ -416,7 +425,7 @@ def test_hand_edited_and_unparsable_configs_are_backed_up_diffed_and_replaced(en
     for outcome, old in zip(report.outcomes, (garbage, edited)):
         node = outcome.node
         backup = outcome.summary.split("previous file kept as ")[1]
-        assert lab.host_exec(env.host(node), f"cat {backup}").stdout.encode() == old.encode(), f"{node}: backup"
+        assert netns.host_exec(env.host(node), f"cat {backup}").stdout.encode() == old.encode(), f"{node}: backup"
         assert outcome.diff.startswith(f"--- {conf} (current)")
         assert not any(seq in outcome.diff for seq in HOSTILE) and "\x00" not in outcome.diff
     assert "-\ttoken: 3000  # tuned by hand" in report.outcome("node2").diff
@@ -454,7 +463,7 @@ def test_differing_and_loose_authkeys_are_fixed_from_the_primary(env: Env) -> No
 
 def test_rc_local_and_start_no_are_reconciled_on_generation_2(env: Env) -> None:
     """The rc.local and START= edits matter on 1.x/2.x; the steps do not start Corosync, so they run on these 3.x hosts."""
-    cluster = env.cluster.with_generation(2)
+    cluster = with_generation(env.cluster, 2)
     sh(env, "node1", "printf '#!/bin/sh\\necho booted > /run/booted\\n' > /etc/rc.local && chmod 644 /etc/rc.local")
     sh(env, "node2", "printf '#!/bin/sh -e\\nlogger up\\nexit 0\\n' > /etc/rc.local && chmod 644 /etc/rc.local")
     sh(env, "node1", "cp /etc/default/corosync /tmp/default.orig && echo 'START=no' >> /etc/default/corosync")
@@ -683,7 +692,7 @@ def test_no_authkey_or_password_anywhere_in_records_or_on_the_controllers_disk(e
     # objects are not written by the runbook.
     roots = sorted({"/tmp", "/var/tmp", "/dev/shm", os.path.expanduser("~"), str(REPO), str(env.work)})
     found = subprocess.run(
-        ["find", *roots, "-xdev", "(", "-name", ".venv", "-o", "-name", ".git", "-o", "-path", str(lab.labs_root()), ")", "-prune",
+        ["find", *roots, "-xdev", "(", "-name", ".venv", "-o", "-name", ".git", "-o", "-path", str(lab_state.labs_root()), ")", "-prune",
          "-o", "-type", "f", "-newermt", f"@{env.started:.0f}", "-size", "-64M", "-print0"],
         capture_output=True, check=False,
     ).stdout.split(b"\0")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -10,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab
+from runbook.engine.facts import gather
 from runbook.errors import ConnectionFailed, HostKeyError
-from runbook.facts import gather
-from runbook.hosts import hosts_for
+from runbook.lab import netns, plan, sshd, up
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import lab_cluster, leftovers, running_lab
 
 
 @pytest.fixture(scope="module")
 def two_hosts():
-    with running_lab("pthosts", lab.generated_nodes(2, "10.0.76.0/24")) as state:
+    with running_lab("pthosts", plan.generated_nodes(2, "10.0.76.0/24")) as state:
         yield state, lab_cluster(state)
 
 
@@ -39,27 +38,6 @@ def test_hosts_are_separate_machines(two_hosts):
         assert not Path("/etc/runbook-lab-marker").exists()
 
 
-def test_binary_file_written_atomically_with_mode_and_owner(two_hosts):
-    _, cluster = two_hosts
-    data = bytes(range(256)) * 4 + b"\x00\r\n\x1b[31m"
-    with hosts_for(cluster) as hosts:
-        host = hosts["node2"]
-        first = host.write_file("/etc/corosync/test-key", data, mode=0o400)
-        assert first.backup is None
-        assert host.read_file("/etc/corosync/test-key") == data
-        assert host.file_mode("/etc/corosync/test-key") == (0o400, "root", "root")
-        second = host.write_file("/etc/corosync/test-key", data[::-1], mode=0o400)
-        assert second.backup and host.read_file(second.backup) == data  # what was replaced is kept
-        assert host.read_file("/etc/corosync/test-key") == data[::-1]
-        # no temp file is left next to it
-        listing = host.run("ls -A /etc/corosync").text.split()
-        assert sorted(listing) == sorted(["test-key", Path(second.backup).name, "test-key.orig-runbook"])
-        assert host.read_file("/etc/corosync/test-key.orig-runbook") == data  # the first file, kept for good
-        assert host.ensure_file("/etc/corosync/test-key", data[::-1], mode=0o400).changed is False
-        digest = hashlib.sha256(data[::-1]).hexdigest()
-        assert host.run("sha256sum /etc/corosync/test-key").text.split()[0] == digest
-
-
 def test_facts(two_hosts):
     _, cluster = two_hosts
     with hosts_for(cluster) as hosts:
@@ -75,16 +53,16 @@ def test_changed_host_key_is_refused_with_both_fingerprints(two_hosts):
     state, cluster = two_hosts
     host = state.host("node2")
     fingerprint = "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub | cut -d' ' -f2"
-    old_fp = lab.host_exec(host, fingerprint).stdout.strip()
-    saved = lab.host_exec(host, "cat /etc/ssh/ssh_host_ed25519_key").stdout
-    saved_pub = lab.host_exec(host, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
+    old_fp = netns.host_exec(host, fingerprint).stdout.strip()
+    saved = netns.host_exec(host, "cat /etc/ssh/ssh_host_ed25519_key").stdout
+    saved_pub = netns.host_exec(host, "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
     try:
         # the host is "reinstalled": it makes a new host key and restarts sshd; known_hosts is unchanged
-        lab.host_exec(host, "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key")
-        new_fp = lab.host_exec(host, fingerprint).stdout.strip()
+        netns.host_exec(host, "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key")
+        new_fp = netns.host_exec(host, fingerprint).stdout.strip()
         assert new_fp != old_fp
-        lab.stop_sshd(state, "node2")
-        lab.start_sshd(state, "node2")
+        sshd.stop_sshd(state, "node2")
+        sshd.start_sshd(state, "node2")
         with hosts_for(cluster) as hosts:
             with pytest.raises(HostKeyError) as caught:
                 hosts["node2"].run("touch /root/should-not-exist")
@@ -93,10 +71,10 @@ def test_changed_host_key_is_refused_with_both_fingerprints(two_hosts):
         assert f"expected: ssh-ed25519 {old_fp}" in message and f"received: ssh-ed25519 {new_fp}" in message
         assert "ssh-keygen -R 10.0.76.12" in message
     finally:
-        lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key", input=saved)
-        lab.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key.pub", input=saved_pub)
-        lab.stop_sshd(state, "node2")
-        lab.start_sshd(state, "node2")
+        netns.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key && chmod 600 /etc/ssh/ssh_host_ed25519_key", input=saved)
+        netns.host_exec(host, "cat > /etc/ssh/ssh_host_ed25519_key.pub", input=saved_pub)
+        sshd.stop_sshd(state, "node2")
+        sshd.start_sshd(state, "node2")
     with hosts_for(cluster) as hosts:  # the original key is trusted again, and nothing ran while it was not
         assert hosts["node2"].read_file("/root/should-not-exist") is None
 
@@ -147,19 +125,19 @@ def test_lab_down_removes_everything_and_is_safe_twice():
     state = None
     with running_lab("ptdown", [("solo1", "10.0.78.21"), ("solo2", "10.0.78.22")]) as made:
         state = made
-        assert all(s.sshd for s in lab.status(made))
+        assert all(s.sshd for s in up.status(made))
     assert leftovers(state) == []
-    assert lab.down("ptdown") is False  # nothing left to remove, no error
+    assert up.down("ptdown") is False  # nothing left to remove, no error
 
 
 def test_lab_down_cleans_up_a_half_made_lab():
     """A crash after the state was written but before the hosts came up: down still cleans it all."""
-    state = lab.plan_lab("pthalf", [("x1", "10.0.79.31")])
+    state = plan.plan_lab("pthalf", [("x1", "10.0.79.31")])
     state.save()
-    lab._make_keys(state)
-    lab._make_bridge(state)
+    sshd._make_keys(state)
+    netns._make_bridge(state)
     subprocess.run(["ip", "netns", "add", state.hosts[0].netns], check=True)
-    assert lab.down("pthalf") is True
+    assert up.down("pthalf") is True
     assert leftovers(state) == []
 
 

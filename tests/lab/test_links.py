@@ -22,10 +22,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import lab
-from runbook.cluster import Cluster, load_cluster
-from runbook.hosts import hosts_for
-from runbook.membership import parse_quorumtool
+from runbook.conf.membership import parse_quorumtool
+from runbook.lab import netns, plan, sshd
+from runbook.lab import state as lab_state
+from runbook.lab import up as lab_up
+from runbook.model.load import load_cluster
+from runbook.model.types import Cluster
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import REPO, running_lab
 
 LINKS = [
@@ -70,11 +73,11 @@ def wait_until(what: str, probe, seconds: float = 60):  # type: ignore[no-untype
 
 
 @pytest.fixture(scope="module")
-def two_links(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path, Path]]:
+def two_links(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab_state.LabState, Path, Path]]:
     with running_lab("links", LINKS) as state:
         tmp = tmp_path_factory.mktemp("links")
         config = tmp / "ssh_config"  # the lab's own, but over link 1
-        text = lab.ssh_config_text(state)
+        text = plan.ssh_config_text(state)
         for host in state.hosts:
             text = text.replace(f"HostName {host.address}\n", f"HostName {host.extra_addresses[0]}\n")
         config.write_text(text)
@@ -100,7 +103,7 @@ def two_links(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.La
 def test_each_host_has_one_interface_per_link(two_links):
     state, _, _ = two_links
     for host in state.hosts:
-        shown = lab.host_exec(host, "ip -o -4 addr show").stdout
+        shown = netns.host_exec(host, "ip -o -4 addr show").stdout
         assert f"eth0    inet {host.addresses[0]}/24" in shown and f"eth1    inet {host.addresses[1]}/24" in shown
 
 
@@ -120,7 +123,7 @@ def test_three_nodes_on_two_knet_links_come_up_quorate(two_links):
 
 def test_cutting_link_0_on_a_node_keeps_membership_on_link_1_and_shows_link_0_down_there(two_links):
     state, cluster_file, out = two_links
-    lab.set_link(state, "n3", 0, up=False)
+    netns.set_link(state, "n3", 0, up=False)
 
     def link0_down_on_n3():  # type: ignore[no-untyped-def]
         shown = runbook("membership", str(cluster_file))
@@ -139,7 +142,7 @@ def test_cutting_link_0_on_a_node_keeps_membership_on_link_1_and_shows_link_0_do
 
 def test_restoring_link_0_brings_it_back(two_links):
     state, cluster_file, out = two_links
-    lab.set_link(state, "n3", 0, up=True)
+    netns.set_link(state, "n3", 0, up=True)
 
     def all_links_up():  # type: ignore[no-untyped-def]
         shown = runbook("membership", str(cluster_file))
@@ -184,7 +187,7 @@ quorum {
 
 
 @pytest.fixture()
-def mcast_conf(two_links, tmp_path: Path) -> tuple[lab.LabState, Path]:
+def mcast_conf(two_links, tmp_path: Path) -> tuple[lab_state.LabState, Path]:
     conf = tmp_path / "mcast.conf"
     conf.write_text(MCAST_TWO_RINGS)
     return two_links[0], conf
@@ -220,7 +223,7 @@ def test_a_host_with_an_unknown_host_key_is_refused(mcast_conf, tmp_path):
 
 def test_a_host_where_corosync_is_not_running_is_named(mcast_conf):
     state, conf = mcast_conf
-    lab.host_exec(state.host("n3"), "/etc/init.d/corosync stop >/dev/null 2>&1; true")
+    netns.host_exec(state.host("n3"), "/etc/init.d/corosync stop >/dev/null 2>&1; true")
     result = runbook("migrate", str(conf), "--from-nodes", "n3", "--ssh-config", str(state.ssh_config))
     assert result.returncode == 1, result.stderr
     assert "n3: Corosync is not running there" in result.stderr and "Traceback" not in result.stderr
@@ -228,45 +231,45 @@ def test_a_host_where_corosync_is_not_running_is_named(mcast_conf):
 
 def test_a_host_that_is_down_is_named(mcast_conf):
     state, conf = mcast_conf
-    lab.stop_sshd(state, "n2")
+    sshd.stop_sshd(state, "n2")
     try:
         result = runbook("migrate", str(conf), "--from-nodes", "n1,n2", "--ssh-config", str(state.ssh_config))
     finally:
-        lab.start_sshd(state, "n2")
+        sshd.start_sshd(state, "n2")
     assert result.returncode == 1 and "n2: cannot connect to 10.0.151.12:22" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
 
 
 @pytest.fixture(scope="module")
-def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path, Path]]:
+def named(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab_state.LabState, Path, Path]]:
     """clusters/hostnames.yaml gives no address at all: `runbook lab up` places the names in its subnet
     and makes every host resolve them; `runbook run` on the same file (no ssh settings) finds the lab
     by those names."""
     from tests.lab.conftest import leftovers
 
     cluster_file = REPO / "clusters" / "hostnames.yaml"
-    lab.down("hostnm")
+    lab_up.down("hostnm")
     try:
         up = runbook("lab", "up", str(cluster_file), "--lab", "hostnm", "--subnet", "10.0.154.0/24")
         assert up.returncode == 0, up.stdout + up.stderr
         assert "hostnames (in every host's /etc/hosts): web-a 10.0.154.11, web-b 10.0.154.12, web-c 10.0.154.13" in up.stdout
-        state = lab.LabState.load("hostnm")
+        state = lab_state.LabState.load("hostnm")
         assert state is not None
         yield state, cluster_file, tmp_path_factory.mktemp("names") / "runs"
     finally:
-        state = lab.LabState.load("hostnm")
-        lab.down("hostnm")
+        state = lab_state.LabState.load("hostnm")
+        lab_up.down("hostnm")
         assert state is None or not leftovers(state)
 
 
 def test_a_name_on_the_127_0_1_1_line_of_a_node_is_refused_at_preflight(named):
     state, cluster_file, out = named
     web_b = state.host("web-b")
-    lab.host_exec(web_b, "sed -i '1i 127.0.1.1 web-b' /etc/hosts")
+    netns.host_exec(web_b, "sed -i '1i 127.0.1.1 web-b' /etc/hosts")
     try:
         result = runbook("run", str(cluster_file), out=out)
     finally:
-        lab.host_exec(web_b, "sed -i '/^127.0.1.1 web-b$/d' /etc/hosts")
+        netns.host_exec(web_b, "sed -i '/^127.0.1.1 web-b$/d' /etc/hosts")
     assert result.returncode != 0
     assert "00-preflight" in result.stderr and "'web-b' resolves to loopback 127.0.1.1 on node web-b" in result.stderr, result.stderr[-3000:]
     with hosts_for(load_cluster(cluster_file)) as hosts:  # refused before anything changed
@@ -276,7 +279,7 @@ def test_a_name_on_the_127_0_1_1_line_of_a_node_is_refused_at_preflight(named):
 def test_a_cluster_named_only_by_hostnames_comes_up_quorate(named):
     state, cluster_file, out = named
     for host in state.hosts:  # every host resolves every name to its lab address, never to loopback
-        shown = lab.host_exec(host, "getent ahostsv4 web-a web-b web-c | awk '{print $1}' | sort -u").stdout.split()
+        shown = netns.host_exec(host, "getent ahostsv4 web-a web-b web-c | awk '{print $1}' | sort -u").stdout.split()
         assert shown == ["10.0.154.11", "10.0.154.12", "10.0.154.13"], f"{host.name}: {shown}"
     result = runbook("run", str(cluster_file), out=out)
     assert result.returncode == 0, result.stderr[-4000:]

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import lab
-from runbook.cluster import cluster_from_mapping
-from runbook.hosts import Hosts, hosts_for
-from runbook.membership import parse_quorumtool
+from runbook.conf.membership import parse_quorumtool
+from runbook.lab import state as lab_state
+from runbook.model.rules import cluster_from_mapping
+from runbook.ssh.hosts import Hosts, hosts_for
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 ADDRESSES = {"node1": "10.0.173.11", "node2": "10.0.173.12", "node3": "10.0.173.13"}
@@ -37,7 +37,7 @@ def mapping(*names: str, **overrides: object) -> dict[str, object]:
 
 @dataclass
 class Members:
-    state: lab.LabState
+    state: lab_state.LabState
     hosts: Hosts  # every lab host, whether or not the cluster file lists it
     tmp: Path
 

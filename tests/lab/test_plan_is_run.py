@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab
+from runbook.lab import netns, plan
+from runbook.lab import state as lab_state
 from tests.lab.conftest import REPO, running_lab
 
 Ops = dict[str, dict[str, list[tuple[str, str]]]]  # step -> node -> (kind, command) in order
@@ -25,8 +26,8 @@ STEPS = ("00-preflight", "01-install", "02-corosync-conf", "03-authkey", "04-cfg
 
 
 @pytest.fixture(scope="module")
-def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab.LabState, Path]]:
-    with running_lab("ptplan", lab.generated_nodes(2, "10.0.78.0/24")) as state:
+def lab_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[lab_state.LabState, Path]]:
+    with running_lab("ptplan", plan.generated_nodes(2, "10.0.78.0/24")) as state:
         yield state, tmp_path_factory.mktemp("plan-is-run")
 
 
@@ -53,7 +54,7 @@ def operations(run_dir: Path, status: str) -> Ops:
     return found
 
 
-def plan_then_run(state: lab.LabState, out: Path, *only: str) -> Ops:
+def plan_then_run(state: lab_state.LabState, out: Path, *only: str) -> Ops:
     planned_result, planned_dir = runbook("plan", state.cluster_file, out, *only)
     planned = operations(planned_dir, "planned")
     for step in planned.values():  # what plan printed on the terminal is what it recorded
@@ -91,7 +92,7 @@ def test_a_converged_cluster_plans_and_runs_nothing(lab_env):
 
 def test_a_hand_edited_corosync_conf(lab_env):
     state, out = lab_env
-    lab.host_exec(state.host("node2"), "printf 'logging {\\n\\tdebug: on\\n}\\n' >> /etc/corosync/corosync.conf")
+    netns.host_exec(state.host("node2"), "printf 'logging {\\n\\tdebug: on\\n}\\n' >> /etc/corosync/corosync.conf")
     # The file is put back as the daemon loaded it (same digest as at its start): no restart, in
     # the plan as in the run.
     assert changed(plan_then_run(state, out)) == {"02-corosync-conf": {"node2": ["write"]}}
@@ -101,9 +102,9 @@ def test_faults_loose_and_different_keys_and_boot_disabled(lab_env):
     """node2's key is put back as its daemon loaded it (so no restart for it), node1's key is
     re-moded (its bytes stay), and node1's Corosync was stopped (started again)."""
     state, out = lab_env
-    lab.host_exec(state.host("node1"), "chmod 644 /etc/corosync/authkey; update-rc.d -f corosync remove >/dev/null 2>&1 || rm -f /etc/rc?.d/S??corosync")
-    lab.host_exec(state.host("node1"), "kill $(pidof corosync); while pidof corosync >/dev/null; do sleep 0.1; done")  # its own pid namespace
-    lab.host_exec(state.host("node2"), "head -c 256 /dev/urandom > /etc/corosync/authkey; chmod 400 /etc/corosync/authkey")
+    netns.host_exec(state.host("node1"), "chmod 644 /etc/corosync/authkey; update-rc.d -f corosync remove >/dev/null 2>&1 || rm -f /etc/rc?.d/S??corosync")
+    netns.host_exec(state.host("node1"), "kill $(pidof corosync); while pidof corosync >/dev/null; do sleep 0.1; done")  # its own pid namespace
+    netns.host_exec(state.host("node2"), "head -c 256 /dev/urandom > /etc/corosync/authkey; chmod 400 /etc/corosync/authkey")
     assert changed(plan_then_run(state, out)) == {
         "03-authkey": {"node1": ["chmod"], "node2": ["copy-key"]},
         "05-enable-at-boot": {"node1": ["enable"]},

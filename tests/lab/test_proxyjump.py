@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab
-from runbook.cluster import Cluster, cluster_from_mapping
 from runbook.errors import HostKeyError
-from runbook.hosts import hosts_for
+from runbook.lab import netns, plan
+from runbook.lab import state as lab_state
+from runbook.model.rules import cluster_from_mapping
+from runbook.model.types import Cluster
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import running_lab
 
 SUBNET = "10.0.147.0/24"
@@ -24,13 +26,13 @@ JUMPA, JUMPB, NODE = "10.0.147.11", "10.0.147.12", "10.0.147.13"
 
 
 @pytest.fixture(scope="module")
-def three_hosts() -> Iterator[lab.LabState]:
-    with running_lab("ptjump", lab.generated_nodes(3, SUBNET)) as state:
+def three_hosts() -> Iterator[lab_state.LabState]:
+    with running_lab("ptjump", plan.generated_nodes(3, SUBNET)) as state:
         yield state
 
 
 @pytest.fixture()
-def jump_config(three_hosts: lab.LabState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+def jump_config(three_hosts: lab_state.LabState, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """An ssh_config with one known_hosts file per host; no ~/.ssh to fall back on."""
     monkeypatch.setenv("HOME", str(tmp_path))
     state = three_hosts
@@ -55,14 +57,14 @@ def target_cluster(config: Path) -> Cluster:
     return cluster_from_mapping({"cluster_name": "jump", "nodes": nodes, "ssh": {"config": str(config)}})
 
 
-def ssh_clients(state: lab.LabState, host: str) -> set[str]:
+def ssh_clients(state: lab_state.LabState, host: str) -> set[str]:
     """The addresses of the SSH clients connected to a host's sshd right now, read on the host itself."""
-    out = lab.host_exec(state.host(host), "ss -Htn state established '( sport = :22 )'").stdout
+    out = netns.host_exec(state.host(host), "ss -Htn state established '( sport = :22 )'").stdout
     return {line.split()[-1].rsplit(":", 1)[0] for line in out.splitlines() if line.strip()}
 
 
 @pytest.mark.parametrize("jumps", ["jumpa,jumpb", f"root@{JUMPA},ssh://{JUMPB}:22"])
-def test_two_jump_hosts_are_both_taken_in_order(three_hosts: lab.LabState, jump_config: dict[str, Path], jumps: str) -> None:
+def test_two_jump_hosts_are_both_taken_in_order(three_hosts: lab_state.LabState, jump_config: dict[str, Path], jumps: str) -> None:
     state = three_hosts
     config = jump_config["config"]
     config.write_text(config.read_text().replace("ProxyJump jumpa,jumpb", f"ProxyJump {jumps}"))
@@ -75,7 +77,7 @@ def test_two_jump_hosts_are_both_taken_in_order(three_hosts: lab.LabState, jump_
         assert ssh_clients(state, "node1") == {state.bridge_address}, "only jumpa is reached from this machine"
 
 
-def test_each_jump_hosts_key_is_checked_against_its_own_known_hosts(three_hosts: lab.LabState, jump_config: dict[str, Path]) -> None:
+def test_each_jump_hosts_key_is_checked_against_its_own_known_hosts(three_hosts: lab_state.LabState, jump_config: dict[str, Path]) -> None:
     jump_config["node2"].write_text("")  # jumpb's key is known nowhere now
     with hosts_for(target_cluster(jump_config["config"])) as hosts:
         with pytest.raises(HostKeyError) as caught:
@@ -85,10 +87,10 @@ def test_each_jump_hosts_key_is_checked_against_its_own_known_hosts(three_hosts:
     assert message.startswith(f"target: jump host jumpb ({JUMPB}:22): unknown SSH host key for {JUMPB}")
     assert str(jump_config["node2"]) in message
     node3 = three_hosts.host("node3")
-    assert lab.host_exec(node3, "test -e /root/should-not-exist", check=False).returncode != 0
+    assert netns.host_exec(node3, "test -e /root/should-not-exist", check=False).returncode != 0
 
 
-def test_proxy_jump_none_connects_directly(three_hosts: lab.LabState, jump_config: dict[str, Path]) -> None:
+def test_proxy_jump_none_connects_directly(three_hosts: lab_state.LabState, jump_config: dict[str, Path]) -> None:
     config = jump_config["config"]
     config.write_text(config.read_text().replace("ProxyJump jumpa,jumpb", "ProxyJump none"))
     with hosts_for(target_cluster(config)) as hosts:

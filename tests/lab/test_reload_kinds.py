@@ -1,4 +1,4 @@
-"""The reload-or-restart table (runbook.change_kind) checked on real Corosync 3 daemons.
+"""The reload-or-restart table (runbook.conf.change_kind) checked on real Corosync 3 daemons.
 
 One 2-node lab, brought up by `runbook run`, shared by every case; each host has a second network
 that the cluster file uses only in the case that adds a knet link. Each case starts from the
@@ -24,13 +24,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook import lab
-from runbook.change_kind import Kind, Plan, decide
-from runbook.cluster import Cluster, cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.hosts import Hosts, hosts_for
-from runbook.membership import parse_quorumtool
-from runbook.running_config import file_keys, parse_cmapctl, read_command
+from runbook.conf.change_kind import Kind, Plan, decide
+from runbook.conf.membership import parse_quorumtool
+from runbook.conf.render import render
+from runbook.conf.running import file_keys, parse_cmapctl, read_command
+from runbook.lab import state as lab_state
+from runbook.model.rules import cluster_from_mapping
+from runbook.model.types import Cluster
+from runbook.ssh.hosts import Hosts, hosts_for
 from tests.lab.conftest import REPO, running_lab, wait_for
 
 CONF = "/etc/corosync/corosync.conf"
@@ -40,7 +41,7 @@ ADDRESSES = {"node1": ("10.0.171.11", "10.0.172.11"), "node2": ("10.0.171.12", "
 
 @dataclass
 class Kinds:
-    state: lab.LabState
+    state: lab_state.LabState
     base: dict[str, object]  # the cluster file's mapping
     hosts: Hosts
     version: str
@@ -86,7 +87,7 @@ def wanted(new: Cluster) -> dict[str, dict[str, str]]:
 def put_files(k: Kinds, new: Cluster) -> None:
     """The new file on every lab host (not yet reloaded)."""
     for node in NODES:
-        k.hosts[node].write_file(CONF, render(new, node, 3).encode(), backup=False)
+        k.hosts[node].run(f"cat > {CONF}", input=render(new, node, 3).encode())
 
 
 def reload(k: Kinds) -> int:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab
-from runbook.hosts import hosts_for
-from runbook.leaks import find_secret
-from runbook.membership import parse_quorumtool
+from runbook.conf.membership import parse_quorumtool
+from runbook.lab import netns, plan
+from runbook.report.leaks import find_secret
+from runbook.ssh.hosts import hosts_for
 from tests.lab.conftest import CHAPTER, REPO, lab_cluster, running_lab
 
 SNAPSHOT = (
@@ -44,7 +44,7 @@ def quorum_views(cluster):
 
 @pytest.fixture(scope="module")
 def chapter(tmp_path_factory):
-    from runbook.cluster import load_cluster
+    from runbook.model.load import load_cluster
 
     cluster = load_cluster(CHAPTER)
     with running_lab("ptrun", [(n.name, n.address) for n in cluster.nodes]) as state:
@@ -115,7 +115,7 @@ def test_the_authkey_appears_nowhere_in_the_runs_record(chapter):
 
 def test_survivor_stays_quorate_and_a_rerun_brings_the_killed_node_back(chapter):
     state, cluster, out = chapter
-    lab.host_exec(state.host("node2"), "kill -9 $(pidof corosync)")
+    netns.host_exec(state.host("node2"), "kill -9 $(pidof corosync)")
     with hosts_for(cluster) as hosts:
         assert hosts["node2"].run("pidof corosync", check=False).exit_status != 0
     import time
@@ -135,7 +135,7 @@ def test_survivor_stays_quorate_and_a_rerun_brings_the_killed_node_back(chapter)
 
 @pytest.mark.parametrize("count", [5])  # three nodes: tests/lab/test_links.py (two knet links)
 def test_bigger_clusters_reach_full_membership_and_quorum(count, tmp_path):
-    with running_lab(f"ptn{count}", lab.generated_nodes(count, f"10.0.{80 + count}.0/24")) as state:
+    with running_lab(f"ptn{count}", plan.generated_nodes(count, f"10.0.{80 + count}.0/24")) as state:
         cluster = lab_cluster(state)
         result = runbook("run", str(state.cluster_file), out=tmp_path)
         assert result.returncode == 0, result.stderr[-3000:]

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab
 from runbook.errors import SubnetInUse
+from runbook.lab import netns, up
+from runbook.lab import state as lab_state
 from tests.lab.conftest import running_lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,7 +27,7 @@ CHAPTER_NODES = [("node1", "10.0.66.201"), ("node2", "10.0.66.202")]
 
 
 @pytest.fixture(scope="module")
-def held_lab() -> Iterator[lab.LabState]:
+def held_lab() -> Iterator[lab_state.LabState]:
     """A lab holding the chapter's subnet, like the one `make demo` leaves up."""
     with running_lab("ptheld", CHAPTER_NODES) as state:
         yield state
@@ -39,7 +40,7 @@ def _runbook(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[st
     )
 
 
-def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(held_lab: lab.LabState) -> None:
+def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(held_lab: lab_state.LabState) -> None:
     inner = (
         "set -e; python -m runbook lab up clusters/chapter.yaml --lab ptinner; "
         "python -m runbook lab ssh --lab ptinner node1 hostname; ip netns list"
@@ -53,9 +54,9 @@ def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(h
     assert "node1" in result.stdout.splitlines()  # a real host in the world answered
     assert "wptw-rb-ptinner-node1" in result.stdout  # its namespace is named after the world: no clash
     # The world and its lab are gone; ours is still whole.
-    assert "rbw-ptw" not in lab._netns_list()
-    assert not any("ptinner" in ns for ns in lab._netns_list())
-    rows = lab.status(held_lab)
+    assert "rbw-ptw" not in netns._netns_list()
+    assert not any("ptinner" in ns for ns in netns._netns_list())
+    rows = up.status(held_lab)
     assert [r.sshd for r in rows] == [True, True], rows
 
 
@@ -66,7 +67,7 @@ def test_a_world_in_use_is_refused_at_once() -> None:
     )
     try:
         deadline = time.monotonic() + 20
-        while "rbw-ptbusy" not in lab._netns_list() and time.monotonic() < deadline:
+        while "rbw-ptbusy" not in netns._netns_list() and time.monotonic() < deadline:
             time.sleep(0.2)
         started = time.monotonic()
         second = _runbook("lab", "world", "--world", "ptbusy", "--", "true", timeout=30)
@@ -76,19 +77,19 @@ def test_a_world_in_use_is_refused_at_once() -> None:
     finally:
         holder.terminate()
         holder.wait(timeout=30)
-    assert "rbw-ptbusy" not in lab._netns_list()
+    assert "rbw-ptbusy" not in netns._netns_list()
 
 
-def test_lab_up_names_the_lab_holding_the_subnet(held_lab: lab.LabState) -> None:
+def test_lab_up_names_the_lab_holding_the_subnet(held_lab: lab_state.LabState) -> None:
     with pytest.raises(SubnetInUse) as caught:
-        lab.up("ptclash", CHAPTER_NODES, packages=False)
+        up.up("ptclash", CHAPTER_NODES, packages=False)
     assert caught.value.lab == "ptheld"
     assert "runbook lab down --lab ptheld" in str(caught.value)
     assert "runbook lab world" in str(caught.value)
-    assert lab.LabState.load("ptclash") is None  # nothing made
+    assert lab_state.LabState.load("ptclash") is None  # nothing made
 
 
-def test_the_docs_build_names_the_lab_in_its_way_at_once(held_lab: lab.LabState) -> None:
+def test_the_docs_build_names_the_lab_in_its_way_at_once(held_lab: lab_state.LabState) -> None:
     sys.path.insert(0, str(REPO / "tools"))
     try:
         import build_docs
@@ -98,4 +99,4 @@ def test_the_docs_build_names_the_lab_in_its_way_at_once(held_lab: lab.LabState)
     with pytest.raises(build_docs.BuildError, match="lab 'ptheld' holds the chapter's subnet 10.0.66.0/24"):
         build_docs.lab_up("ptdocs")
     assert time.monotonic() - started < 30  # no waiting for a lab that will not go away
-    assert lab.LabState.load("ptdocs") is None
+    assert lab_state.LabState.load("ptdocs") is None

@@ -1,6 +1,5 @@
-"""The write path's backups, run for real by `sh` on this machine (the same script a node runs).
-
-A stand-in for Host runs the script locally instead of over SSH; everything else is the real write:
+"""The write path's backups, run for real by `sh` on this machine: the executor's own staging and commit
+shell (the script a node runs), here run locally instead of over SSH; everything else is the real write:
 temp file, checks, backups, pruning, rename.
 """
 
@@ -9,15 +8,18 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from runbook import hosts
-from runbook.backups import Backups, parse_backups
-from runbook.cluster import cluster_from_mapping, load_cluster
+from runbook.engine import backup_script, operations
+from runbook.engine.executor import backups_in, commit_body, stage_body
 from runbook.errors import ClusterFileError, CommandFailed
-from runbook.hosts import Host, Result
+from runbook.model.backups import DEFAULT_KEEP, Backups, parse_backups
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping, to_parameters
+from runbook.ssh.hosts import Result
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +41,20 @@ class LocalHost:
             raise CommandFailed(self.name, display or command, done.returncode, done.stderr.decode(), result.text)
         return result
 
-    def write(self, path: Path, data: bytes, **kw: object) -> hosts.WriteResult:
-        return Host.write_file(self, str(path), data, **kw)  # type: ignore[arg-type]
+    def write(self, path: Path, data: bytes, *, mode: int = 0o644, keep: int = DEFAULT_KEEP, timestamp: str | None = None) -> Written:
+        """The executor's own staging and commit shell for one file (stage_body, commit_body), run by sh here."""
+        op = operations.write_file(str(path), data, "a test write", mode=mode)
+        script = "set -e\n" + stage_body(op, data, "t", 0, keep, timestamp or backup_script.backup_stamp()) + "\n" + commit_body(op, "t", 0)
+        result = self.run(script, check=False)
+        if not result.ok:  # the executor shows the operation's own output (stdout and stderr), as here
+            raise CommandFailed(self.name, "stage and commit", result.exit_status, result.text + result.stderr.decode())
+        [backup] = backups_in(result.text) or [None]
+        return Written(backup)
+
+
+@dataclass(frozen=True)
+class Written:
+    backup: str | None
 
 
 def backups_of(path: Path) -> list[Path]:
@@ -56,7 +70,7 @@ def test_the_first_write_over_a_file_keeps_the_original_and_a_named_backup(tmp_p
     [backup] = backups_of(conf)
     assert result.backup == str(backup) and backup.read_bytes() == b"the operator's own file\n"
     name = backup.name.removeprefix("corosync.conf.runbook-")
-    assert len(name) == len("20261126T071502.123456Z-") + len(hosts.run_id()) + len(".bak") and name[8] == "T" and name[22] == "Z"
+    assert len(name) == len("20261126T071502.123456Z-") + len(backup_script.run_id()) + len(".bak") and name[8] == "T" and name[22] == "Z"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["corosync.conf", "corosync.conf.orig-runbook", backup.name])
 
 
@@ -66,7 +80,7 @@ def test_a_new_file_has_no_backup(tmp_path: Path) -> None:
 
 
 def test_names_are_never_reused_and_the_original_is_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(hosts.RUN_ID_ENV, "samerun")
+    monkeypatch.setenv(backup_script.RUN_ID_ENV, "samerun")
     conf = tmp_path / "corosync.conf"
     conf.write_bytes(b"original\n")
     host = LocalHost()
@@ -120,7 +134,7 @@ def test_a_backup_that_cannot_be_made_whole_stops_the_write(tmp_path: Path) -> N
     conf.write_bytes(b"the operator's file\n")
     with pytest.raises(CommandFailed) as caught:
         LocalHost(bin_dir).write(conf, b"new\n")
-    assert caught.value.exit_status == hosts.BACKUP_FAILED_STATUS
+    assert caught.value.exit_status == backup_script.BACKUP_FAILED_STATUS
     assert "cannot keep a whole backup of" in str(caught.value) and "the file was left as it was" in str(caught.value)
     assert conf.read_bytes() == b"the operator's file\n"
     assert [p.name for p in work.iterdir()] == ["corosync.conf"], "no partial backup, no temp file"
@@ -133,7 +147,7 @@ def test_a_symbolic_link_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
     link.symlink_to(target)
     with pytest.raises(CommandFailed) as caught:
         LocalHost().write(link, b"new\n")
-    assert caught.value.exit_status == hosts.SYMLINK_STATUS
+    assert caught.value.exit_status == backup_script.SYMLINK_STATUS
     assert f"{link} is a symbolic link to {target}; refusing to replace it" in str(caught.value)
     assert link.is_symlink() and target.read_bytes() == b"shared\n"
 
@@ -144,7 +158,7 @@ def test_a_symbolic_link_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
 def test_backups_keep_defaults_and_round_trips() -> None:
     cluster = load_cluster(ROOT / "clusters" / "chapter.yaml")
     assert cluster.backups == Backups(keep=5)
-    params = cluster.to_parameters()
+    params = to_parameters(cluster)
     assert params["backups"] == {"keep": 5}
     params["backups"] = {"keep": 12}
     assert cluster_from_mapping(params).backups.keep == 12
@@ -165,7 +179,7 @@ def test_backups_keep_defaults_and_round_trips() -> None:
 )
 def test_bad_backups_keep_is_named(value: object, message: str) -> None:
     assert message in "\n".join(parse_backups(value)[1])
-    params = load_cluster(ROOT / "clusters" / "chapter.yaml").to_parameters()
+    params = to_parameters(load_cluster(ROOT / "clusters" / "chapter.yaml"))
     params["backups"] = value
     with pytest.raises(ClusterFileError) as info:
         cluster_from_mapping(params, source="x.yaml")

@@ -11,10 +11,10 @@ import re
 
 import pytest
 
-from runbook.change_kind import RULES, Kind, decide, kind_of, parse_version, rule_for
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.running_config import file_keys
+from runbook.conf.change_kind import RULES, Kind, decide, kind_of, parse_version, rule_for
+from runbook.conf.render import render
+from runbook.conf.running import file_keys
+from runbook.model.rules import cluster_from_mapping
 
 R, ROLL, ALL, NOTHING, START = Kind.RELOAD, Kind.ROLLING_RESTART, Kind.RESTART_ALL, Kind.NOTHING, Kind.START
 NAMES = ("node1", "node2", "node3")

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from runbook import cli, lab
+from runbook.cli import main
+from runbook.lab import plan, state
+from runbook.lab import up as lab_up
 
 REPO = Path(__file__).resolve().parents[2]
 CHAPTER = REPO / "clusters" / "chapter.yaml"
@@ -127,7 +129,7 @@ def no_lab_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[obj
     """`lab.up` replaced by a tripwire: these cases must never reach it."""
     calls: list[tuple[object, ...]] = []
     monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path / "labs"))
-    monkeypatch.setattr(lab, "up", lambda *a, **k: calls.append(a) or pytest.fail(f"lab.up was called with {a}"))
+    monkeypatch.setattr(lab_up, "up", lambda *a, **k: calls.append(a) or pytest.fail(f"lab.up was called with {a}"))
     return calls
 
 
@@ -145,19 +147,19 @@ def no_lab_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[tuple[obj
 def test_lab_up_with_bad_input_exits_2_and_makes_nothing(
     no_lab_up: list[tuple[object, ...]], capsys: pytest.CaptureFixture[str], args: list[str], says: str
 ) -> None:
-    assert cli.main(["lab", "up", *args]) == 2
+    assert main.main(["lab", "up", *args]) == 2
     assert says in capsys.readouterr().err and not no_lab_up
 
 
 def test_lab_up_with_a_bad_lab_name_is_a_usage_error(no_lab_up: list[tuple[object, ...]], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        cli.main(["lab", "up", "--nodes", "2", "--lab", "Bad_Name"])
+        main.main(["lab", "up", "--nodes", "2", "--lab", "Bad_Name"])
     assert exited.value.code == 2 and "lab name 'Bad_Name'" in capsys.readouterr().err and not no_lab_up
 
 
 def test_lab_ssh_to_a_host_the_lab_does_not_have_exits_2(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    planned = lab.plan_lab("zz", [("node1", "10.0.250.11")])
-    monkeypatch.setattr(lab.LabState, "load", classmethod(lambda cls, name: planned))
+    planned = plan.plan_lab("zz", [("node1", "10.0.250.11")])
+    monkeypatch.setattr(state.LabState, "load", classmethod(lambda cls, name: planned))
     monkeypatch.setattr(os, "execvp", lambda *a: pytest.fail(f"exec {a}"))
-    assert cli.main(["lab", "ssh", "node9", "--lab", "zz"]) == 2
+    assert main.main(["lab", "ssh", "node9", "--lab", "zz"]) == 2
     assert "lab 'zz' has no host 'node9' (hosts: node1)" in capsys.readouterr().err

@@ -11,15 +11,12 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from runbook import cluster as cluster_module
-from runbook.cluster import (
-    PARAMETER_KEYS,
-    Cluster,
-    Node,
-    cluster_from_mapping,
-    load_cluster,
-)
 from runbook.errors import ClusterFileError
+from runbook.model import load as cluster_module
+from runbook.model.effective import resolve
+from runbook.model.load import load_cluster
+from runbook.model.rules import PARAMETER_KEYS, cluster_from_mapping, to_parameters, with_generation
+from runbook.model.types import Cluster, Node
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = ROOT / "clusters" / "chapter.yaml"
@@ -110,14 +107,14 @@ def test_links_quorum_device_and_crypto_names() -> None:
     assert c.quorum.device is not None and c.quorum.device.net is not None
     assert (c.quorum.device.net.host, c.quorum.device.net.algorithm, c.quorum.device.net.tls) == ("10.0.80.20", "lms", "on")
     data = {**base(), "generation": 3, "totem": {"crypto_cipher": "aes128", "crypto_hash": "sha512", "crypto_model": "openssl"}}
-    assert cluster_from_mapping(data).crypto_for(3) is True
+    assert resolve(cluster_from_mapping(data), 3).crypto is True
 
 
 def test_extra_is_carried_verbatim_and_repeats_become_lists() -> None:
     data = {**base(), "logging": {"extra": {"fileline": "off", "logger_subsys": [{"subsys": "QUORUM"}, {"subsys": "CPG"}]}}}
     c = cluster_from_mapping(data)
     assert c.logging.extra == (("fileline", "off"), ("logger_subsys", (("subsys", "QUORUM"),)), ("logger_subsys", (("subsys", "CPG"),)))
-    assert c.to_parameters()["logging"]["extra"] == data["logging"]["extra"]
+    assert to_parameters(c)["logging"]["extra"] == data["logging"]["extra"]
 
 
 # --- parameters ----------------------------------------------------------------------------------
@@ -127,7 +124,7 @@ def test_extra_is_carried_verbatim_and_repeats_become_lists() -> None:
                                   ROOT / "clusters" / "hostnames.yaml"])
 def test_to_parameters_round_trips_and_is_json(path: Path) -> None:
     c = load_cluster(path)
-    params = c.to_parameters()
+    params = to_parameters(c)
     assert tuple(params) == PARAMETER_KEYS
     assert json.loads(json.dumps(params)) == params
     assert cluster_from_mapping(params) == c
@@ -135,7 +132,7 @@ def test_to_parameters_round_trips_and_is_json(path: Path) -> None:
 
 
 def test_parameters_hold_no_secret_keys() -> None:
-    text = json.dumps(load_cluster(CHAPTER).to_parameters()).lower()
+    text = json.dumps(to_parameters(load_cluster(CHAPTER))).lower()
     for word in ("password", "passphrase", "authkey", "private"):
         assert word not in text
 
@@ -178,23 +175,23 @@ def test_auto_transport_and_crypto_resolve_per_generation(
     transport: str, crypto: str, generation: int, expected: tuple[str, bool]
 ) -> None:
     c = cluster_from_mapping({**base(), "transport": transport, "crypto": crypto})
-    assert (c.transport_for(generation), c.crypto_for(generation)) == expected
+    assert (resolve(c, generation).transport, resolve(c, generation).crypto) == expected
 
 
 def test_with_generation_fixes_and_revalidates() -> None:
     c = cluster_from_mapping({**base(), "transport": "udpu", "crypto": "on"})
-    assert c.with_generation(2).generation == 2
+    assert with_generation(c, 2).generation == 2
     with pytest.raises(ClusterFileError) as info:
-        c.with_generation(3)
+        with_generation(c, 3)
     assert "Corosync 3 cannot encrypt udpu/udp" in str(info.value)
     with pytest.raises(ClusterFileError):
-        c.crypto_for(3)
+        resolve(c, 3).crypto
 
 
 @pytest.mark.parametrize("bad", [0, 4, True, "3", None])
 def test_transport_for_rejects_unknown_generations(bad: Any) -> None:
     with pytest.raises(ClusterFileError, match="generation"):
-        cluster_from_mapping(base()).transport_for(bad)
+        resolve(cluster_from_mapping(base()), bad).transport
 
 
 @pytest.mark.parametrize(("given", "expected"), [("auto", None), (None, None), (1, 1), ("2", 2), (3, 3), ("3", 3)])
@@ -578,7 +575,7 @@ if given is not None:
 
 
 def test_every_model_key_has_a_row_in_the_reference() -> None:
-    from runbook.cluster_reference import KEYS, model_paths
+    from runbook.model.reference import KEYS, model_paths
 
     documented = {key.path for key in KEYS}
     assert model_paths() - documented == set(), "model keys without a row in runbook/cluster_reference.py"
@@ -586,14 +583,14 @@ def test_every_model_key_has_a_row_in_the_reference() -> None:
 
 
 def test_the_cluster_file_page_holds_the_generated_reference() -> None:
-    from runbook.cluster_reference import reference_markdown
+    from runbook.model.reference import reference_markdown
 
     page = (ROOT / "docs" / "cluster-file.md").read_text()
-    assert reference_markdown() in page, "refresh it: python -m runbook.cluster_reference docs/cluster-file.md"
+    assert reference_markdown() in page, "refresh it: python -m runbook.model.reference docs/cluster-file.md"
 
 
 def test_the_page_lists_what_the_runbook_writes_unasked() -> None:
-    from runbook.corosync_conf import MUST_SET
+    from runbook.conf.render import MUST_SET
 
     page = (ROOT / "docs" / "cluster-file.md").read_text()
     for key, generations, why in MUST_SET:
@@ -612,7 +609,7 @@ def _two_nodes(**quorum: object) -> Cluster:
 
 
 def test_two_nodes_without_a_device_or_fencing_are_warned_about_and_told_how_to_say_it() -> None:
-    from runbook.cluster_rules import quorum_warnings
+    from runbook.model.rules import quorum_warnings
 
     warnings = quorum_warnings(_two_nodes())
     assert len(warnings) == 1 and "quorum.fencing: true" in warnings[0] and "quorum.device" in warnings[0]
@@ -620,15 +617,15 @@ def test_two_nodes_without_a_device_or_fencing_are_warned_about_and_told_how_to_
 
 
 def test_quorum_fencing_true_satisfies_the_two_node_warning() -> None:
-    from runbook.cluster_rules import quorum_warnings
+    from runbook.model.rules import quorum_warnings
 
     cluster = _two_nodes(fencing=True)
     assert cluster.quorum.fencing is True and quorum_warnings(cluster) == []
-    assert cluster_from_mapping(cluster.to_parameters()) == cluster  # kept through papermill parameters
+    assert cluster_from_mapping(to_parameters(cluster)) == cluster  # kept through papermill parameters
 
 
 def test_quorum_fencing_is_never_written_to_corosync_conf() -> None:
-    from runbook.corosync_conf import render
+    from runbook.conf.render import render
 
     for generation in (1, 2, 3):
         assert render(_two_nodes(fencing=True), "a", generation) == render(_two_nodes(), "a", generation)

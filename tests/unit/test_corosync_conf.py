@@ -7,13 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from runbook.cluster import Cluster, cluster_from_mapping, load_cluster
 import yaml
 
-from runbook.corosync_conf import differences, parse, parse_entries, render, settings
+from runbook.conf.parse import differences, parse, parse_entries, settings
+from runbook.conf.render import render
 from runbook.errors import ClusterFileError, ConfigParseError
-from runbook.migrate import detect_generation, migrate
+from runbook.migrate.from_conf import detect_generation, migrate
+from runbook.model.effective import resolve
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping, to_parameters, with_generation
+from runbook.model.types import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -105,7 +108,7 @@ def test_only_what_is_set_is_written() -> None:
     assert list(parse(render(bare, "a", 3))) == ["totem", "nodelist", "quorum"]
     one = parse(render(bare, "a", 1))
     assert list(one) == ["totem"] and "token" not in one["totem"][0]
-    defaulted = cluster_from_mapping({**bare.to_parameters(), "transport": "default", "crypto": "default"})
+    defaulted = cluster_from_mapping({**to_parameters(bare), "transport": "default", "crypto": "default"})
     assert list(parse(render(defaulted, "a", 3))["totem"][0]) == ["version", "cluster_name"]
 
 
@@ -143,12 +146,12 @@ def test_extras_are_written_verbatim_in_their_sections() -> None:
     assert [s["subsys"] for s in parsed["logging"][0]["logger_subsys"]] == [["QUORUM"], ["CPG"]]
     assert parsed["resources"] == [{"system": [{"memory_used": [{"recovery": ["reboot"]}]}]}]
     assert "amf" not in parsed  # legacy_1x: written on 1.x only
-    one = cluster_from_mapping({**cluster.to_parameters(), "generation": 1, "links": [], "totem": {}})
+    one = cluster_from_mapping({**to_parameters(cluster), "generation": 1, "links": [], "totem": {}})
     assert parse(render(one, "a", 1))["amf"] == [{"mode": ["disabled"]}]
 
 
 def test_generation_1_variants(chapter: Cluster) -> None:
-    params = chapter.to_parameters()
+    params = to_parameters(chapter)
     params.update(crypto="on", pacemaker_plugin=False,
                   logging={"to_logfile": True, "debug": True, "logfile": "/var/log/corosync/corosync.log"})
     text = render(cluster_from_mapping(params), "node1", 1)
@@ -161,7 +164,7 @@ def test_generation_1_variants(chapter: Cluster) -> None:
 
 
 def test_generation_1_ipv6_fixes_the_node_id(chapter: Cluster) -> None:
-    params = chapter.to_parameters()
+    params = to_parameters(chapter)
     params["nodes"][0]["address"], params["nodes"][1]["address"] = "2001:db8::1", "2001:db8::2"
     text = render(cluster_from_mapping(params), "node2", 1)
     assert parse(text)["totem"][0]["nodeid"] == ["2"]
@@ -185,7 +188,7 @@ def test_output_is_stable_and_has_the_header(chapter: Cluster, generation: int) 
 
 @pytest.mark.parametrize("source", [None, "papermill parameters", "/elsewhere/prod.yaml", "evil\n}\ntotem {"])
 def test_the_same_cluster_renders_the_same_bytes_whoever_loads_it(chapter: Cluster, source: str | None) -> None:
-    cluster = cluster_from_mapping(chapter.to_parameters(), source=source)
+    cluster = cluster_from_mapping(to_parameters(chapter), source=source)
     for generation in (1, 2, 3):
         assert render(cluster, "node2", generation) == render(chapter, "node2", generation)
     assert list(parse(render(cluster, "node1", 3))) == ["totem", "nodelist", "quorum", "logging"]
@@ -222,7 +225,7 @@ def test_generation_3_with_three_nodes_has_no_two_node(lab3: Cluster) -> None:
 
 
 def test_generation_3_udpu_has_no_crypto_and_no_link_mode(chapter: Cluster) -> None:
-    cluster = cluster_from_mapping({**chapter.to_parameters(), "transport": "udpu"})
+    cluster = cluster_from_mapping({**to_parameters(chapter), "transport": "udpu"})
     totem = parse(render(cluster, "node1", 3))["totem"][0]
     assert totem["transport"] == ["udpu"]
     assert totem["crypto_cipher"] == ["none"] and totem["crypto_hash"] == ["none"]
@@ -241,13 +244,13 @@ def test_generation_2_for_the_chapter(chapter: Cluster) -> None:
 
 
 def test_rrp_mode_none_writes_no_link_mode(chapter: Cluster) -> None:
-    cluster = cluster_from_mapping({**chapter.to_parameters(), "rrp_mode": "none"})
+    cluster = cluster_from_mapping({**to_parameters(chapter), "rrp_mode": "none"})
     assert "link_mode" not in parse(render(cluster, "node1", 3))["totem"][0]
     assert parse(render(cluster, "node1", 2))["totem"][0]["rrp_mode"] == ["none"]
 
 
 def test_logging_writes_what_is_set_in_a_fixed_order(chapter: Cluster) -> None:
-    params = chapter.to_parameters()
+    params = to_parameters(chapter)
     params["logging"] = {"to_logfile": True, "logfile": "/var/log/cs.log", "to_syslog": True, "to_stderr": False,
                          "timestamp": "hires", "debug": "trace"}
     logging = parse(render(cluster_from_mapping(params), "node1", 3))["logging"][0]
@@ -267,7 +270,7 @@ def test_render_needs_a_generation(chapter: Cluster) -> None:
 
 
 def test_render_uses_the_clusters_generation(chapter: Cluster) -> None:
-    fixed = chapter.with_generation(2)
+    fixed = with_generation(chapter, 2)
     assert render(fixed, "node1") == render(chapter, "node1", 2)
 
 
@@ -294,7 +297,7 @@ def test_render_bad_generation(chapter: Cluster, generation: Any) -> None:
 def test_render_refuses_what_the_generation_cannot_do(
     chapter: Cluster, change: dict[str, Any], generation: int, message: str
 ) -> None:
-    cluster = cluster_from_mapping({**chapter.to_parameters(), **change})
+    cluster = cluster_from_mapping({**to_parameters(chapter), **change})
     with pytest.raises(ClusterFileError) as info:
         render(cluster, "node1", generation)
     assert message in str(info.value)
@@ -330,7 +333,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("generation", [1, 2, 3])
 @pytest.mark.parametrize("variant", list(VARIANTS))
 def test_round_trip(chapter: Cluster, variant: str, generation: int) -> None:
-    cluster = cluster_from_mapping({**chapter.to_parameters(), **VARIANTS[variant]})
+    cluster = cluster_from_mapping({**to_parameters(chapter), **VARIANTS[variant]})
     for node in cluster.nodes:
         text = render(cluster, node.name, generation)
         assert detect_generation(parse_entries(text))[0] == generation
@@ -344,8 +347,8 @@ def test_round_trip(chapter: Cluster, variant: str, generation: int) -> None:
             assert [n.name for n in again.nodes] == [n.name for n in cluster.nodes]
         for key in ("token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages"):
             assert getattr(again.totem, key) == getattr(cluster.totem, key)
-        assert again.transport_for(generation) == cluster.transport_for(generation)
-        assert again.crypto_for(generation) == cluster.crypto_for(generation)
+        assert resolve(again, generation).transport == resolve(cluster, generation).transport
+        assert resolve(again, generation).crypto == resolve(cluster, generation).crypto
         if generation > 1:
             assert again.quorum.wait_for_all == cluster.quorum.wait_for_all
             assert again.quorum.expected_votes == cluster.quorum.expected_votes
@@ -459,7 +462,7 @@ if given is not None:
 
 
 def test_equivalent_ignores_comments_and_indentation_only(chapter: Cluster) -> None:
-    from runbook.corosync_conf import equivalent
+    from runbook.conf.parse import equivalent
 
     from_file = render(chapter, "node1", 3)
     hand_formatted = "# kept by hand\n" + "\n".join("    " + line.strip() for line in from_file.splitlines()[1:]) + "\n"

@@ -26,10 +26,12 @@ from typing import Callable
 import pytest
 import yaml
 
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import differences, parse_entries, render, settings
+from runbook.conf.parse import differences, parse_entries, settings
+from runbook.conf.render import render
 from runbook.errors import ClusterFileError, RunbookError
-from runbook.migrate import NodeOption, migrate
+from runbook.migrate.from_conf import migrate
+from runbook.migrate.options import NodeOption
+from runbook.model.rules import cluster_from_mapping, to_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 # shared/ sits beside the checkout (as in CI); RUNBOOK_CORPUS points elsewhere (e.g. from a git worktree).
@@ -100,7 +102,7 @@ def conform(path: Path) -> tuple[str, str]:
     except RunbookError as error:
         return "refused", str(error)
     cluster = cluster_from_mapping(yaml.safe_load(output), f"{path.name} (migrated)")
-    assert cluster_from_mapping(cluster.to_parameters()) == cluster  # as papermill parameters, the same cluster
+    assert cluster_from_mapping(to_parameters(cluster)) == cluster  # as papermill parameters, the same cluster
     assert not [item for item in migration.lost if "the render writes it so" in item]
     rendered = render(cluster, cluster.primary.name, migration.generation)
     changed = differences(settings(text, path.name), settings(rendered))

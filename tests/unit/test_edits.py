@@ -1,6 +1,6 @@
 """The chapter's hand edits, as pure functions: rc.local and /etc/default/corosync."""
 
-from runbook.edits import CFGTOOL_LINE, has_cfgtool_line, start_setting, with_cfgtool_line, with_start_yes
+from runbook.conf.edits import CFGTOOL_LINE, has_cfgtool_line, start_setting, with_cfgtool_line, with_start_yes
 
 UBUNTU_RC_LOCAL = """#!/bin/sh -e
 #

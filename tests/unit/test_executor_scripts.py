@@ -10,8 +10,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from runbook import operations
-from runbook.executor import abort_script, backups_in, commit_body, node_script, parse_marks, stage_body, staged_path
+from runbook.engine import operations
+from runbook.engine.executor import abort_script, backups_in, commit_body, node_script, parse_marks, stage_body, staged_path
 
 TAG = "testrun1"
 

@@ -2,7 +2,7 @@
 
 import base64
 
-from runbook.facts import CONF_PATH, parse_facts
+from runbook.engine.facts import CONF_PATH, parse_facts
 
 DEBIAN = """@@runbook-section uid
 0
@@ -65,7 +65,7 @@ def test_ubuntu_12_04_lsb_release_and_1x():
 
 
 def test_systemd_only_when_it_is_pid_1():
-    from runbook.facts import init_system_of
+    from runbook.engine.facts import init_system_of
 
     assert init_system_of("pid1=systemd run_systemd=1 upstart=0 initd=1") == "systemd"  # a booted Debian
     assert init_system_of("pid1=bash run_systemd=1 upstart=0 initd=1") == "sysv"  # stale /run/systemd, no systemd

@@ -31,9 +31,11 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from runbook import cli
-from runbook.cluster import KNET_MAX_NODEID, MAX_NODEID, MAX_NODES, cluster_from_mapping, load_cluster
+from runbook.cli import main
 from runbook.errors import ClusterFileError
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping
+from runbook.model.types import KNET_MAX_NODEID, MAX_NODEID, MAX_NODES
 
 REPO = Path(__file__).resolve().parents[2]
 U32 = 2**32 - 1
@@ -305,7 +307,7 @@ class _NoNetwork:
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = cli.main(argv)
+        code = main.main(argv)
     return code, out.getvalue(), err.getvalue()
 
 

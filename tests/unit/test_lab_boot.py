@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lab_boot, lab_rootfs
 from runbook.errors import LabError
-from runbook.lab import plan_lab
+from runbook.lab import boot as lab_boot
+from runbook.lab import rootfs as lab_rootfs
+from runbook.lab.plan import plan_lab
 
 
 def test_os_list_for_prepare():

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from runbook import cli, lab, lab_boot
+from runbook.cli import main
 from runbook.errors import LabError
-from runbook.lab import place_named_nodes, plan_lab
+from runbook.lab import boot as lab_boot
+from runbook.lab import plan
+from runbook.lab import state as lab_state
+from runbook.lab import up as lab_up
+from runbook.lab.plan import place_named_nodes, plan_lab
 
 
 def test_hostnames_get_addresses_in_the_labs_subnet_and_names_to_resolve():
@@ -45,7 +49,7 @@ def test_bad_named_plans_say_why(nodes, subnet, says):
         place_named_nodes(nodes, subnet)
 
 
-def _named_state(tmp_path: Path) -> lab.LabState:
+def _named_state(tmp_path: Path) -> lab_state.LabState:
     nodes, names = place_named_nodes([("alpha", "alpha"), ("beta", "beta")])
     state = plan_lab("names", nodes)
     state.names = names
@@ -55,7 +59,7 @@ def _named_state(tmp_path: Path) -> lab.LabState:
 def test_every_host_resolves_every_name_at_boot(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path))
     state = _named_state(tmp_path)
-    script = lab.boot_script(state, state.hosts[0])
+    script = plan.boot_script(state, state.hosts[0])
     assert "10.0.88.11 alpha" in script and "10.0.88.12 beta" in script
     state.dir.mkdir(parents=True)
     state.identity.with_suffix(".pub").write_text("ssh-ed25519 AAAA lab\n")
@@ -67,10 +71,10 @@ def test_the_lab_is_found_by_a_hostname_it_placed(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path))
     state = _named_state(tmp_path)
     state.save()
-    found = lab.lab_for_address("beta")
+    found = lab_state.lab_for_address("beta")
     assert found is not None and found[0].name == "names" and found[1].address == "10.0.88.12"
-    assert lab.lab_for_address("Beta") is not None and lab.lab_for_address("delta") is None
-    assert lab.LabState.load("names").names == state.names  # kept in the state file
+    assert lab_state.lab_for_address("Beta") is not None and lab_state.lab_for_address("delta") is None
+    assert lab_state.LabState.load("names").names == state.names  # kept in the state file
 
 
 def test_lab_up_places_a_cluster_files_hostnames(tmp_path, monkeypatch, capsys):
@@ -82,7 +86,7 @@ def test_lab_up_places_a_cluster_files_hostnames(tmp_path, monkeypatch, capsys):
         calls.append((name, nodes, names))
         raise LabError("stop here")
 
-    monkeypatch.setattr(lab, "up", fake_up)
-    assert cli.main(["lab", "up", str(cluster_file), "--lab", "names", "--subnet", "10.0.150.0/24"]) == 1
+    monkeypatch.setattr(lab_up, "up", fake_up)
+    assert main.main(["lab", "up", str(cluster_file), "--lab", "names", "--subnet", "10.0.150.0/24"]) == 1
     assert calls == [("names", [("alpha", ["10.0.150.11"]), ("beta", ["10.0.150.12"])],
                       {"alpha": "10.0.150.11", "beta": "10.0.150.12"})]

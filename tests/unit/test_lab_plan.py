@@ -3,7 +3,7 @@
 import pytest
 
 from runbook.errors import LabError
-from runbook.lab import cluster_yaml_text, generated_nodes, plan_lab, ssh_config_text
+from runbook.lab.plan import cluster_yaml_text, generated_nodes, plan_lab, ssh_config_text
 
 
 def test_chapter_hosts_share_a_bridge_in_their_subnet(monkeypatch: pytest.MonkeyPatch):

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from runbook.leaks import find_secret
+from runbook.report.leaks import find_secret
 
 KEY = random.Random(20261126).randbytes(256)  # an authkey's size; fixed, so a failure repeats
 OTHER = random.Random(7).randbytes(256)

@@ -1,8 +1,8 @@
 """Each link's state as a node sees it: `corosync-cfgtool -s` and `-n`, parsed (real output of Corosync 3.1.7
 on a lab host whose link 0 was cut, and the shapes of 3.0 and 2.x)."""
 
-from runbook.membership import LinkState, links_line, parse_cfgtool_nodes, parse_cfgtool_status
-from runbook.steps.start import parse_links
+from runbook.conf.membership import LinkState, links_line, parse_cfgtool_nodes, parse_cfgtool_status
+from runbook.steps.members import parse_links
 
 CUT_S = """Local node ID 3, transport knet
 LINK ID 0 udp

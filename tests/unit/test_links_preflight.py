@@ -1,9 +1,9 @@
 """Preflight over links and hostnames, as pure functions: each link's address on its node, names that
 resolve alike everywhere and never to loopback, and the 2-node warning."""
 
-from runbook.cluster import cluster_from_mapping
-from runbook.facts import parse_facts, parse_resolution, resolution_problems, resolve_script
-from runbook.steps.preflight import check_node, name_problems, quorum_warnings
+from runbook.engine.facts import parse_facts, parse_resolution, resolution_problems, resolve_script
+from runbook.model.rules import cluster_from_mapping, quorum_warnings
+from runbook.steps.preflight import check_node, name_problems
 
 
 def facts(addresses: str):  # type: ignore[no-untyped-def]

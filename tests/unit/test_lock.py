@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runbook import lock
 from runbook.errors import RunLocked
+from runbook.run import lock
 
 
 def holder(pid: int = 4242, command: str = "run") -> lock.Holder:
@@ -36,7 +36,7 @@ def test_a_dead_process_holds_no_controller_lock(tmp_path: Path) -> None:
     code = (
         "import os, sys, time\n"
         "from pathlib import Path\n"
-        "from runbook import lock\n"
+        "from runbook.run import lock\n"
         f"lock.ControllerLock(Path({str(tmp_path)!r})).acquire(lock.this_holder('run', 'chapter'))\n"
         "print('held', flush=True)\n"
         "time.sleep(600)\n"

@@ -1,6 +1,6 @@
 """Reading each node's view of the cluster from corosync-quorumtool and corosync-objctl output."""
 
-from runbook.membership import parse_objctl, parse_quorumtool
+from runbook.conf.membership import parse_objctl, parse_quorumtool
 
 QUORATE = """Quorum information
 ------------------

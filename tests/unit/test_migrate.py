@@ -12,10 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from runbook.cluster import PARAMETER_KEYS, Cluster, cluster_from_mapping, load_cluster
-from runbook.corosync_conf import differences, parse, parse_entries, render, settings
+from runbook.conf.parse import differences, parse, parse_entries, settings
+from runbook.conf.render import render
 from runbook.errors import ClusterFileError, ConfigParseError
-from runbook.migrate import NodeOption, migrate, migrate_conf, parse_node_option
+from runbook.migrate.from_conf import migrate, migrate_conf
+from runbook.migrate.options import NodeOption, parse_node_option
+from runbook.model.effective import resolve
+from runbook.model.load import load_cluster
+from runbook.model.rules import PARAMETER_KEYS, cluster_from_mapping
+from runbook.model.types import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 PRIMARY = ROOT / "tests" / "golden" / "chapter-primary.conf"
@@ -63,7 +68,7 @@ def test_header_says_where_from_how_read_and_what_is_not_carried() -> None:
 def test_converting_to_generation_3_says_every_change() -> None:
     output, migration = migrate(PRIMARY.read_text(), "primary.conf", cluster_name="chapter", generation=3)
     cluster = _load(output)
-    assert cluster.generation == 3 and cluster.transport_for(3) == "knet" and cluster.crypto_for(3) is True
+    assert cluster.generation == 3 and resolve(cluster, 3).transport == "knet" and resolve(cluster, 3).crypto is True
     assert [n.nodeid for n in cluster.nodes] == [1, 2]
     notes = "\n".join(migration.notes)
     for said in ("transport: udpu -> auto", "crypto: auto", "link_mode", "pacemaker_plugin", "legacy_1x", "nodeid: 1"):
@@ -184,7 +189,8 @@ def test_cli_migrate_with_nodes_and_not_carried_on_stderr(tmp_path: Path) -> Non
 
 
 try:
-    from hypothesis import given, settings as hypothesis_settings
+    from hypothesis import given
+    from hypothesis import settings as hypothesis_settings
     from hypothesis import strategies as st
 except ImportError:  # pragma: no cover - hypothesis is a test extra
     given = None  # type: ignore[assignment]

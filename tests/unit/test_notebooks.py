@@ -16,8 +16,9 @@ import nbformat
 import pytest
 
 from runbook import notebook
-from runbook.cluster import PARAMETER_KEYS, load_cluster
 from runbook.errors import ClusterFileError, RunbookError
+from runbook.model.load import load_cluster
+from runbook.model.rules import PARAMETER_KEYS, to_parameters
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -25,8 +26,8 @@ MAKE = ROOT / "tools" / "make_notebooks.py"
 CHAPTER = ROOT / "clusters" / "chapter.yaml"
 
 EXPECTED = {
-    "00-preflight": ("Step 0 — Preflight checks", "preflight"),
-    "01-install": ("Step 1 — Install Corosync", "install"),
+    "00-preflight": ("Step 0 — Preflight checks", "run_preflight"),
+    "01-install": ("Step 1 — Install Corosync", "install_corosync"),
     "02-corosync-conf": ("Step 2 — Write corosync.conf", "write_config"),
     "03-authkey": ("Step 3 — Share the authkey", "distribute_authkey"),
     "04-cfgtool": ("Step 4 — The cfgtool line in rc.local", "cfgtool_line"),
@@ -51,7 +52,7 @@ def defaults_of(cell: nbformat.NotebookNode) -> dict[str, Any]:
 
 
 def chapter_parameters() -> dict[str, Any]:
-    return {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": None}
+    return {**to_parameters(load_cluster(CHAPTER)), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": None}
 
 
 # --- the notebook files ----------------------------------------------------------------------------
@@ -116,7 +117,7 @@ def test_notebook_shape_title_setup_and_one_step_call(path: Path) -> None:
     assert [c is parameter_cells(nb)[0] for c in code] == [True, False, False]
     setup, step = code[1].source, code[2].source
     assert setup == f'from runbook import notebook, steps\ncluster, hosts = notebook.setup(globals(), step="{path.stem}")'
-    flags = {"preflight": "check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key",  # refuses other clusters' nodes, and changes that stop the cluster
+    flags = {"run_preflight": "check=check, take_over=take_over, restart_all=restart_all, rotate_key=rotate_key",  # refuses other clusters' nodes, and changes that stop the cluster
              "distribute_authkey": "check=check, rotate=rotate_key",  # runbook rotate-key
              "start_and_verify": "check=check, restart_all=restart_all"}.get(function, "check=check")
     assert step == f"report = notebook.record(steps.{function}(cluster, hosts, {flags}))\nreport"
@@ -126,10 +127,8 @@ def test_notebook_shape_title_setup_and_one_step_call(path: Path) -> None:
 
 
 def test_step_functions_named_in_the_notebooks_exist() -> None:
-    try:
-        from runbook import steps
-    except ImportError as exc:  # pragma: no cover - while runbook.steps is being written
-        pytest.skip(f"runbook.steps does not import yet: {exc}")
+    from runbook import steps
+
     for _title, function in EXPECTED.values():
         assert callable(getattr(steps, function, None)), f"runbook.steps has no {function}"
 
@@ -173,7 +172,7 @@ def _fresh_notebook_state() -> Any:
 
 
 def namespace(**extra: Any) -> dict[str, Any]:
-    ns = {**load_cluster(CHAPTER).to_parameters(), "check": False, "record_dir": None, "unrelated": object()}
+    ns = {**to_parameters(load_cluster(CHAPTER)), "check": False, "record_dir": None, "unrelated": object()}
     ns.update(extra)
     return ns
 
@@ -230,7 +229,7 @@ def test_record_writes_the_report_json_named_after_the_step(tmp_path: Path) -> N
     report = FakeReport()
     assert notebook.record(report) is report
     data = json.loads((tmp_path / "02-corosync-conf.json").read_text())
-    assert data == {"version": 2, **report.to_dict()}  # the run record's version (runbook.run_record)
+    assert data == {"version": 2, **report.to_dict()}  # the run record's version (runbook.run.record)
     assert [p.name for p in tmp_path.iterdir()] == ["02-corosync-conf.json"]  # no temp file left
 
 

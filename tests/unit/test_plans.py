@@ -7,19 +7,16 @@ and each test asserts what the operator would see: which operations, in which or
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from pathlib import Path
 
 import pytest
 
-from runbook import by_hand
-from runbook.cluster import load_cluster
-from runbook.corosync_conf import render
+from runbook.conf.render import render
+from runbook.engine.facts import CONF_PATH, DEFAULTS_PATH, RC_LOCAL_PATH, AuthkeyFact, FileFact, NodeFacts
 from runbook.errors import StepFailed
-from runbook.facts import AUTHKEY_PATH, CONF_PATH, DEFAULTS_PATH, RC_LOCAL_PATH, AuthkeyFact, FileFact, NodeFacts
-from runbook.steps import authkey, boot, cfgtool, config, start
-
-install = importlib.import_module("runbook.steps.install")  # runbook.steps.install is also the step function
+from runbook.model.load import load_cluster
+from runbook.model.rules import with_generation
+from runbook.steps import authkey, boot, by_hand, cfgtool, config, install, start
 
 ROOT = Path(__file__).parents[2]
 CHAPTER = load_cluster(ROOT / "clusters" / "chapter.yaml")
@@ -69,7 +66,7 @@ def conf(text: str) -> dict[str, FileFact]:
 
 @pytest.mark.parametrize("generation", [1, 2, 3])
 def test_conf_is_written_where_missing_and_shown_whole_for_every_generation(generation):
-    cluster = CHAPTER.with_generation(generation)
+    cluster = with_generation(CHAPTER, generation)
     plan = config.plan(cluster, both(generation))
     op = plan.nodes["node1"].operations[0]
     assert op.kind == "write" and op.path == CONF_PATH and op.reason == "no file yet" and (op.mode, op.owner) == (0o644, "root")
@@ -123,7 +120,7 @@ def test_authkey_branches_same_different_wrong_mode():
 
 
 def test_keygen_on_1x_never_waits_for_entropy():
-    plan = authkey.plan(CHAPTER.with_generation(1), both(1))
+    plan = authkey.plan(with_generation(CHAPTER, 1), both(1))
     assert "/dev/urandom" in plan.nodes["node1"].operations[0].script
     shown = plan.nodes["node1"].operations[0].by_hand[0]
     assert shown.startswith("corosync-keygen   # reads /dev/random") and "head -c 128 /dev/urandom" in shown
@@ -134,7 +131,7 @@ def test_keygen_on_1x_never_waits_for_entropy():
 
 def test_cfgtool_line_on_1x_and_2x_only():
     assert kinds(cfgtool.plan(CHAPTER, both(3))) == [] and cfgtool.plan(CHAPTER, both(3)).nodes["node1"].quiet == "skipped"
-    one = CHAPTER.with_generation(1)
+    one = with_generation(CHAPTER, 1)
     plan = cfgtool.plan(one, both(1))
     op = plan.nodes["node1"].operations[0]
     assert op.kind == "write" and op.path == RC_LOCAL_PATH and "/usr/sbin/corosync-cfgtool -r\nexit 0\n" in (op.text or "")
@@ -188,7 +185,7 @@ def test_start_not_running_starts_and_current_daemon_is_left_alone():
 
 
 def test_start_on_sysv_uses_the_init_script():
-    plan = start.plan(CHAPTER.with_generation(1), both(1))
+    plan = start.plan(with_generation(CHAPTER, 1), both(1))
     assert plan.nodes["node1"].operations[0].command == "/etc/init.d/corosync start"
 
 
@@ -220,8 +217,8 @@ def test_by_hand_never_contains_key_bytes_or_scripts():
 
 
 def test_a_dry_run_plans_the_restart_that_the_file_an_earlier_step_would_write_causes():
-    from runbook import plan as plans
-    from runbook.executor import execute
+    from runbook.engine import plan as plans
+    from runbook.engine.executor import execute
 
     running = "pid=812\nstart=1000\nsha:/etc/corosync/corosync.conf=a\nsha:/etc/corosync/authkey=k\nstamp:pid=812\nstamp:sha:/etc/corosync/corosync.conf=a\nstamp:sha:/etc/corosync/authkey=k\nactive=active"
     facts = both(3, extra=state(running), files=conf("old: file\n"))
@@ -237,4 +234,4 @@ def test_a_dry_run_plans_the_restart_that_the_file_an_earlier_step_would_write_c
 
 def test_the_by_hand_page_is_what_the_plans_say():
     page = (ROOT / "docs" / "by-hand.md").read_text(encoding="utf-8")
-    assert page == by_hand.page(CHAPTER), "refresh it: python -m runbook.by_hand docs/by-hand.md"
+    assert page == by_hand.page(CHAPTER), "refresh it: python -m runbook.steps.by_hand docs/by-hand.md"

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.running_config import file_keys
-from runbook.hosts import Hosts, Result
-from runbook.steps import StepFailed
-from runbook.steps.preflight import preflight
+from runbook.conf.render import render
+from runbook.conf.running import file_keys
+from runbook.errors import StepFailed
+from runbook.model.rules import cluster_from_mapping
+from runbook.ssh.hosts import Hosts, Result
+from runbook.steps.preflight import run_preflight
 
 
 class CannedHost:
@@ -42,17 +42,17 @@ def facts_text(address: str, version: str, uid: str = "0") -> str:
     )
 
 
-def run_preflight(nodes: dict[str, tuple[str, str, str]]):  # type: ignore[no-untyped-def]
+def preflight_on(nodes: dict[str, tuple[str, str, str]]):  # type: ignore[no-untyped-def]
     cluster = cluster_from_mapping(
         {"cluster_name": "c", "nodes": [{"name": name, "address": address} for name, (address, _, _) in nodes.items()]}
     )
     hosts = Hosts([CannedHost(name, facts_text(address, version, uid)) for name, (address, version, uid) in nodes.items()])  # type: ignore[list-item]
-    return preflight(cluster, hosts)
+    return run_preflight(cluster, hosts)
 
 
 def test_mixed_generations_are_a_cluster_problem_apart_from_a_node_called_cluster() -> None:
     with pytest.raises(StepFailed) as caught:
-        run_preflight({"cluster": ("192.0.2.10", "3.1.7", "0"), "node2": ("192.0.2.11", "2.4.6", "0")})
+        preflight_on({"cluster": ("192.0.2.10", "3.1.7", "0"), "node2": ("192.0.2.11", "2.4.6", "0")})
     failed = caught.value
     problem = "nodes run different Corosync generations (cluster: 3.1.7, node2: 2.4.6); they cannot form one cluster"
     assert failed.failures == {} and failed.problems == [problem] and failed.node is None
@@ -67,7 +67,7 @@ def test_mixed_generations_are_a_cluster_problem_apart_from_a_node_called_cluste
 
 def test_a_failing_node_called_cluster_and_a_cluster_problem_are_both_named() -> None:
     with pytest.raises(StepFailed) as caught:
-        run_preflight({"cluster": ("192.0.2.10", "3.1.7", "1000"), "node2": ("192.0.2.11", "2.4.6", "0")})
+        preflight_on({"cluster": ("192.0.2.10", "3.1.7", "1000"), "node2": ("192.0.2.11", "2.4.6", "0")})
     failed = caught.value
     assert list(failed.failures) == ["cluster"] and "uid 1000, not root" in failed.failures["cluster"]
     assert failed.problems == ["nodes run different Corosync generations (cluster: 3.1.7, node2: 2.4.6); they cannot form one cluster"]
@@ -77,7 +77,7 @@ def test_a_failing_node_called_cluster_and_a_cluster_problem_are_both_named() ->
 
 
 def test_a_ready_cluster_with_a_node_called_cluster_passes() -> None:
-    report = run_preflight({"cluster": ("192.0.2.10", "3.1.7", "0"), "node2": ("192.0.2.11", "3.1.7", "0")})
+    report = preflight_on({"cluster": ("192.0.2.10", "3.1.7", "0"), "node2": ("192.0.2.11", "3.1.7", "0")})
     assert [o.status for o in report.outcomes] == ["ok", "ok"] and report.problems == []
     assert report.to_dict()["problems"] == []
 
@@ -115,7 +115,7 @@ def preflight_of(extra: dict[str, str], name: str = "lab3b", check: bool = False
     nodes = {"node2": "192.0.2.12", "node3": "192.0.2.13"}
     cluster = cluster_from_mapping({"cluster_name": name, "nodes": [{"name": n, "address": a} for n, a in nodes.items()]})
     hosts = [Recording(n, facts_text(a, "3.1.7") + extra.get(n, "")) for n, a in nodes.items()]
-    return cluster, hosts, lambda: preflight(cluster, Hosts(hosts), check=check, take_over=take_over, restart_all=restart_all)  # type: ignore[arg-type]
+    return cluster, hosts, lambda: run_preflight(cluster, Hosts(hosts), check=check, take_over=take_over, restart_all=restart_all)  # type: ignore[arg-type]
 
 
 def test_nodes_of_another_running_cluster_are_refused_naming_it_and_who_would_be_left_behind() -> None:
@@ -176,7 +176,7 @@ def test_a_plan_names_the_staged_files_and_removes_none() -> None:
 
 
 def test_nodes_named_by_hostname_are_matched_with_the_members_addresses_so_a_rename_is_not_a_take_over() -> None:
-    from runbook.foreign_cluster import foreign_problem, parse_running
+    from runbook.steps.foreign_cluster import foreign_problem, parse_running
 
     cluster = cluster_from_mapping({"cluster_name": "new", "nodes": [{"name": "node2", "address": "node2.example"},
                                                                      {"name": "node3", "address": "node3.example"}]})

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from runbook.cluster import cluster_from_mapping, load_cluster
+from runbook.engine.facts import parse_facts
 from runbook.errors import ClusterFileError
-from runbook.facts import parse_facts
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping
 from runbook.steps.preflight import check_node
 
 CLUSTER = cluster_from_mapping(
@@ -54,7 +55,7 @@ def test_etc_corosync_a_symbolic_link_is_refused_naming_the_target() -> None:
 
 
 def test_the_facts_script_looks_for_a_link_at_etc_corosync_itself() -> None:
-    from runbook.facts import SECTIONS
+    from runbook.engine.facts import SECTIONS
 
     assert "for f in /etc/corosync /etc/corosync/corosync.conf /etc/corosync/authkey;" in SECTIONS["links"]
 

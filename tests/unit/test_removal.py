@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
-from runbook import by_hand
-from runbook.cluster import Cluster, cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.endpoint import resolve_endpoint
-from runbook.facts import CONF_PATH, FileFact
-from runbook.running_config import file_keys
-from runbook.steps import change, removal, start
+from runbook.conf.render import render
+from runbook.conf.running import file_keys
+from runbook.engine.facts import CONF_PATH, FileFact
+from runbook.model.rules import cluster_from_mapping
+from runbook.model.types import Cluster
+from runbook.ssh.endpoint import resolve_endpoint
+from runbook.steps import by_hand, change, removal, start
 
 NODES = [{"name": f"node{i}", "address": f"192.0.2.{10 + i}", **({"role": "primary"} if i == 1 else {})} for i in (1, 2, 3)]
 

@@ -1,6 +1,7 @@
 """Reports: hostile text from nodes never reaches a terminal or a notebook raw."""
 
-from runbook.report import NodeOutcome, StepReport, clean, unified_diff
+from runbook.report.outcome import NodeOutcome, StepReport, unified_diff
+from runbook.text import clean
 
 
 def test_terminal_escapes_and_controls_are_removed():
@@ -47,7 +48,7 @@ def test_long_lines_are_cut_with_a_marker_that_says_how_much():
 
 
 def test_a_nodes_commands_show_with_status_output_and_the_whole_file_and_hostile_text_is_cleaned():
-    from runbook.report import OperationResult
+    from runbook.report.outcome import OperationResult
 
     op = OperationResult("write", "install -m 0644 -o root -g root /dev/stdin /etc/corosync/corosync.conf", "no file yet", "done", 0, "backup x\x1b[2J")
     failed = OperationResult("restart", "systemctl restart corosync", "conf changed", "failed", 4, "corosync is failed\u202e")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.steps.start import BY_PID, PID_FILE, control_commands, restart_script, systemd_restart_script
+from runbook.steps.restart import BY_PID, PID_FILE, control_commands, restart_script, systemd_restart_script
 
 SCRIPTS = {
     "sysv": restart_script("sysv"),
@@ -79,7 +79,7 @@ def test_stop_by_pid_stops_the_nodes_own_corosync_and_no_containers(tmp_path: Pa
 def test_a_detached_script_passes_on_its_output_and_exit_status() -> None:
     import subprocess
 
-    from runbook.steps.start import detached
+    from runbook.steps.restart import detached
 
     done = subprocess.run(["sh", "-c", detached('set -e\necho "note: it ran"\necho oops >&2\nexit 3')], capture_output=True, text=True, timeout=30)
     assert done.returncode == 3
@@ -93,7 +93,7 @@ def test_a_detached_script_finishes_when_the_group_that_started_it_is_killed(tmp
     import subprocess
     import time
 
-    from runbook.steps.start import detached
+    from runbook.steps.restart import detached
 
     marker = tmp_path / "started"
     waiting = subprocess.Popen(["sh", "-c", detached(f"sleep 1\necho up > {marker}")], start_new_session=True)
@@ -107,7 +107,7 @@ def test_a_detached_script_finishes_when_the_group_that_started_it_is_killed(tmp
 
 
 def test_every_restart_operation_runs_detached() -> None:
-    from runbook.steps.start import DETACHED_END, restart_operation
+    from runbook.steps.restart import DETACHED_END, restart_operation
 
     for init in ("systemd", "sysv", "none"):
         op = restart_operation(init, "restart", "corosync.conf changed")

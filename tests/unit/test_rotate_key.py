@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from runbook import by_hand
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.facts import AuthkeyFact
-from runbook.running_config import file_keys
-from runbook.steps import authkey, change
+from runbook.conf.render import render
+from runbook.conf.running import file_keys
+from runbook.engine.facts import AuthkeyFact
+from runbook.model.rules import cluster_from_mapping
+from runbook.steps import authkey, by_hand, change
 from runbook.steps.preflight import rotation_refusal
 
 CLUSTER = cluster_from_mapping({"cluster_name": "c", "nodes": [{"name": "node1", "address": "192.0.2.11", "role": "primary"},

@@ -8,17 +8,7 @@ from pathlib import Path
 import pytest
 
 from runbook.errors import RunbookError, RunRecordError
-from runbook.run_record import (
-    RECORD_VERSION,
-    NodeRecord,
-    OperationRecord,
-    RunSummary,
-    StepRecord,
-    read_step_record,
-    read_summary,
-    write_step_record,
-    write_summary,
-)
+from runbook.run.record import RECORD_VERSION, NodeRecord, OperationRecord, RunSummary, StepRecord, read_step_record, read_summary, write_step_record, write_summary
 
 # A step record as today's steps write it (version 1: no version field).
 V1_STEP = {

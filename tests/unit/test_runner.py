@@ -22,10 +22,14 @@ import nbformat
 import pytest
 
 import runbook
-import runbook.lock
-from runbook import runner
+import runbook.run.lock
+from runbook import errors
 from runbook.errors import ClusterFileError
-from runbook.run_record import StepRecord
+from runbook.model.rules import to_parameters
+from runbook.run import kernel, messages, runner, step_files
+from runbook.run import record as runner_record
+from runbook.run import summary as runner_summary
+from runbook.run.record import StepRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTER = ROOT / "clusters" / "chapter.yaml"
@@ -40,35 +44,35 @@ STEMS = [
 ]
 
 
-def fake_steps(directory: Path, stems: list[str] = STEMS) -> list[runner.Step]:
+def fake_steps(directory: Path, stems: list[str] = STEMS) -> list[step_files.Step]:
     directory.mkdir(parents=True, exist_ok=True)
     for stem in stems:
         (directory / f"{stem}.ipynb").write_text("{}")
-    return runner.discover_steps(directory)
+    return step_files.discover_steps(directory)
 
 
 # --- discovery and --only ----------------------------------------------------------------------------
 
 
 def test_discovers_the_seven_step_notebooks_in_order() -> None:
-    steps = runner.discover_steps(ROOT / "notebooks")
+    steps = step_files.discover_steps(ROOT / "notebooks")
     assert [s.stem for s in steps] == STEMS
     assert [s.number for s in steps] == list(range(7))
     assert steps[2].name == "corosync-conf" and steps[2].notebook == "02-corosync-conf.ipynb"
 
 
 def test_notebooks_dir_default_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.delenv(runner.NOTEBOOKS_ENV, raising=False)
-    assert runner.notebooks_dir() == Path(runbook.__file__).resolve().parent.parent / "notebooks"
-    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(tmp_path))
-    assert runner.notebooks_dir() == tmp_path
+    monkeypatch.delenv(step_files.NOTEBOOKS_ENV, raising=False)
+    assert step_files.notebooks_dir() == Path(runbook.__file__).resolve().parent.parent / "notebooks"
+    monkeypatch.setenv(step_files.NOTEBOOKS_ENV, str(tmp_path))
+    assert step_files.notebooks_dir() == tmp_path
 
 
 def test_discovery_ignores_other_files_and_sorts_by_number(tmp_path: Path) -> None:
     for name in ("10-ten.ipynb", "2-two.ipynb", "README.md", "notes.ipynb", "03-x.txt"):
         (tmp_path / name).write_text("{}")
     (tmp_path / ".ipynb_checkpoints").mkdir()
-    assert [s.stem for s in runner.discover_steps(tmp_path)] == ["2-two", "10-ten"]
+    assert [s.stem for s in step_files.discover_steps(tmp_path)] == ["2-two", "10-ten"]
 
 
 @pytest.mark.parametrize(
@@ -85,8 +89,8 @@ def test_discovery_errors_exit_2(tmp_path: Path, files: list[str] | None, messag
         directory.mkdir()
         for name in files:
             (directory / name).write_text("{}")
-    with pytest.raises(runner.UsageError, match=message) as info:
-        runner.discover_steps(directory)
+    with pytest.raises(errors.UsageError, match=message) as info:
+        step_files.discover_steps(directory)
     assert info.value.exit_code == 2
 
 
@@ -107,14 +111,14 @@ def test_discovery_errors_exit_2(tmp_path: Path, files: list[str] | None, messag
 )
 def test_select_steps(tmp_path: Path, only: list[str] | None, expected: list[str]) -> None:
     steps = fake_steps(tmp_path)
-    assert [s.stem for s in runner.select_steps(steps, only)] == expected
+    assert [s.stem for s in step_files.select_steps(steps, only)] == expected
 
 
 @pytest.mark.parametrize("only", [["7"], ["conf"], ["corosync"], ["-1"], ["2", "nope"], [","]])
 def test_select_unknown_step_lists_valid_ones(tmp_path: Path, only: list[str]) -> None:
     steps = fake_steps(tmp_path)
-    with pytest.raises(runner.UsageError) as info:
-        runner.select_steps(steps, only)
+    with pytest.raises(errors.UsageError) as info:
+        step_files.select_steps(steps, only)
     assert info.value.exit_code == 2
     text = str(info.value)
     assert "valid steps: 00 preflight, 01 install, 02 corosync-conf" in text
@@ -126,17 +130,17 @@ def test_select_unknown_step_lists_valid_ones(tmp_path: Path, only: list[str]) -
 
 def test_run_dir_name_is_utc_with_check_suffix() -> None:
     moment = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    assert runner.run_dir_name(moment, False) == "20240102T030405Z"
-    assert runner.run_dir_name(moment, True) == "20240102T030405Z-check"
+    assert runner_record.run_dir_name(moment, False) == "20240102T030405Z"
+    assert runner_record.run_dir_name(moment, True) == "20240102T030405Z-check"
     local = moment.astimezone(timezone(timedelta(hours=2)))
-    assert runner.run_dir_name(local, False) == "20240102T030405Z"
+    assert runner_record.run_dir_name(local, False) == "20240102T030405Z"
 
 
 def test_make_run_dir_never_reuses_a_directory(tmp_path: Path) -> None:
     moment = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
-    first = runner.make_run_dir(tmp_path, "chapter", moment, False)
-    second = runner.make_run_dir(tmp_path, "chapter", moment, False)
-    check = runner.make_run_dir(tmp_path, "chapter", moment, True)
+    first = runner_record.make_run_dir(tmp_path, "chapter", moment, False)
+    second = runner_record.make_run_dir(tmp_path, "chapter", moment, False)
+    check = runner_record.make_run_dir(tmp_path, "chapter", moment, True)
     assert first == tmp_path / "chapter" / "20240102T030405Z"
     assert second == tmp_path / "chapter" / "20240102T030405Z-2"
     assert check == tmp_path / "chapter" / "20240102T030405Z-check"
@@ -146,10 +150,10 @@ def test_make_run_dir_never_reuses_a_directory(tmp_path: Path) -> None:
 # --- summary and messages ------------------------------------------------------------------------------
 
 
-def state_for(tmp_path: Path, statuses: list[str], check: bool = False) -> runner.RunState:
+def state_for(tmp_path: Path, statuses: list[str], check: bool = False) -> runner_summary.RunState:
     steps = fake_steps(tmp_path / "nb", STEMS[: len(statuses)])
-    results = [runner.StepResult(step, status=status) for step, status in zip(steps, statuses)]
-    return runner.RunState(
+    results = [runner_summary.StepResult(step, status=status) for step, status in zip(steps, statuses)]
+    return runner_summary.RunState(
         cluster_name="chapter",
         cluster_file=str(CHAPTER),
         check=check,
@@ -167,7 +171,7 @@ def test_summary_contents(tmp_path: Path) -> None:
     state.results[0].record = StepRecord.from_dict({"outcomes": [{"node": "node1", "status": "changed", "summary": "x"}]})
     state.results[1].seconds = 2.0
     state.results[1].error = "StepFailed: step 01-install failed on node2: no apt"
-    summary = runner.build_summary(state)
+    summary = runner_summary.build_summary(state)
     assert summary == {
         "version": 2,
         "cluster": "chapter",
@@ -203,13 +207,13 @@ def test_outcome_lines_are_aligned_and_terminal_safe() -> None:
         ],
         "notes": ["Corosync 3: \x1b]0;title\x07skipped"],
     })
-    lines = runner.outcome_lines(record)
+    lines = messages.outcome_lines(record)
     assert lines == [
         "      node1   changed       wrote /etc/corosync/corosync.conf",
         "      node10  unchanged     line one line two",
         "      note: Corosync 3: skipped",
     ]
-    assert runner.outcome_lines(None) == []
+    assert messages.outcome_lines(None) == []
 
 
 def papermill_error(ename: str, evalue: str) -> Exception:
@@ -221,7 +225,7 @@ def papermill_error(ename: str, evalue: str) -> Exception:
 def test_failure_message_for_a_step_failure_names_step_node_and_cause(tmp_path: Path) -> None:
     step = fake_steps(tmp_path, ["02-corosync-conf"])[0]
     exc = papermill_error("StepFailed", "step 02-corosync-conf failed on node2: corosync -t exited 8\n  stderr: bad")
-    message, line = runner.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node2", "status": "failed"}]}))
+    message, line = messages.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node2", "status": "failed"}]}))
     assert message == "step 02-corosync-conf failed on node2: corosync -t exited 8\n  stderr: bad"
     assert line == "StepFailed: step 02-corosync-conf failed on node2: corosync -t exited 8 stderr: bad"
 
@@ -229,10 +233,10 @@ def test_failure_message_for_a_step_failure_names_step_node_and_cause(tmp_path: 
 def test_failure_message_for_another_error_adds_step_and_failed_nodes(tmp_path: Path) -> None:
     step = fake_steps(tmp_path, ["03-authkey"])[0]
     exc = papermill_error("HostKeyError", "node1: unknown SSH host key for 10.0.66.201")
-    message, line = runner.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node1", "status": "failed"}]}))
+    message, line = messages.failure_message(step, exc, StepRecord.from_dict({"outcomes": [{"node": "node1", "status": "failed"}]}))
     assert message == "step 03-authkey failed on node1: HostKeyError: node1: unknown SSH host key for 10.0.66.201"
     assert line == "HostKeyError: node1: unknown SSH host key for 10.0.66.201"
-    message, line = runner.failure_message(step, ValueError("odd"), None)
+    message, line = messages.failure_message(step, ValueError("odd"), None)
     assert message == "step 03-authkey failed: ValueError: odd"
 
 
@@ -241,7 +245,7 @@ def test_failure_message_for_a_cell_timeout(tmp_path: Path) -> None:
 
     step = fake_steps(tmp_path, ["06-start-and-verify"])[0]
     exc = CellTimeoutError("A cell timed out while it was being executed, after 5 seconds.\nHere is a preview...")
-    message, line = runner.failure_message(step, exc, None, timeout=5)
+    message, line = messages.failure_message(step, exc, None, timeout=5)
     assert message == "step 06-start-and-verify timed out: a cell of the notebook ran longer than 5 s (--timeout) and was stopped"
     assert line == "CellTimeoutError: a cell of the notebook ran longer than 5 s (--timeout) and was stopped"
 
@@ -249,20 +253,20 @@ def test_failure_message_for_a_cell_timeout(tmp_path: Path) -> None:
 def test_verdicts(tmp_path: Path) -> None:
     state = state_for(tmp_path / "a", ["ok", "ok"])
     state.status = "ok"
-    assert runner.verdict(state) == "OK: cluster 'chapter': 2 steps done; everything was already in place."
+    assert messages.verdict(state) == "OK: cluster 'chapter': 2 steps done; everything was already in place."
     state.results[1].record = StepRecord.from_dict({"outcomes": [{"node": "node2", "status": "changed"}]})
-    assert runner.verdict(state) == "OK: cluster 'chapter': 2 steps done; changed: 01-install (node2)."
+    assert messages.verdict(state) == "OK: cluster 'chapter': 2 steps done; changed: 01-install (node2)."
     plan = state_for(tmp_path / "b", ["ok"], check=True)
     plan.status = "ok"
-    assert "Nothing was changed." in runner.verdict(plan) and runner.verdict(plan).startswith("PLAN:")
+    assert "Nothing was changed." in messages.verdict(plan) and messages.verdict(plan).startswith("PLAN:")
     failed = state_for(tmp_path / "c", ["ok", "failed", "not run", "not run"])
     failed.status = "failed"
-    assert runner.verdict(failed) == (
+    assert messages.verdict(failed) == (
         "FAILED: cluster 'chapter': stopped at step 01-install after 1 of 4 steps; 2 later steps did not run."
     )
     stopped = state_for(tmp_path / "d", ["interrupted", "not run"])
     stopped.status = "interrupted"
-    assert runner.verdict(stopped).startswith("INTERRUPTED: cluster 'chapter': stopped at step 00-preflight")
+    assert messages.verdict(stopped).startswith("INTERRUPTED: cluster 'chapter': stopped at step 00-preflight")
 
 
 # --- the run, with a fake executor -------------------------------------------------------------------
@@ -272,7 +276,7 @@ def test_verdicts(tmp_path: Path) -> None:
 def fake_notebooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "notebooks"
     fake_steps(directory, STEMS[:3])
-    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
+    monkeypatch.setenv(step_files.NOTEBOOKS_ENV, str(directory))
     return directory
 
 
@@ -283,9 +287,9 @@ class Executor:
         self.fail = fail or {}
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
-    def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+    def __call__(self, step: step_files.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
         self.calls.append((step.stem, parameters))
-        assert kwargs["cwd"] == runner.repo_root()
+        assert kwargs["cwd"] == step_files.repo_root()
         output.write_text("{}")
         status = "would change" if parameters["check"] else "changed"
         failed = step.stem in self.fail
@@ -315,9 +319,9 @@ def test_run_ok_writes_record_summary_and_log(fake_notebooks: Path, tmp_path: Pa
     assert run_dir.name.endswith("Z")
     assert [c[0] for c in executor.calls] == STEMS[:3]
     parameters = executor.calls[0][1]
-    from runbook.cluster import load_cluster
+    from runbook.model.load import load_cluster
 
-    assert parameters == {**load_cluster(CHAPTER).to_parameters(), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": str(run_dir)}
+    assert parameters == {**to_parameters(load_cluster(CHAPTER)), "check": False, "take_over": False, "restart_all": False, "rotate_key": False, "record_dir": str(run_dir)}
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "ok" and summary["check"] is False and summary["cluster"] == "chapter"
     assert summary["cluster_file"] == str(CHAPTER)
@@ -382,13 +386,13 @@ def test_bad_cluster_file_fails_before_anything_starts(fake_notebooks: Path, tmp
 
 def test_unknown_only_fails_before_anything_starts(fake_notebooks: Path, tmp_path: Path) -> None:
     executor = Executor()
-    with pytest.raises(runner.UsageError):
+    with pytest.raises(errors.UsageError):
         runner.run(str(CHAPTER), only=["9"], out=tmp_path / "runs", stream=io.StringIO(), executor=executor)
     assert executor.calls == [] and not (tmp_path / "runs").exists()
 
 
 def test_cli_has_run_and_plan(fake_notebooks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from runbook.cli import main
+    from runbook.cli.main import main
 
     assert main(["run", str(CHAPTER), "--only", "nope", "--out", str(tmp_path / "runs")]) == 2
     assert "unknown step 'nope' for --only; valid steps: 00 preflight, 01 install, 02 corosync-conf" in capsys.readouterr().err
@@ -401,7 +405,7 @@ def test_cli_has_run_and_plan(fake_notebooks: Path, tmp_path: Path, capsys: pyte
 
 
 def test_kernel_manager_uses_ipc_sockets_in_the_private_dir(tmp_path: Path) -> None:
-    km = runner.kernel_manager_class(tmp_path, None)(kernel_name="python3")
+    km = kernel.kernel_manager_class(tmp_path, None)(kernel_name="python3")
     assert km.transport == "ipc"
     assert km.ip == str(tmp_path / "kernel")
     assert km.connection_file == str(tmp_path / "kernel.json")
@@ -441,7 +445,7 @@ def test_real_kernels_over_ipc_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     _tiny_notebook(directory / "00-ok.ipynb", REPORT)
     _tiny_notebook(directory / "01-fail.ipynb", FAIL)
     _tiny_notebook(directory / "02-never.ipynb", "raise AssertionError('must not run')")
-    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
+    monkeypatch.setenv(step_files.NOTEBOOKS_ENV, str(directory))
     private_tmp = tmp_path / "tmp"  # other runs on this machine make kernel dirs in /tmp at the same time
     private_tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
@@ -479,7 +483,7 @@ def test_steps_share_a_kernel_but_not_a_namespace(tmp_path: Path, monkeypatch: p
         directory / "01-look.ipynb",
         "assert 'leftover' not in globals(), 'a name from the previous step leaked'\n" + REPORT,
     )
-    monkeypatch.setenv(runner.NOTEBOOKS_ENV, str(directory))
+    monkeypatch.setenv(step_files.NOTEBOOKS_ENV, str(directory))
     out = tmp_path / "runs"
     assert runner.run(str(CHAPTER), out=out, stream=io.StringIO(), timeout=120, lock_nodes=False) == 0
     run_dir = only_run_dir(out)
@@ -493,8 +497,8 @@ def test_steps_share_a_kernel_but_not_a_namespace(tmp_path: Path, monkeypatch: p
 
 
 def test_a_second_run_is_refused_at_once_naming_the_holder(fake_notebooks: Path, tmp_path: Path) -> None:
-    from runbook import lock
     from runbook.errors import RunLocked
+    from runbook.run import lock
 
     out = tmp_path / "runs"
     held = lock.ControllerLock(out / "chapter")
@@ -507,7 +511,7 @@ def test_a_second_run_is_refused_at_once_naming_the_holder(fake_notebooks: Path,
         assert info.value.exit_code == 75
         assert "run of cluster 'chapter' by pid 4242 on ctl-a, started 2026-11-26T07:15:02+00:00" in text
         assert "ps -p 4242" in text and "nothing was changed" in text
-        assert executor.calls == [] and [p.name for p in (out / "chapter").iterdir()] == [".runbook.lock"]
+        assert executor.calls == [] and [p.name for p in (out / "chapter").iterdir()] == [".runbook.run.lock"]
         with pytest.raises(RunLocked, match="a plan would read them half-changed"):
             runner.run(str(CHAPTER), check=True, out=out, stream=io.StringIO(), executor=executor)
     finally:
@@ -516,13 +520,13 @@ def test_a_second_run_is_refused_at_once_naming_the_holder(fake_notebooks: Path,
 
 
 def test_a_plan_holds_no_lock(fake_notebooks: Path, tmp_path: Path) -> None:
-    from runbook import lock
+    from runbook.run import lock
 
     out = tmp_path / "runs"
     seen: list[object] = []
 
     class Looks(Executor):
-        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+        def __call__(self, step: step_files.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
             seen.append(lock.probe_controller(out / "chapter"))
             super().__call__(step, output, parameters, **kwargs)
 
@@ -535,7 +539,7 @@ def test_a_plan_holds_no_lock(fake_notebooks: Path, tmp_path: Path) -> None:
 
 def test_sigterm_is_handled_like_ctrl_c_with_exit_143(fake_notebooks: Path, tmp_path: Path) -> None:
     class Killed(Executor):
-        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+        def __call__(self, step: step_files.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
             super().__call__(step, output, parameters, **kwargs)
             if step.stem == "01-install":
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -556,7 +560,7 @@ def test_a_record_left_running_by_a_dead_runner_is_marked(tmp_path: Path) -> Non
     dead.wait()
     cluster_dir = tmp_path / "chapter"
     records = {}
-    for name, pid, start in (("dead", dead.pid, "1"), ("alive", os.getpid(), runbook.lock.process_start(os.getpid())),
+    for name, pid, start in (("dead", dead.pid, "1"), ("alive", os.getpid(), runbook.run.lock.process_start(os.getpid())),
                              ("reused", os.getpid(), "1"), ("other-host", dead.pid, "1")):
         (cluster_dir / name).mkdir(parents=True)
         host = "elsewhere.example" if name == "other-host" else socket.gethostname()
@@ -567,7 +571,7 @@ def test_a_record_left_running_by_a_dead_runner_is_marked(tmp_path: Path) -> Non
         (cluster_dir / name / "01-b.ipynb").write_text("{}")
         (cluster_dir / name / "summary.json").write_text(json.dumps(data))
         records[name] = cluster_dir / name / "summary.json"
-    marked = runner.mark_dead_runs(cluster_dir)
+    marked = runner_record.mark_dead_runs(cluster_dir)
     assert sorted(p.name for p in marked) == ["dead", "reused"]
     for name in ("dead", "reused"):
         data = json.loads(records[name].read_text())
@@ -585,7 +589,7 @@ def test_kernel_dirs_of_dead_runners_are_swept(tmp_path: Path) -> None:
     old = tmp_path / "runbook-kernel-xyz"
     for path in (gone, mine, old):
         path.mkdir()
-    assert runner.sweep_kernel_dirs(tmp_path) == [gone]
+    assert kernel.sweep_kernel_dirs(tmp_path) == [gone]
     assert not gone.exists() and mine.exists() and old.exists()
 
 
@@ -609,7 +613,7 @@ def test_a_full_disk_under_out_ends_the_run_with_one_line(fake_notebooks: Path, 
     out, stream = tmp_path / "runs", io.StringIO()
 
     class Full(Executor):
-        def __call__(self, step: runner.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
+        def __call__(self, step: step_files.Step, output: Path, parameters: dict[str, Any], **kwargs: Any) -> None:
             super().__call__(step, output, parameters, **kwargs)
             if step.stem == "01-install":
                 raise OSError(errno.ENOSPC, "No space left on device", str(output))
@@ -622,4 +626,4 @@ def test_a_full_disk_under_out_ends_the_run_with_one_line(fake_notebooks: Path, 
 
 @pytest.mark.parametrize(("timeout", "budget"), [(600, 590), (60, 54), (20, 18), (4, 2), (None, None)])
 def test_node_commands_end_before_the_cell_timeout(timeout: float | None, budget: float | None) -> None:
-    assert runner.command_budget(timeout) == budget
+    assert kernel.command_budget(timeout) == budget

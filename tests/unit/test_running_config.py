@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import render
-from runbook.running_config import (
+from runbook.conf.render import render
+from runbook.conf.running import (
     Difference,
     RunningConfigUnavailable,
     differences,
@@ -26,6 +25,7 @@ from runbook.running_config import (
     same_value,
     without_nodes,
 )
+from runbook.model.rules import cluster_from_mapping
 
 CMAP_317 = """\
 internal_configuration.service.0.name (str) = corosync_cmap

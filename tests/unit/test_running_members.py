@@ -9,19 +9,15 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from runbook.cluster import cluster_from_mapping
-from runbook.corosync_conf import differences, render, settings
+from runbook.conf.members import SECTION, Member, parse_members, parse_reading
+from runbook.conf.parse import differences, settings
+from runbook.conf.render import render
 from runbook.errors import MembershipUnavailable, UsageError
-from runbook.migrate import NodeOption, migrate, takes_members
-from runbook.running_members import (
-    SECTION,
-    Member,
-    combine,
-    parse_from_nodes,
-    parse_members,
-    parse_reading,
-    source_line,
-)
+from runbook.migrate import from_nodes
+from runbook.migrate.from_conf import migrate, takes_members
+from runbook.migrate.from_nodes import combine, parse_from_nodes, source_line
+from runbook.migrate.options import NodeOption
+from runbook.model.rules import cluster_from_mapping
 
 CMAP_3X = """runtime.members.1.config_version (u64) = 0
 runtime.members.1.ip (str) = r(0) ip(10.0.131.11) r(1) ip(10.0.132.11) 
@@ -190,19 +186,19 @@ def test_which_files_take_members():
     ],
 )
 def test_from_nodes_refuses_bad_input_before_any_login(tmp_path, monkeypatch, capsys, conf, extra, says):
-    from runbook import cli, running_members
+    from runbook.cli import main
 
-    monkeypatch.setattr(running_members, "read_members", lambda *a: pytest.fail("a host was logged in to"))
+    monkeypatch.setattr(from_nodes, "read_members", lambda *a: pytest.fail("a host was logged in to"))
     path = tmp_path / "mcast.conf"
     path.write_text(conf)
-    assert cli.main(["migrate", str(path), "--from-nodes", "web1", *extra]) == 2
+    assert main.main(["migrate", str(path), "--from-nodes", "web1", *extra]) == 2
     assert says in capsys.readouterr().err
 
 
 def test_ssh_options_without_from_nodes_are_a_usage_error(tmp_path, capsys):
-    from runbook import cli
+    from runbook.cli import main
 
     path = tmp_path / "mcast.conf"
     path.write_text(MCAST_2X)
-    assert cli.main(["migrate", str(path), "--sudo"]) == 2
+    assert main.main(["migrate", str(path), "--sudo"]) == 2
     assert "are for --from-nodes" in capsys.readouterr().err

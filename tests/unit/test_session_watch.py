@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from runbook.hosts import session_watched
+from runbook.ssh.liveness import session_watched
 
 SHELLS = ["dash", "bash"]
 

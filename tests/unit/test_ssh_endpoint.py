@@ -2,9 +2,9 @@
 
 import pytest
 
-from runbook.cluster import cluster_from_mapping
 from runbook.errors import ClusterFileError, SshConfigError
-from runbook.endpoint import JumpHop, parse_proxy_jump, resolve_endpoint
+from runbook.model.rules import cluster_from_mapping
+from runbook.ssh.endpoint import JumpHop, parse_proxy_jump, resolve_endpoint
 
 
 @pytest.fixture(autouse=True)

@@ -1,7 +1,7 @@
 """Step 06 decides from the change (issue 21): reload, one node at a time, or every node together.
 
 Each node's running map is what `corosync-cmapctl` prints for the file it started with (built from
-runbook.running_config.file_keys, the same key space); the new file is the cluster file's. No hosts.
+runbook.conf.running.file_keys, the same key space); the new file is the cluster file's. No hosts.
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from runbook import by_hand
-from runbook.cluster import Cluster, cluster_from_mapping, load_cluster
-from runbook.corosync_conf import render
-from runbook.facts import CONF_PATH, FileFact, NodeFacts
-from runbook.running_config import file_keys
-from runbook.steps import change, start
+from runbook.conf.render import render
+from runbook.conf.running import file_keys
+from runbook.engine.facts import CONF_PATH, FileFact, NodeFacts
+from runbook.model.load import load_cluster
+from runbook.model.rules import cluster_from_mapping, with_generation
+from runbook.model.types import Cluster
+from runbook.steps import by_hand, change, reload, restart, start
 from runbook.steps.preflight import change_refusal
 
 ROOT = Path(__file__).parents[2]
@@ -107,7 +108,7 @@ def test_a_new_key_on_every_node_is_one_reload_from_31_and_a_restart_together_be
     plan = start.plan(new, found)
     assert ops(plan, "node1") == ["reload"] and ops(plan, "node2") == ["reload"] and plan.waves == [["node1"], ["node2"]]
     assert "the new authkey (sha256 K2" in plan.nodes["node1"].would and "totem.token" in plan.nodes["node1"].would
-    assert start.KEY_STAMP in plan.nodes["node1"].operations[0].script and start.KEY_STAMP in plan.nodes["node2"].operations[0].script
+    assert reload.KEY_STAMP in plan.nodes["node1"].operations[0].script and reload.KEY_STAMP in plan.nodes["node2"].operations[0].script
     old = {n: dataclasses.replace(f, corosync_version="3.0.4") for n, f in found.items()}
     plan = start.plan(new, old)
     assert ops(plan, "node1") == ["restart"] and plan.waves == [["node1", "node2"]]
@@ -134,7 +135,7 @@ def test_without_a_readable_map_every_changed_node_restarts_as_before() -> None:
 
 @pytest.mark.parametrize("generation", [1])
 def test_corosync_1x_keeps_restarting_changed_nodes(generation: int) -> None:
-    chapter = load_cluster(ROOT / "clusters" / "chapter.yaml").with_generation(generation)
+    chapter = with_generation(load_cluster(ROOT / "clusters" / "chapter.yaml"), generation)
     found = {n: by_hand.assumed_facts(n, generation, installed=True) for n in ("node1", "node2")}
     plan = start.plan(chapter, found)
     assert ops(plan, "node1") == ["restart"]
@@ -167,13 +168,13 @@ def test_a_file_put_back_after_a_reload_is_decided_from_the_map_not_the_stamp() 
     for name, f in found.items():  # the daemon started with the 2-node file (stamp = disk), then reloaded
         state = f.extra["state"].replace("sha:/etc/corosync/corosync.conf=NEW", "sha:/etc/corosync/corosync.conf=OLD")
         found[name] = dataclasses.replace(f, extra={**f.extra, "state": state.replace("stamp:sha:/etc/corosync/corosync.conf=OLD",
-                                                                                       f"stamp:sha:/etc/corosync/corosync.conf={start.RELOADED}")})
+                                                                                       f"stamp:sha:/etc/corosync/corosync.conf={reload.RELOADED}")})
     plan = start.plan(two, found)
     assert ops(plan, "node1") == ["reload"] and ops(plan, "node2") == ["reload"], plan.nodes["node1"].summary
     assert "nodelist.node.2: name=node3" in plan.nodes["node1"].would
 
 
 def test_every_reload_marks_the_stamp_so_a_later_run_reads_the_map() -> None:
-    assert start.MARK_RELOADED in start.RELOAD_SCRIPT and start.MARK_RELOADED in start.RELOADED_SCRIPT
-    state = start.parse_state(STARTED.format(pid=7).replace("stamp:sha:/etc/corosync/corosync.conf=OLD", "stamp:sha:/etc/corosync/corosync.conf=reloaded"))
-    assert start.conf_decides(state, "day2", 3) and "reloaded" in (start.restart_reason(state, "day2", 3) or "")
+    assert reload.MARK_RELOADED in reload.RELOAD_SCRIPT and reload.MARK_RELOADED in reload.RELOADED_SCRIPT
+    state = restart.parse_state(STARTED.format(pid=7).replace("stamp:sha:/etc/corosync/corosync.conf=OLD", "stamp:sha:/etc/corosync/corosync.conf=reloaded"))
+    assert start.conf_decides(state, "day2", 3) and "reloaded" in (restart.restart_reason(state, "day2", 3) or "")

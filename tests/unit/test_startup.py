@@ -6,7 +6,7 @@ import sys
 
 def test_the_cli_does_not_import_rfc3987_syntax_but_papermill_still_works():
     code = (
-        "import sys; from runbook.cli import main\n"
+        "import sys; from runbook.cli.main import main\n"
         "try:\n    main(['--version'])\nexcept SystemExit:\n    pass\n"
         "import papermill, nbformat\n"
         "nb = nbformat.v4.new_notebook(); nbformat.validate(nb)\n"

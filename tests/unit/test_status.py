@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from runbook.cluster import cluster_from_mapping
 from runbook.errors import ConnectionFailed
+from runbook.model.rules import cluster_from_mapping
 from runbook.status import Check, NodeStatus, assess, lines, to_json
 
 CLUSTER = cluster_from_mapping({"cluster_name": "c", "nodes": [{"name": "node1", "address": "192.0.2.11"}, {"name": "node2", "address": "192.0.2.12"}]},

@@ -3,13 +3,14 @@
 import base64
 from pathlib import Path
 
-from runbook.cluster import load_cluster
-from runbook.facts import DEFAULTS_PATH, parse_facts
+from runbook.engine.facts import DEFAULTS_PATH, parse_facts
+from runbook.model.load import load_cluster
+from runbook.model.rules import with_generation
 from runbook.steps.authkey import keygen_script
 from runbook.steps.boot import boot_methods
 from runbook.steps.install import install_command
 from runbook.steps.preflight import check_node
-from runbook.steps.start import restart_reason
+from runbook.steps.restart import restart_reason
 
 CHAPTER = load_cluster(Path(__file__).parents[2] / "clusters" / "chapter.yaml")
 CONF = "/etc/corosync/corosync.conf"
@@ -44,7 +45,7 @@ def test_address_not_on_the_node_names_the_field():
 
 
 def test_generation_in_the_file_must_match_the_installed_one():
-    cluster = CHAPTER.with_generation(1)
+    cluster = with_generation(CHAPTER, 1)
     problems = check_node(cluster, cluster.nodes[0], facts())
     assert problems == ["the cluster file says generation: 1, but Corosync 3.1.7 is installed"]
 
@@ -111,7 +112,7 @@ def test_a_corosync_outside_systemd_is_restarted_under_it():
 
 
 def test_systemd_state_is_said_only_where_systemd_runs():
-    from runbook.steps.start import systemd_said
+    from runbook.steps.restart import systemd_said
 
     assert systemd_said({"pid": "1"}) == ""
     assert systemd_said({"active": "active", "enabled": "enabled"}) == "; systemd: active, enabled at boot"

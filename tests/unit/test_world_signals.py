@@ -12,7 +12,7 @@ CHILD = "import signal; print(signal.getsignal(signal.SIGINT), int(signal.getsig
 PARENT = f"""
 import signal, sys
 signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a non-interactive shell does
-from runbook.world import _call
+from runbook.lab.world import _call
 sys.exit(_call([sys.executable, "-c", {CHILD!r}], {{}}))
 """
 

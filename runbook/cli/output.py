@@ -1,0 +1,10 @@
+"""What the CLI prints while it works: progress lines on stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def _progress(message: str) -> None:
+    print(f"  {message}", file=sys.stderr, flush=True)

@@ -1,0 +1,181 @@
+"""A lab's record on this machine: its hosts, links and subnets in `state.json` under the lab root,
+read and written by every lab command, and the lookups by name and address that the guard needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from runbook.errors import LabError
+
+DEFAULT_LAB = "lab"
+
+
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+
+
+LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
+
+
+def labs_root() -> Path:
+    """Where every lab keeps its state; RUNBOOK_LAB_ROOT moves it (must not be under /tmp, /run or /dev)."""
+    return Path(os.environ.get("RUNBOOK_LAB_ROOT", "/var/lib/corosync-runbook/labs"))
+
+
+@dataclass
+class LabHost:
+    """One test host: a node name, its address, and the kernel objects that make it."""
+
+    name: str
+    address: str
+    netns: str
+    veth: str
+    # Links 1.. (link 0 is `address` on eth0): one address and interface (eth1, eth2, ...) per link.
+    extra_addresses: list[str] = field(default_factory=list)
+    extra_veths: list[str] = field(default_factory=list)
+
+    @property
+    def addresses(self) -> list[str]:
+        """Every address of the host, link 0 first (one per link)."""
+        return [self.address, *self.extra_addresses]
+
+
+@dataclass
+class LabLink:
+    """A network of its own for link 1, 2, ... of a multi-link cluster: its bridge and subnet."""
+
+    number: int
+    bridge: str
+    subnet: str
+    bridge_address: str
+
+
+@dataclass
+class LabState:
+    """What a lab is made of, written to disk before anything is made."""
+
+    name: str
+    bridge: str
+    subnet: str
+    bridge_address: str
+    hosts: list[LabHost] = field(default_factory=list)
+    created: float = 0.0
+    os: str = "host"  # "host" (an overlay of this machine, no init) or a booting OS (see lab_boot)
+    extra_links: list[LabLink] = field(default_factory=list)  # links 1.. (link 0 is `bridge`/`subnet`)
+    # Hostnames a cluster file uses as node addresses -> the lab address chosen for each; every host
+    # resolves them through its /etc/hosts.
+    names: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def bridges(self) -> list[str]:
+        """Every bridge of the lab, link 0 first."""
+        return [self.bridge, *(link.bridge for link in self.extra_links)]
+
+    def link_names(self) -> list[str]:
+        """Every network link this lab makes on this machine (bridges and host-side veths)."""
+        return self.bridges + [v for h in self.hosts for v in [h.veth, *h.extra_veths]]
+
+    @property
+    def dir(self) -> Path:
+        return labs_root() / self.name
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.dir / "known_hosts"
+
+    @property
+    def identity(self) -> Path:
+        return self.dir / "id_ed25519"
+
+    @property
+    def cluster_file(self) -> Path:
+        return self.dir / "cluster.yaml"
+
+    def host_dir(self, host: LabHost) -> Path:
+        return self.dir / "hosts" / host.name
+
+    def host(self, name_or_address: str) -> LabHost:
+        for host in self.hosts:
+            if name_or_address == host.name or name_or_address in host.addresses:
+                return host
+        known = ", ".join(h.name for h in self.hosts)
+        raise LabError(f"lab '{self.name}' has no host '{name_or_address}' (hosts: {known})")
+
+    def save(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "state.json.tmp"
+        data = asdict(self)
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, self.dir / "state.json")
+
+    @classmethod
+    def load(cls, name: str) -> LabState | None:
+        path = labs_root() / name / "state.json"
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"{path}: cannot read lab state ({exc}); `runbook lab down --lab {name}` removes it") from exc
+        hosts = [LabHost(**h) for h in data.pop("hosts", [])]
+        links = [LabLink(**link) for link in data.pop("extra_links", [])]
+        return cls(hosts=hosts, extra_links=links, **data)
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What `lab status` shows for one host."""
+
+    name: str
+    address: str
+    netns: bool
+    sshd: bool
+    corosync: bool
+    boots: int = 0
+    enabled: str = "?"  # corosync at boot: "enabled", "disabled", "not installed"
+    active: str = "?"  # corosync now: "active", "inactive", "failed"
+
+
+def check_lab_name(name: str) -> str:
+    if not LAB_NAME_RE.match(name):
+        raise LabError(f"lab name {name!r}: use 1-8 lower-case letters and digits, starting with a letter")
+    return name
+
+
+def all_labs() -> list[LabState]:
+    root = labs_root()
+    if not root.is_dir():
+        return []
+    labs = []
+    for entry in sorted(root.iterdir()):
+        if (entry / "state.json").exists():
+            state = LabState.load(entry.name)
+            if state:
+                labs.append(state)
+    return labs
+
+
+def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
+    """The lab host at `address`, or the one a lab's hosts know by that hostname (`names`)."""
+    for state in all_labs():
+        wanted = state.names.get(address.lower(), address)
+        for host in state.hosts:
+            if wanted in host.addresses:
+                return state, host
+    return None
+
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
