@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from runbook.cli.output import _progress
+from runbook.cli.output import print_progress
 from runbook.errors import UsageError
 
 
@@ -84,7 +84,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         if args.ssh_config and not os.path.isfile(os.path.expanduser(args.ssh_config)):
             raise UsageError(f"--ssh-config: {args.ssh_config!r} does not exist or is not a file")
         settings = SshSettings(user=args.ssh_user, config=args.ssh_config, sudo=args.sudo)
-        _progress(f"reading the running cluster's membership on {', '.join(hosts)} (read-only)")
+        print_progress(f"reading the running cluster's membership on {', '.join(hosts)} (read-only)")
         nodes, from_nodes = read_members(hosts, settings)
     output, migration = migrate(text, source=args.conf, cluster_name=args.name, generation=args.generation,
                                 nodes=nodes, from_nodes=from_nodes)

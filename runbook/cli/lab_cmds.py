@@ -7,7 +7,7 @@ import argparse
 import os
 import sys
 
-from runbook.cli.output import _progress
+from runbook.cli.output import print_progress
 from runbook.errors import LabError, RunbookError, UsageError
 
 
@@ -32,7 +32,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
         plan.plan_lab(args.lab, nodes)  # pure: names, addresses and subnet are checked before anything is made
     except LabError as exc:
         raise UsageError(f"lab up: {exc}") from exc
-    state = up.up(args.lab, nodes, progress=_progress, os_name=args.os, names=names)
+    state = up.up(args.lab, nodes, progress=print_progress, os_name=args.os, names=names)
     _print_status(state)
     if names:
         print("hostnames (in every host's /etc/hosts): " + ", ".join(f"{n} {a}" for n, a in names.items()))
@@ -74,7 +74,7 @@ def cmd_lab_down(args: argparse.Namespace) -> int:
 
     netns.require_lab_support()
     names = [s.name for s in lab_state.all_labs()] if args.all else [args.lab]
-    removed = [name for name in names if up.down(name, progress=_progress)]
+    removed = [name for name in names if up.down(name, progress=print_progress)]
     print("removed: " + ", ".join(removed) if removed else "nothing to remove")
     return 0
 
@@ -87,9 +87,9 @@ def cmd_lab_prepare(args: argparse.Namespace) -> int:
     booting = [n for n in names if n != lab_rootfs.HOST_OS]
     oses = lab_rootfs.parse_os_list(",".join(booting)) if booting else []  # every name checked first
     netns.require_lab_support()
-    up.prepare_packages(progress=_progress)  # `host` hosts install from this machine's apt cache
+    up.prepare_packages(progress=print_progress)  # `host` hosts install from this machine's apt cache
     for os_ in oses:
-        lab_rootfs.prepare(os_, progress=_progress, force=args.force)
+        lab_rootfs.prepare(os_, progress=print_progress, force=args.force)
     ready = ["host (corosync's packages in this machine's apt cache)"]
     ready += [f"{o.name} ({lab_rootfs.tree(o)})" for o in oses]
     print("ready: " + ", ".join(ready))
@@ -102,7 +102,7 @@ def cmd_lab_world(args: argparse.Namespace) -> int:
     command = list(args.command)
     if command[:1] == ["--"]:
         command = command[1:]
-    return world.run_in_world(args.world, command, progress=_progress)
+    return world.run_in_world(args.world, command, progress=print_progress)
 
 
 def cmd_lab_reboot(args: argparse.Namespace) -> int:
@@ -115,7 +115,7 @@ def cmd_lab_reboot(args: argparse.Namespace) -> int:
     names = [state.host(n).name for n in args.nodes]  # every name checked before anything reboots
     from runbook.ssh.fanout import parallel
 
-    results = parallel(names, lambda n: lab_boot.reboot(state, n, hard=args.hard, progress=_progress))
+    results = parallel(names, lambda n: lab_boot.reboot(state, n, hard=args.hard, progress=print_progress))
     failed = [r for r in results if isinstance(r, Exception)]
     for error in failed:
         print(f"runbook: error: {error}", file=sys.stderr)
@@ -140,7 +140,7 @@ def cmd_lab_ssh(args: argparse.Namespace) -> int:
     return 127  # not reached
 
 
-def _lab_name(text: str) -> str:
+def lab_name_of(text: str) -> str:
     """argparse type for --lab: a bad name is a usage error (exit 2) before anything runs."""
     from runbook.lab import state as lab_state
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from runbook import __version__
 from runbook.cli.cluster_cmds import cmd_by_hand, cmd_migrate, cmd_render, cmd_validate
-from runbook.cli.lab_cmds import _lab_name, cmd_lab_down, cmd_lab_prepare, cmd_lab_reboot, cmd_lab_ssh, cmd_lab_status, cmd_lab_up, cmd_lab_world
+from runbook.cli.lab_cmds import cmd_lab_down, cmd_lab_prepare, cmd_lab_reboot, cmd_lab_ssh, cmd_lab_status, cmd_lab_up, cmd_lab_world, lab_name_of
 from runbook.cli.node_cmds import cmd_facts, cmd_membership, cmd_status
 from runbook.errors import RunbookError
 
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", type=int, help="make N hosts (node1..nodeN at .11, .12, ...) instead; writes a cluster file for them")
     p.add_argument("--subnet", help="IPv4 /24 for --nodes hosts (default 10.0.77.0/24), or for the nodes a cluster file "
                    "names only by hostnames (default 10.0.88.0/24, link k the k-th /24 above); labs on different subnets coexist")
-    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=lab_name_of, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument(
         "--os", default="host", choices=OS_CHOICES,
         help="host: an overlay of this machine with no init (fast, the default); debian12/debian13: "
@@ -159,10 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lab", default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_reboot)
     p = lab_sub.add_parser("status", help="hosts, addresses, sshd and corosync state")
-    p.add_argument("--lab", type=_lab_name, default=None, help="only this lab (default: all)")
+    p.add_argument("--lab", type=lab_name_of, default=None, help="only this lab (default: all)")
     p.set_defaults(func=cmd_lab_status)
     p = lab_sub.add_parser("down", help="remove everything the lab made; safe to run twice")
-    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=lab_name_of, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.add_argument("--all", action="store_true", help="remove every lab")
     p.set_defaults(func=cmd_lab_down)
     p = lab_sub.add_parser(
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = lab_sub.add_parser("ssh", help="open a shell (or run a command) on a lab host")
     p.add_argument("node", help="host name")
     p.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
-    p.add_argument("--lab", type=_lab_name, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
+    p.add_argument("--lab", type=lab_name_of, default=DEFAULT_LAB, help=f"lab name (default {DEFAULT_LAB})")
     p.set_defaults(func=cmd_lab_ssh)
 
     from runbook.cli import run_cmds  # `run` and `plan` execute the step notebooks

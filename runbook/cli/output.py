@@ -6,5 +6,5 @@ from __future__ import annotations
 import sys
 
 
-def _progress(message: str) -> None:
+def print_progress(message: str) -> None:
     print(f"  {message}", file=sys.stderr, flush=True)

@@ -181,19 +181,7 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node, effective: Effective) ->
         if cluster.rrp_mode is not None:
             w.kv("rrp_mode", cluster.rrp_mode)
         transport = effective.transport_line
-        numbers = sorted(set(range(cluster.link_count)) | {link.number for link in cluster.links})
-        for number in numbers:
-            link = cluster.link(number) or Link(number=number)
-            with w.section("interface"):
-                if effective.transport == "udpu":
-                    for member in cluster.nodes:
-                        with w.section("member"):
-                            w.kv("memberaddr", member.addresses[number])
-                w.kv("ringnumber", number)
-                own = node.addresses[number] if number < len(node.addresses) else None
-                if link.bindnetaddr or own:
-                    w.kv("bindnetaddr", link.bindnetaddr or own)  # each node's own address (unicast)
-                _link_options(w, cluster, link, 1)
+        _interfaces_1(w, cluster, node, effective)
         if transport is not None:
             w.kv("transport", transport)
         if t.ip_version is not None:
@@ -209,27 +197,85 @@ def _render_1(w: _Writer, cluster: Cluster, node: Node, effective: Effective) ->
         w.extra(((key, value),))
     if cluster.pacemaker_plugin and not plugin_written:
         _plugin(w)
-    lg = cluster.logging
-    legacy_logging = _section(cluster.legacy_1x, "logging") + lg.extra
-    if legacy_logging or lg != type(lg)():
-        with w.section("logging"):
-            _legacy_kv(w, legacy_logging, "fileline")
-            if lg.to_stderr is not None:
-                w.kv("to_stderr", _yes(lg.to_stderr))
-            if lg.to_logfile is not None:
-                w.kv("to_logfile", _yes(lg.to_logfile))
-            if lg.logfile is not None:
-                w.kv("logfile", lg.logfile)
-            if lg.to_syslog is not None:
-                w.kv("to_syslog", _yes(lg.to_syslog))
-            _legacy_kv(w, legacy_logging, "syslog_facility")
-            if lg.debug is not None:
-                w.kv("debug", _on(lg.debug))
-            if lg.timestamp is not None:
-                w.kv("timestamp", _on(lg.timestamp))
-            w.extra(_without(legacy_logging, "fileline", "syslog_facility"))
+    _logging_1(w, cluster)
     _quorum(w, cluster, effective)
     w.extra(cluster.extra)
+
+
+def _interfaces_1(w: _Writer, cluster: Cluster, node: Node, effective: Effective) -> None:
+    """One interface per ring, with this node's own address as bindnetaddr (and every member on udpu)."""
+    numbers = sorted(set(range(cluster.link_count)) | {link.number for link in cluster.links})
+    for number in numbers:
+        link = cluster.link(number) or Link(number=number)
+        with w.section("interface"):
+            if effective.transport == "udpu":
+                for member in cluster.nodes:
+                    with w.section("member"):
+                        w.kv("memberaddr", member.addresses[number])
+            w.kv("ringnumber", number)
+            own = node.addresses[number] if number < len(node.addresses) else None
+            if link.bindnetaddr or own:
+                w.kv("bindnetaddr", link.bindnetaddr or own)  # each node's own address (unicast)
+            _link_options(w, cluster, link, 1)
+
+
+def _logging_1(w: _Writer, cluster: Cluster) -> None:
+    """The chapter's logging section: its keys in its order, the 1.x-only ones where the chapter has them."""
+    lg = cluster.logging
+    legacy_logging = _section(cluster.legacy_1x, "logging") + lg.extra
+    if not legacy_logging and lg == type(lg)():
+        return
+    with w.section("logging"):
+        _legacy_kv(w, legacy_logging, "fileline")
+        if lg.to_stderr is not None:
+            w.kv("to_stderr", _yes(lg.to_stderr))
+        if lg.to_logfile is not None:
+            w.kv("to_logfile", _yes(lg.to_logfile))
+        if lg.logfile is not None:
+            w.kv("logfile", lg.logfile)
+        if lg.to_syslog is not None:
+            w.kv("to_syslog", _yes(lg.to_syslog))
+        _legacy_kv(w, legacy_logging, "syslog_facility")
+        if lg.debug is not None:
+            w.kv("debug", _on(lg.debug))
+        if lg.timestamp is not None:
+            w.kv("timestamp", _on(lg.timestamp))
+        w.extra(_without(legacy_logging, "fileline", "syslog_facility"))
+
+
+def _crypto_modern(w: _Writer, cluster: Cluster, effective: Effective) -> None:
+    """The file's own crypto keys as given, else what `crypto` asks for (nothing for Corosync's default)."""
+    t = cluster.totem
+    if _crypto_set(cluster):
+        if t.crypto_model is not None:
+            w.kv("crypto_model", t.crypto_model)
+        if t.crypto_cipher is not None:
+            w.kv("crypto_cipher", t.crypto_cipher)
+        if t.crypto_hash is not None:
+            w.kv("crypto_hash", t.crypto_hash)
+        if t.secauth is not None:
+            w.kv("secauth", _on(t.secauth))
+    elif cluster.crypto != "default":
+        w.kv("crypto_cipher", "aes256" if effective.crypto else "none")
+        w.kv("crypto_hash", "sha256" if effective.crypto else "none")
+        if effective.generation == 2:
+            w.kv("secauth", _on(effective.crypto))
+
+
+def _nodelist(w: _Writer, cluster: Cluster) -> None:
+    w.line("")
+    with w.section("nodelist"):
+        for node in (n for n in cluster.nodes if n.listed):
+            with w.section("node"):
+                if node.named:
+                    w.kv("name", node.name)
+                if node.nodeid is not None:
+                    w.kv("nodeid", node.nodeid)
+                for number, address in enumerate(node.addresses):
+                    w.kv(f"ring{number}_addr", address)
+                if node.quorum_votes is not None:
+                    w.kv("quorum_votes", node.quorum_votes)
+                w.extra(node.extra)
 
 
 def _plugin(w: _Writer) -> None:
@@ -273,21 +319,7 @@ def _render_modern(w: _Writer, cluster: Cluster, effective: Effective) -> None:
                 w.kv(key, getattr(t, key))
         if transport is not None:
             w.kv("transport", transport)
-        if _crypto_set(cluster):
-            if t.crypto_model is not None:
-                w.kv("crypto_model", t.crypto_model)
-            if t.crypto_cipher is not None:
-                w.kv("crypto_cipher", t.crypto_cipher)
-            if t.crypto_hash is not None:
-                w.kv("crypto_hash", t.crypto_hash)
-            if t.secauth is not None:
-                w.kv("secauth", _on(t.secauth))
-        elif cluster.crypto != "default":
-            crypto = effective.crypto
-            w.kv("crypto_cipher", "aes256" if crypto else "none")
-            w.kv("crypto_hash", "sha256" if crypto else "none")
-            if generation == 2:
-                w.kv("secauth", _on(crypto))
+        _crypto_modern(w, cluster, effective)
         ip_version = t.ip_version
         if ip_version is None and generation == 2 and any(":" in n.address for n in cluster.nodes):
             ip_version = "ipv6"  # Corosync 2 resolves IPv4 unless told
@@ -307,19 +339,7 @@ def _render_modern(w: _Writer, cluster: Cluster, effective: Effective) -> None:
                 w.kv("ringnumber" if generation == 2 else "linknumber", link.number)
                 _link_options(w, cluster, link, generation)
     if cluster.nodelist:
-        w.line("")
-        with w.section("nodelist"):
-            for node in (n for n in cluster.nodes if n.listed):
-                with w.section("node"):
-                    if node.named:
-                        w.kv("name", node.name)
-                    if node.nodeid is not None:
-                        w.kv("nodeid", node.nodeid)
-                    for number, address in enumerate(node.addresses):
-                        w.kv(f"ring{number}_addr", address)
-                    if node.quorum_votes is not None:
-                        w.kv("quorum_votes", node.quorum_votes)
-                    w.extra(node.extra)
+        _nodelist(w, cluster)
     _quorum(w, cluster, effective)
     lg = cluster.logging
     if lg != type(lg)():

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runbook.errors import LabError
-from runbook.lab.netns import _init_pid, _netns_pids, host_exec
+from runbook.lab.netns import host_exec, init_pid, netns_pids
 from runbook.lab.plan import hosts_entries
 from runbook.lab.rootfs import BootOS, boot_os, require_ready
 from runbook.lab.sshd import sshd_answers, sshd_command, wait_for_sshd
@@ -169,7 +169,7 @@ def _supervisor_pids(state: LabState, host: LabHost) -> list[int]:
 
     script = str(state.host_dir(host) / "supervisor.sh")
     found = []
-    for pid in _netns_pids(host.netns):
+    for pid in netns_pids(host.netns):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -190,7 +190,7 @@ def kill_host(state: LabState, host: LabHost) -> None:
     if supervisors:
         (state.host_dir(host) / STOP_FLAG).write_text("")
         try:
-            _signal(_init_pid(host), signal.SIGKILL)
+            _signal(init_pid(host), signal.SIGKILL)
         except LabError:
             pass  # no machine running
         deadline = time.monotonic() + 5
@@ -198,7 +198,7 @@ def kill_host(state: LabState, host: LabHost) -> None:
             time.sleep(0.05)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        pids = _netns_pids(host.netns)
+        pids = netns_pids(host.netns)
         if not pids:
             return
         for pid in pids:
@@ -219,7 +219,7 @@ def hard_reset(state: LabState, host: LabHost) -> None:
     if not _supervisor_pids(state, host):
         raise LabError(f"host {host.name}: its supervisor is not running (the machine is off); `runbook lab up` again")
     (state.host_dir(host) / HARD_FLAG).write_text("")
-    _signal(_init_pid(host), signal.SIGKILL)
+    _signal(init_pid(host), signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from runbook.lab.state import LabHost, LabState, all_labs, labs_root
 from runbook.local import run_local
 
 
-def _netns_prefix() -> str:
+def netns_prefix() -> str:
     """Namespace names are global to the machine, unlike links and routes: a lab made in a lab world
     gets the world's name in front, so it never takes the name of a lab of the same name outside."""
     world = os.environ.get("RUNBOOK_WORLD")
@@ -43,28 +43,28 @@ def require_lab_support() -> None:
             raise LabError(f"RUNBOOK_LAB_ROOT={root} is under {tmpfs}, which lab hosts do not share")
 
 
-def _netns_list() -> set[str]:
+def netns_list() -> set[str]:
     out = run_local(["ip", "netns", "list"], check=False).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def _link_exists(name: str) -> bool:
+def link_exists(name: str) -> bool:
     return run_local(["ip", "link", "show", "dev", name], check=False).returncode == 0
 
 
-def _netns_pids(netns: str) -> list[int]:
+def netns_pids(netns: str) -> list[int]:
     out = run_local(["ip", "netns", "pids", netns], check=False).stdout
     return [int(p) for p in out.split() if p.isdigit()]
 
 
-def _comm(pid: int) -> str:
+def process_name(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return ""
 
 
-def _check_subnet_free(state: LabState) -> None:
+def check_subnet_free(state: LabState) -> None:
     """Refuse a subnet the machine already routes: lab traffic must never leave the lab."""
     routes = json.loads(run_local(["ip", "-4", "-j", "route", "show"]).stdout or "[]")
     for subnet_text in [state.subnet, *(link.subnet for link in state.extra_links)]:
@@ -88,12 +88,12 @@ def _lab_owning_link(dev: str) -> str | None:
     return None
 
 
-def _make_bridge(state: LabState) -> None:
+def make_bridge(state: LabState) -> None:
     nets = [(state.bridge, state.subnet, state.bridge_address)]
     nets += [(link.bridge, link.subnet, link.bridge_address) for link in state.extra_links]
     for bridge, subnet, address in nets:
         prefix = ipaddress.ip_network(subnet).prefixlen
-        if not _link_exists(bridge):
+        if not link_exists(bridge):
             run_local(["ip", "link", "add", bridge, "type", "bridge"])
         run_local(["ip", "addr", "replace", f"{address}/{prefix}", "dev", bridge])
         run_local(["ip", "link", "set", bridge, "up"])
@@ -112,9 +112,9 @@ def set_link(state: LabState, host_name: str, link: int, up: bool) -> None:
     run_local(["ip", "-n", host.netns, "link", "set", interface_of(link), "up" if up else "down"])
 
 
-def _init_pid(host: LabHost) -> int:
+def init_pid(host: LabHost) -> int:
     """The host's PID 1, seen from this machine (the process whose children are the host's daemons)."""
-    for pid in _netns_pids(host.netns):
+    for pid in netns_pids(host.netns):
         try:
             stat = Path(f"/proc/{pid}/status").read_text()
         except OSError:
@@ -133,26 +133,26 @@ def host_exec(
     Files a host uses must be changed this way, not under the lab dir: overlayfs does not promise that
     changes to its lower layer (this machine's /) show inside a mounted host.
     """
-    pid = _init_pid(host)
+    pid = init_pid(host)
     argv = ["nsenter", "-t", str(pid), "-m", "-u", "-p", "-n", "-r", "-w", "sh", "-c", command]
     return run_local(argv, timeout=timeout, check=check, input=input)
 
 
-def _kill_netns(netns: str) -> None:
+def kill_netns(netns: str) -> None:
     """Stop every process in the namespace (PID 1 first takes its PID namespace with it)."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        pids = _netns_pids(netns)
+        pids = netns_pids(netns)
         for pid in pids:
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 3
-        while _netns_pids(netns) and time.monotonic() < deadline:
+        while netns_pids(netns) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if not _netns_pids(netns):
+        if not netns_pids(netns):
             return
-    raise LabError(f"processes in {netns} survive SIGKILL: {_netns_pids(netns)}")
+    raise LabError(f"processes in {netns} survive SIGKILL: {netns_pids(netns)}")
 
 
 def lab_exec_argv(state: LabState, host_name: str, command: Iterable[str] = ()) -> list[str]:

@@ -9,8 +9,8 @@ import re
 from collections.abc import Sequence
 
 from runbook.errors import LabError
-from runbook.lab.netns import _netns_prefix
-from runbook.lab.sshd import _sh_quote, sshd_command
+from runbook.lab.netns import netns_prefix
+from runbook.lab.sshd import sh_quote, sshd_command
 from runbook.lab.state import LabHost, LabLink, LabState, check_lab_name
 
 GENERATED_SUBNET = ipaddress.ip_network("10.0.77.0/24")
@@ -83,7 +83,7 @@ def plan_lab(name: str, nodes: Sequence[NodeSpec]) -> LabState:
         LabHost(
             name=node_name,
             address=addresses[0],
-            netns=_netns_prefix() + f"rb-{name}-{node_name}",
+            netns=netns_prefix() + f"rb-{name}-{node_name}",
             veth=f"rb{name}v{i}",
             extra_addresses=addresses[1:],
             extra_veths=[f"rb{name}v{i}l{k}" for k in range(1, count)],
@@ -242,7 +242,7 @@ def boot_script(state: LabState, host: LabHost) -> str:
             f"mount -t tmpfs tmpfs {root}/run",
             f"mount -t tmpfs tmpfs {root}/tmp",
             f"hostname {host.name}",
-            f"exec chroot {root} /bin/bash -c {_sh_quote(init)}",
+            f"exec chroot {root} /bin/bash -c {sh_quote(init)}",
             "",
         ]
     )

@@ -30,11 +30,11 @@ def sshd_command(state: LabState, host: LabHost) -> str:
     )
 
 
-def _sh_quote(text: str) -> str:
+def sh_quote(text: str) -> str:
     return "'" + text.replace("'", "'\"'\"'") + "'"
 
 
-def _make_keys(state: LabState) -> None:
+def make_host_keys(state: LabState) -> None:
     state.dir.mkdir(parents=True, exist_ok=True)
     os.chmod(state.dir, 0o700)
     if not state.identity.exists():
@@ -73,7 +73,7 @@ def sshd_answers(host: LabHost) -> bool:
     return any(_sshd_listening(address) for address in host.addresses)
 
 
-def _wait_for_sshd(state: LabState, progress: Progress) -> None:
+def wait_for_every_sshd(state: LabState, progress: Progress) -> None:
     wait_for_sshd(state, state.hosts, SSHD_WAIT_SECONDS, "sshd did not come up")
 
 

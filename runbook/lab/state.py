@@ -177,5 +177,5 @@ def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
 Progress = Callable[[str], None]
 
 
-def _quiet(_: str) -> None:
+def no_progress(_: str) -> None:
     pass

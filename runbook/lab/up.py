@@ -22,10 +22,10 @@ from collections.abc import Sequence
 from runbook.errors import LabError
 from runbook.lab import boot as lab_boot
 from runbook.lab import rootfs as lab_rootfs
-from runbook.lab.netns import _check_subnet_free, _comm, _kill_netns, _link_exists, _make_bridge, _netns_list, _netns_pids, interface_of, require_lab_support
+from runbook.lab.netns import check_subnet_free, interface_of, kill_netns, link_exists, make_bridge, netns_list, netns_pids, process_name, require_lab_support
 from runbook.lab.plan import NodeSpec, boot_script, cluster_yaml_text, plan_lab, ssh_config_text
-from runbook.lab.sshd import _make_keys, _wait_for_sshd, sshd_answers
-from runbook.lab.state import LAB_ONLY_ENV, HostStatus, LabHost, LabState, Progress, _quiet, check_lab_name, lab_for_address, labs_root
+from runbook.lab.sshd import make_host_keys, sshd_answers, wait_for_every_sshd
+from runbook.lab.state import LAB_ONLY_ENV, HostStatus, LabHost, LabState, Progress, check_lab_name, lab_for_address, labs_root, no_progress
 from runbook.local import run_local
 
 # ---------------------------------------------------------------------------------------------
@@ -53,9 +53,9 @@ def guard_address(address: str) -> None:
         return
     state, host = found
     for bridge in state.bridges:
-        if not _link_exists(bridge):
+        if not link_exists(bridge):
             raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but the lab's bridge {bridge} is gone; run `runbook lab up` again")
-    if host.netns not in _netns_list():
+    if host.netns not in netns_list():
         raise LabError(f"{address} is lab host {host.name} of lab '{state.name}', but its namespace {host.netns} is gone; run `runbook lab up` again")
 
 
@@ -63,7 +63,7 @@ def guard_address(address: str) -> None:
 # Making and removing
 
 
-def prepare_packages(progress: Progress = _quiet) -> None:
+def prepare_packages(progress: Progress = no_progress) -> None:
     """Fill the machine's apt cache so `apt-get install corosync` inside a host needs no network."""
     installed = run_local(["dpkg-query", "-W", "-f=${Status}", "corosync"], check=False).stdout
     if "install ok installed" in installed:
@@ -107,7 +107,7 @@ def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
 def up(
     name: str,
     nodes: Sequence[NodeSpec],
-    progress: Progress = _quiet,
+    progress: Progress = no_progress,
     packages: bool = True,
     os_name: str = "host",
     names: dict[str, str] | None = None,
@@ -134,25 +134,25 @@ def up(
             return existing
         progress(f"lab '{name}' exists but differs or is not healthy; removing it first")
         down(name, progress)
-    _check_subnet_free(planned)
+    check_subnet_free(planned)
     if packages and os_name == "host":
         prepare_packages(progress)
     planned.created = time.time()
     planned.save()  # intent first: `down` can undo whatever follows
     try:
-        _make_keys(planned)
-        _make_bridge(planned)
+        make_host_keys(planned)
+        make_bridge(planned)
         for host in planned.hosts:
             progress(f"starting host {host.name} at {', '.join(host.addresses)}" + (f", booting {os_name}" if os_name != "host" else ""))
             _make_host(planned, host)
         if os_name == "host":
-            _wait_for_sshd(planned, progress)
+            wait_for_every_sshd(planned, progress)
         else:
 
             lab_boot.wait_until_booted(planned, planned.hosts, progress)
     except BaseException:
         progress("lab up failed; removing what was made")
-        down(name, _quiet)
+        down(name, no_progress)
         raise
     planned.ssh_config.write_text(ssh_config_text(planned))
     planned.cluster_file.write_text(cluster_yaml_text(planned))
@@ -161,13 +161,13 @@ def up(
 
 
 def _make_host(state: LabState, host: LabHost) -> None:
-    if host.netns not in _netns_list():
+    if host.netns not in netns_list():
         run_local(["ip", "netns", "add", host.netns])
     subnets = [state.subnet, *(link.subnet for link in state.extra_links)]
     for k, (veth, address, bridge, subnet) in enumerate(zip([host.veth, *host.extra_veths], host.addresses, state.bridges, subnets)):
         prefix = ipaddress.ip_network(subnet).prefixlen
         inside = interface_of(k)
-        if not _link_exists(veth):
+        if not link_exists(veth):
             run_local(["ip", "link", "add", veth, "type", "veth", "peer", "name", inside, "netns", host.netns])
         run_local(["ip", "link", "set", veth, "master", bridge, "up"])
         run_local(["ip", "-n", host.netns, "addr", "replace", f"{address}/{prefix}", "dev", inside])
@@ -194,11 +194,11 @@ def _make_host(state: LabState, host: LabHost) -> None:
 
 
 def status(state: LabState) -> list[HostStatus]:
-    netns = _netns_list()
+    netns = netns_list()
     result = []
     for host in state.hosts:
         alive = host.netns in netns
-        pids = _netns_pids(host.netns) if alive else []
+        pids = netns_pids(host.netns) if alive else []
         boot = lab_boot.boot_state(state, host) if alive else None
         result.append(
             HostStatus(
@@ -206,7 +206,7 @@ def status(state: LabState) -> list[HostStatus]:
                 address=host.address,
                 netns=alive,
                 sshd=alive and sshd_answers(host),
-                corosync=any(_comm(p) == "corosync" for p in pids),
+                corosync=any(process_name(p) == "corosync" for p in pids),
                 boots=lab_boot.boots(state, host),
                 enabled=boot.enabled if boot else "?",
                 active=boot.active if boot else "?",
@@ -215,7 +215,7 @@ def status(state: LabState) -> list[HostStatus]:
     return result
 
 
-def down(name: str, progress: Progress = _quiet) -> bool:
+def down(name: str, progress: Progress = no_progress) -> bool:
     """Remove everything lab `name` made, from its state file and from the kernel's own lists.
 
     Safe to run twice and after a crash: names are found both in the state and by prefix.
@@ -224,15 +224,15 @@ def down(name: str, progress: Progress = _quiet) -> bool:
     check_lab_name(name)
     state = LabState.load(name)
     prefix = f"rb-{name}-"
-    namespaces = {ns for ns in _netns_list() if ns.startswith(prefix)}
+    namespaces = {ns for ns in netns_list() if ns.startswith(prefix)}
     veths: set[str] = set()
     bridges = [f"rb-{name}"[:15]] + [f"rb-{name}-l{k}" for k in range(1, 8)]  # found by name after a crash too
     if state:
-        namespaces |= {h.netns for h in state.hosts if h.netns in _netns_list()}
+        namespaces |= {h.netns for h in state.hosts if h.netns in netns_list()}
         veths = {v for h in state.hosts for v in [h.veth, *h.extra_veths]}
         bridges = list(dict.fromkeys(state.bridges + bridges))
     lab_dir = labs_root() / name
-    found = bool(namespaces) or any(_link_exists(b) for b in bridges) or lab_dir.exists()
+    found = bool(namespaces) or any(link_exists(b) for b in bridges) or lab_dir.exists()
     if state and state.os != "host":
 
         for host in state.hosts:
@@ -240,10 +240,10 @@ def down(name: str, progress: Progress = _quiet) -> bool:
                 lab_boot.kill_host(state, host)  # supervisor first, so no machine boots again
     for netns in sorted(namespaces):
         progress(f"stopping {netns}")
-        _kill_netns(netns)
+        kill_netns(netns)
         run_local(["ip", "netns", "del", netns], check=False)
     for link in sorted(veths) + bridges:
-        if _link_exists(link):
+        if link_exists(link):
             run_local(["ip", "link", "del", link], check=False)
     if lab_dir.exists():
         shutil.rmtree(lab_dir)

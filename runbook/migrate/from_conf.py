@@ -23,7 +23,7 @@ from runbook.conf.parse import Entry, differences, parse_entries, settings
 from runbook.conf.render import render
 from runbook.errors import ClusterFileError
 from runbook.migrate.options import NodeOption
-from runbook.migrate.reader import _KNET_HINTS, _last, _merged, _Reader, _sections
+from runbook.migrate.reader import KNET_HINTS, Reader, last_value, merged_section, sections_named
 from runbook.model.rules import cluster_from_mapping
 
 DEFAULT_CLUSTER_NAME = "cluster"
@@ -44,15 +44,15 @@ class Migration(NamedTuple):
 
 def detect_generation(entries: list[Entry]) -> tuple[int, str]:
     """Which Corosync the file is for, from its own keys, and why (a nodelist means 2.x or later)."""
-    totem = _merged(entries, "totem")
-    interfaces = _sections(totem, "interface")
+    totem = merged_section(entries, "totem")
+    interfaces = sections_named(totem, "interface")
     keys = {k for k, _ in totem} | {k for i in interfaces for k, _ in i}
-    if _last(totem, "transport") == "knet":
+    if last_value(totem, "transport") == "knet":
         return 3, "transport: knet"
-    hints = sorted(k for k in keys if k in _KNET_HINTS or k.startswith("knet_") or k == "linknumber")
+    hints = sorted(k for k in keys if k in KNET_HINTS or k.startswith("knet_") or k == "linknumber")
     if hints:
         return 3, f"{hints[0]} (a knet key)"
-    if _sections(entries, "nodelist"):
+    if sections_named(entries, "nodelist"):
         return 2, "a nodelist without knet keys"
     modern = sorted(k for k in ("cluster_name", "crypto_cipher", "crypto_hash") if k in keys)
     if modern:
@@ -65,11 +65,11 @@ def takes_members(text: str | bytes, source: str = "corosync.conf") -> bool:
     without a node list (or one that lists only some). Raises ConfigParseError for a bad file."""
     entries = parse_entries(text, source)
     generation, _ = detect_generation(entries)
-    totem = _merged(entries, "totem")
-    if any(k == "member" for i in _sections(totem, "interface") for k, _ in i):
+    totem = merged_section(entries, "totem")
+    if any(k == "member" for i in sections_named(totem, "interface") for k, _ in i):
         return False
-    multicast = _last(totem, "transport") in (None, "udp") and generation < 3
-    listed = any(k == "node" for section in _sections(entries, "nodelist") for k, _ in section)
+    multicast = last_value(totem, "transport") in (None, "udp") and generation < 3
+    listed = any(k == "node" for section in sections_named(entries, "nodelist") for k, _ in section)
     return multicast or not listed
 
 
@@ -87,7 +87,7 @@ def cluster_mapping_from_conf(
     (or `generation`, converting what must change, each change noted)."""
     source_generation, why = detect_generation(entries)
     target = _target(generation) or source_generation
-    reader = _Reader(entries, source_generation)
+    reader = Reader(entries, source_generation)
     notes = reader.notes
     notes.append(f"generation: {source_generation}, read from the file ({why})")
     mapping: dict[str, Any] = {"cluster_name": None}
@@ -154,64 +154,75 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
         notes.append("legacy_1x: the 1.x-only keys (amf, aisexec, threads, ...) stay in the file but are "
                      f"not written on Corosync {target}.x")
     if target >= 2 and source == 1:
-        mapping.pop("nodelist", None)
-        for index, node in enumerate(mapping["nodes"]):
-            if node.get("nodeid") is None:
-                used = {n.get("nodeid") for n in mapping["nodes"]}
-                node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
-                notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (the file fixes none; "
-                             f"Corosync {target}.x needs one)")
-            if "name" not in node:
-                notes.append(f"nodes[{index}]: no name in the file, so none in the nodelist either; add the node's "
-                             "hostname as name: if Pacemaker should know it by name")
+        _from_1x(mapping, target, notes)
+    if target == 3:
+        _to_knet(mapping, notes)
+
+
+def _from_1x(mapping: dict[str, Any], target: int, notes: list[str]) -> None:
+    """A 1.x file on 2.x/3.x: node ids (1.x picks them itself) and names for the nodelist."""
+    totem = mapping.setdefault("totem", {})
+    mapping.pop("nodelist", None)
+    for index, node in enumerate(mapping["nodes"]):
+        if node.get("nodeid") is None:
+            used = {n.get("nodeid") for n in mapping["nodes"]}
+            node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+            notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (the file fixes none; "
+                         f"Corosync {target}.x needs one)")
+        if "name" not in node:
+            notes.append(f"nodes[{index}]: no name in the file, so none in the nodelist either; add the node's "
+                         "hostname as name: if Pacemaker should know it by name")
     extra = totem.get("extra", {})
-    if target >= 2 and source == 1 and "nodeid" in extra:
+    if "nodeid" in extra:
         notes.append(f"totem.nodeid: {extra.pop('nodeid')!r} dropped: on Corosync {target}.x node ids are in the nodelist")
         if not extra:
             totem.pop("extra")
-    if target == 3:
-        counts = [len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"]]
-        if len(set(counts)) > 1:
-            keep = min(counts)
-            for index, node in enumerate(mapping["nodes"]):
-                if len(node.get("addresses") or []) > keep:
-                    dropped = node["addresses"][keep:]
-                    node["addresses"] = node["addresses"][:keep]
-                    if keep == 1:
-                        node["address"] = node.pop("addresses")[0]
-                    notes.append(f"nodes[{index}]: {', '.join(dropped)} dropped: the other nodes have no address on "
-                                 "that link, and knet needs every node on every link")
-        if mapping.pop("nodelist", True) is False:
-            notes.append("nodelist: written (knet has no multicast to find the members)")
-        if any(len(n.get("addresses") or []) > 1 for n in mapping["nodes"]):
-            for index, node in enumerate(mapping["nodes"]):
-                if "name" not in node:
-                    node["name"] = node.get("address") or node["addresses"][0]
-                    notes.append(f"nodes[{index}].name: {node['name']} (its address; Corosync 3 needs a name for "
-                                 "every node with several links: put the node's hostname here)")
-        if mapping.get("transport") in ("auto", "knet"):
-            count = min(len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"])
-            for link in list(mapping.get("links", [])):
-                if isinstance(link.get("number"), int) and link["number"] >= count:
-                    mapping["links"].remove(link)
-                    notes.append(f"links: ring {link['number']} dropped: the nodes have no address on it (a "
-                                 f"multicast ring); give each node a ring{link['number']}_addr to make it a knet link")
-                    continue
-                for key in ("mcastaddr", "ttl", "broadcast", "bindnetaddr"):
-                    if key in link:
-                        notes.append(f"links[{link.get('number')}].{key}: {link.pop(key)} dropped: knet is unicast and "
-                                     "binds to each node's own address")
+
+
+def _to_knet(mapping: dict[str, Any], notes: list[str]) -> None:
+    """A file on Corosync 3 (knet): every node on every link, named where it has several, ids within knet's."""
+    counts = [len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"]]
+    if len(set(counts)) > 1:
+        keep = min(counts)
         for index, node in enumerate(mapping["nodes"]):
-            if node.pop("listed", True) is False:
-                notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
-            if isinstance(node.get("nodeid"), int) and node["nodeid"] > 65535:
-                used = {n.get("nodeid") for n in mapping["nodes"]}
-                old_id, node["nodeid"] = node["nodeid"], next(i for i in range(1, 65536) if i not in used)
-                notes.append(f"nodes[{index}].nodeid: {old_id} -> {node['nodeid']} (knet allows at most 65535)")
-            if node.get("nodeid") is None:
-                used = {n.get("nodeid") for n in mapping["nodes"]}
-                node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
-                notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (Corosync 3 needs a node id for every node)")
+            if len(node.get("addresses") or []) > keep:
+                dropped = node["addresses"][keep:]
+                node["addresses"] = node["addresses"][:keep]
+                if keep == 1:
+                    node["address"] = node.pop("addresses")[0]
+                notes.append(f"nodes[{index}]: {', '.join(dropped)} dropped: the other nodes have no address on "
+                             "that link, and knet needs every node on every link")
+    if mapping.pop("nodelist", True) is False:
+        notes.append("nodelist: written (knet has no multicast to find the members)")
+    if any(len(n.get("addresses") or []) > 1 for n in mapping["nodes"]):
+        for index, node in enumerate(mapping["nodes"]):
+            if "name" not in node:
+                node["name"] = node.get("address") or node["addresses"][0]
+                notes.append(f"nodes[{index}].name: {node['name']} (its address; Corosync 3 needs a name for "
+                             "every node with several links: put the node's hostname here)")
+    if mapping.get("transport") in ("auto", "knet"):
+        count = min(len(n.get("addresses") or [n.get("address")]) for n in mapping["nodes"])
+        for link in list(mapping.get("links", [])):
+            if isinstance(link.get("number"), int) and link["number"] >= count:
+                mapping["links"].remove(link)
+                notes.append(f"links: ring {link['number']} dropped: the nodes have no address on it (a "
+                             f"multicast ring); give each node a ring{link['number']}_addr to make it a knet link")
+                continue
+            for key in ("mcastaddr", "ttl", "broadcast", "bindnetaddr"):
+                if key in link:
+                    notes.append(f"links[{link.get('number')}].{key}: {link.pop(key)} dropped: knet is unicast and "
+                                 "binds to each node's own address")
+    for index, node in enumerate(mapping["nodes"]):
+        if node.pop("listed", True) is False:
+            notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
+        if isinstance(node.get("nodeid"), int) and node["nodeid"] > 65535:
+            used = {n.get("nodeid") for n in mapping["nodes"]}
+            old_id, node["nodeid"] = node["nodeid"], next(i for i in range(1, 65536) if i not in used)
+            notes.append(f"nodes[{index}].nodeid: {old_id} -> {node['nodeid']} (knet allows at most 65535)")
+        if node.get("nodeid") is None:
+            used = {n.get("nodeid") for n in mapping["nodes"]}
+            node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+            notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (Corosync 3 needs a node id for every node)")
 
 
 def _target(generation: int | str | None) -> int | None:

@@ -9,14 +9,9 @@ from typing import Any
 
 from runbook.conf.parse import Entry
 from runbook.errors import ClusterFileError
+from runbook.migrate.entries import as_int, last_value, merged_section, sections_named, yes_no
 from runbook.migrate.options import NodeOption
 from runbook.model.types import NetDevice, QuorumDevice
-
-_TRUE = ("yes", "on", "true", "1")
-
-
-_FALSE = ("no", "off", "false", "0")
-
 
 _TIMINGS = ("token", "token_retransmits_before_loss_const", "join", "consensus", "max_messages")
 
@@ -32,41 +27,8 @@ _ONLY_1X_TOTEM = ("vsftype", "threads")
 _ONLY_1X_TOP = ("amf", "aisexec", "compatibility")
 
 
-_KNET_HINTS = ("link_mode", "crypto_model", "knet_compression_model", "knet_compression_level",
+KNET_HINTS = ("link_mode", "crypto_model", "knet_compression_model", "knet_compression_level",
                "knet_compression_threshold", "knet_pmtud_interval", "block_unlisted_ips")
-
-
-def _merged(entries: list[Entry], name: str) -> list[Entry]:
-    """Corosync merges repeated top-level sections (two `totem {}` blocks act as one)."""
-    return [pair for key, value in entries if key == name and isinstance(value, list) for pair in value]
-
-
-def _last(entries: list[Entry], key: str) -> str | None:
-    values = [v for k, v in entries if k == key and isinstance(v, str)]
-    return values[-1] if values else None
-
-
-def _sections(entries: list[Entry], key: str) -> list[list[Entry]]:
-    return [v for k, v in entries if k == key and isinstance(v, list)]
-
-
-def _bool(text: str | None) -> Any:
-    """A Corosync yes/no word as a bool; anything else is returned as is, for validation to name."""
-    if text is None:
-        return None
-    lowered = text.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    return text
-
-
-def _int(text: str | None) -> Any:
-    if text is None:
-        return None
-    stripped = text.strip()
-    return int(stripped) if stripped.isascii() and stripped.isdigit() and len(stripped) < 20 else text
 
 
 def _extra(entries: list[Entry]) -> dict[str, Any]:
@@ -84,7 +46,7 @@ def _extra(entries: list[Entry]) -> dict[str, Any]:
     return result
 
 
-class _Reader:
+class Reader:
     """Walks one file's entries into a cluster mapping, noting what it does and what it cannot carry."""
 
     def __init__(self, entries: list[Entry], generation: int) -> None:
@@ -103,7 +65,7 @@ class _Reader:
         return values[-1] if values else None
 
     def totem(self, mapping: dict[str, Any]) -> None:
-        totem = _merged(self.entries, "totem")
+        totem = merged_section(self.entries, "totem")
         own = ("version", "cluster_name", "transport", "secauth", "crypto_cipher", "crypto_hash",
                "crypto_model", "ip_version", "interface", *_TIMINGS)
         version = self.single("totem", totem, "version")
@@ -116,7 +78,7 @@ class _Reader:
             mapping["name_in_conf"] = False
         t: dict[str, Any] = {}
         for key in _TIMINGS:
-            value = _int(self.single("totem", totem, key))
+            value = as_int(self.single("totem", totem, key))
             if value is not None:
                 t[key] = value
         transport = self.single("totem", totem, "transport")
@@ -127,7 +89,7 @@ class _Reader:
                 t[key] = value
         secauth = self.single("totem", totem, "secauth")
         if secauth is not None:
-            t["secauth"] = _bool(secauth)
+            t["secauth"] = yes_no(secauth)
         mapping["crypto"] = "default"  # the file's own crypto keys (or none: Corosync's default)
         ip_version = self.single("totem", totem, "ip_version")
         mode_key = "link_mode" if self.generation >= 3 else "rrp_mode"
@@ -157,18 +119,18 @@ class _Reader:
         """interface { } sections -> links; 1.x member lists -> addresses per ring."""
         members: dict[int, list[str]] = {}
         links = []
-        for interface in _sections(_merged(self.entries, "totem"), "interface"):
-            number_text = _last(interface, "linknumber" if self.generation >= 3 else "ringnumber")
+        for interface in sections_named(merged_section(self.entries, "totem"), "interface"):
+            number_text = last_value(interface, "linknumber" if self.generation >= 3 else "ringnumber")
             if number_text is None:
-                number_text = _last(interface, "ringnumber") or _last(interface, "linknumber")
-            number = _int(number_text) if number_text is not None else 0
+                number_text = last_value(interface, "ringnumber") or last_value(interface, "linknumber")
+            number = as_int(number_text) if number_text is not None else 0
             link: dict[str, Any] = {"number": number}
             extra: list[Entry] = []
             for key, value in interface:
                 if key in ("ringnumber", "linknumber"):
                     continue
                 if key == "member" and isinstance(value, list):
-                    address = _last(value, "memberaddr")
+                    address = last_value(value, "memberaddr")
                     if address is not None and isinstance(number, int):
                         members.setdefault(number, []).append(address)
                     rest = [(k, v) for k, v in value if k != "memberaddr"]
@@ -177,11 +139,11 @@ class _Reader:
                                          "(a member holds only memberaddr in the model)")
                     continue
                 if isinstance(value, str) and key in _LINK_INTS and key not in link:
-                    link[key] = _int(self.single("totem.interface", interface, key))
+                    link[key] = as_int(self.single("totem.interface", interface, key))
                 elif isinstance(value, str) and key in ("mcastaddr", "bindnetaddr", "knet_transport") and key not in link:
                     link[key] = self.single("totem.interface", interface, key)
                 elif isinstance(value, str) and key == "broadcast" and key not in link:
-                    link[key] = _bool(self.single("totem.interface", interface, key))
+                    link[key] = yes_no(self.single("totem.interface", interface, key))
                 elif key not in link:
                     extra.append((key, value))
             if extra:
@@ -192,7 +154,7 @@ class _Reader:
 
     def nodes(self, mapping: dict[str, Any], members: dict[int, list[str]], given: list[NodeOption],
               given_from: str = "--node") -> None:
-        nodelists = _sections(self.entries, "nodelist")
+        nodelists = sections_named(self.entries, "nodelist")
         listed = [n for section in nodelists for k, n in section if k == "node" and isinstance(n, list)]
         for section in nodelists:
             for key, value in section:
@@ -312,13 +274,13 @@ class _Reader:
         elif addresses:
             node["addresses"] = addresses
         nodeid = self.single(path, entries, "nodeid")
-        node["nodeid"] = None if nodeid is None else _int(nodeid)
+        node["nodeid"] = None if nodeid is None else as_int(nodeid)
         if nodeid is not None and nodeid.strip() == "":
             node["nodeid"] = None
             self.lost.append(f"{path}.nodeid: empty (Corosync reads it as unset, and so does the cluster file)")
         votes = self.single(path, entries, "quorum_votes")
         if votes is not None:
-            node["quorum_votes"] = _int(votes)
+            node["quorum_votes"] = as_int(votes)
         if extra:
             node["extra"] = _extra(extra)
         return node
@@ -343,7 +305,7 @@ class _Reader:
                 return
 
     def quorum(self, mapping: dict[str, Any]) -> None:
-        quorum = _merged(self.entries, "quorum")
+        quorum = merged_section(self.entries, "quorum")
         q: dict[str, Any] = {}
         provider = self.single("quorum", quorum, "provider")
         if provider is not None:
@@ -353,15 +315,15 @@ class _Reader:
         for key in ("two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker"):
             value = self.single("quorum", quorum, key)
             if value is not None:
-                q[key] = _bool(value)
+                q[key] = yes_no(value)
         for key in ("last_man_standing_window", "expected_votes"):
             value = self.single("quorum", quorum, key)
             if value is not None:
-                q[key] = _int(value)
+                q[key] = as_int(value)
         node = self.single("quorum", quorum, "auto_tie_breaker_node")
         if node is not None:
             q["auto_tie_breaker_node"] = node
-        devices = _sections(quorum, "device")
+        devices = sections_named(quorum, "device")
         if devices:
             q["device"] = self.device([pair for d in devices for pair in d])
         own = ("provider", "two_node", "wait_for_all", "last_man_standing", "auto_tie_breaker",
@@ -379,20 +341,20 @@ class _Reader:
         for key in ("votes", "timeout", "sync_timeout"):
             value = self.single("quorum.device", entries, key)
             if value is not None:
-                device[key] = _int(value)
-        nets = [pair for n in _sections(entries, "net") for pair in n]
+                device[key] = as_int(value)
+        nets = [pair for n in sections_named(entries, "net") for pair in n]
         if nets:
             net: dict[str, Any] = {}
             own = [f for f in NetDevice.__dataclass_fields__ if f != "extra"]
             for key in own:
                 value = self.single("quorum.device.net", nets, key)
                 if value is not None:
-                    net[key] = _int(value) if key in ("port", "connect_timeout", "force_ip_version") else value
+                    net[key] = as_int(value) if key in ("port", "connect_timeout", "force_ip_version") else value
             extra = [(k, v) for k, v in nets if k not in own]
             if extra:
                 net["extra"] = _extra(extra)
             device["net"] = net
-        heuristics = [pair for h in _sections(entries, "heuristics") for pair in h]
+        heuristics = [pair for h in sections_named(entries, "heuristics") for pair in h]
         if heuristics:
             device["heuristics"] = _extra(heuristics)
         own_device = [f for f in QuorumDevice.__dataclass_fields__ if f not in ("extra",)]
@@ -402,16 +364,16 @@ class _Reader:
         return device
 
     def logging(self, mapping: dict[str, Any]) -> None:
-        logging = _merged(self.entries, "logging")
+        logging = merged_section(self.entries, "logging")
         lg: dict[str, Any] = {}
         for key in ("to_syslog", "to_stderr", "to_logfile"):
             value = self.single("logging", logging, key)
             if value is not None:
-                lg[key] = _bool(value)
+                lg[key] = yes_no(value)
         for key, word in (("debug", "trace"), ("timestamp", "hires")):
             value = self.single("logging", logging, key)
             if value is not None:
-                lg[key] = word if value.strip().lower() == word else _bool(value)
+                lg[key] = word if value.strip().lower() == word else yes_no(value)
         logfile = self.single("logging", logging, "logfile")
         if logfile is not None:
             lg["logfile"] = logfile
@@ -430,7 +392,7 @@ class _Reader:
             if key in ("totem", "nodelist", "quorum", "logging"):
                 continue
             if (key == "service" and isinstance(value, list) and self.generation == 1 and not plugin
-                    and _last(value, "name") == "pacemaker" and _last(value, "ver") == "0" and len(value) == 2):
+                    and last_value(value, "name") == "pacemaker" and last_value(value, "ver") == "0" and len(value) == 2):
                 plugin = True
                 continue
             (legacy if self.generation == 1 and key in _ONLY_1X_TOP else extra).append((key, value))

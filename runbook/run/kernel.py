@@ -238,7 +238,7 @@ def _throttle_saves(nb_man: Any) -> Callable[[], None]:
     return restore
 
 
-def _register_engine() -> None:
+def register_engine() -> None:
     """A papermill engine that runs a notebook in a given, already started kernel through a given,
     already connected client (both owned by SharedKernel, which closes them at the end of the run)."""
     from papermill.clientwrap import PapermillNotebookClient

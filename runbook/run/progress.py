@@ -68,7 +68,7 @@ class Progress:
         self._drop_log()
 
 
-class _ToRunLog(logging.Handler):
+class ToRunLog(logging.Handler):
     """papermill's own warnings (e.g. "Passed unknown parameter") go to run.log, not between progress lines."""
 
     def __init__(self, progress: Progress) -> None:

@@ -23,7 +23,7 @@ cannot take the record ends the run with one line naming the path (ControllerDis
 This module is the run loop and its CLI; the parts live beside it, one concept each:
 runbook.run/step_files.py (the step notebooks, --only), runbook.run/record.py (the typed record on disk, run
 directories), runbook.run/kernel.py (the shared kernel, its IPC sockets, watch_parent) and
-runbook.run/messages.py (what the terminal shows). Their names are re-exported here.
+runbook.run/messages.py (what the terminal shows).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -45,13 +46,14 @@ from typing import IO, Any
 from runbook.errors import ControllerDiskError, RunbookError, RunLocked, RunRecordError, UsageError
 from runbook.model.load import load_cluster
 from runbook.model.rules import to_parameters
+from runbook.model.types import Cluster
 from runbook.run import lock
-from runbook.run.kernel import SharedKernel, _register_engine, check_kernel, sweep_kernel_dirs
+from runbook.run.kernel import SharedKernel, check_kernel, register_engine, sweep_kernel_dirs
 from runbook.run.messages import clean, failure_message, one_line, outcome_lines, verdict
-from runbook.run.progress import Progress, _ToRunLog
+from runbook.run.progress import Progress, ToRunLog
 from runbook.run.record import SUMMARY, make_run_dir, mark_dead_runs, write_summary
 from runbook.run.step_files import Step, discover_steps, notebooks_dir, repo_root, select_steps
-from runbook.run.summary import RunState, StepResult, _record_of_stopped_step, read_record, run_summary
+from runbook.run.summary import RunState, StepResult, read_record, record_of_stopped_step, run_summary
 from runbook.ssh.hosts import hosts_for
 
 DEFAULT_OUT = "runs"
@@ -142,43 +144,75 @@ def run(
     0 ok, 1 failed, 130 interrupted (^C), 143 terminated (SIGTERM); RunLocked (75) is raised when
     another run holds the cluster. `lock_nodes` (default: yes, unless a test passes `executor`)
     takes the lock on every node too. `take_over`: preflight lets nodes of another running cluster
-    be moved into this one (see runbook.foreign_cluster). `restart_all`: a change that restarts
+    be moved into this one (see runbook.steps.foreign_cluster). `restart_all`: a change that restarts
     every node together, stopping the running cluster, may be made (see runbook.steps.change).
+    The lab guard, where one is wanted, is the caller's to install first (the CLI does).
     """
+    cluster, steps = prepare(cluster_file, only, timeout)
+    if lock_nodes is None:
+        lock_nodes = executor is None
+    out_dir = Path(out if out is not None else DEFAULT_OUT).resolve()
+    run_id = secrets.token_hex(4)
+    holder = lock.this_holder("plan" if check else "run", cluster.name, run_id)
+    held = hold(cluster, steps, check=check, lock_nodes=lock_nodes, out_dir=out_dir, holder=holder)
+    os.environ[RUN_ID_ENV] = run_id  # the kernel inherits it: backups on the nodes carry the run's id
+    state = RunState(
+        cluster_name=cluster.name,
+        cluster_file=os.path.abspath(cluster_file),
+        check=check,
+        run_dir=held.run_dir,
+        started=held.started,
+        results=[StepResult(step) for step in steps],
+        run_id=run_id,
+        runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
+    )
+    flags = {"check": check, "take_over": take_over, "restart_all": restart_all, "rotate_key": rotate_key}
+    parameters = {**to_parameters(cluster), **flags, "record_dir": _record_dir_parameter(held.run_dir)}
+    session = _Session(state, held, out_dir, Progress(stream or sys.stderr, held.run_dir / RUN_LOG))
+    mode = " (check: nothing will be changed)" if check else ""
+    session.progress.line(
+        f"runbook {'plan' if check else 'run'}: cluster '{cluster.name}' ({len(cluster.nodes)} nodes) "
+        f"from {cluster_file}{mode}; {len(steps)} step{'s' if len(steps) != 1 else ''}"
+    )
+    return session.execute(parameters, executor, timeout)
 
-    stream = stream or sys.stderr
-    cluster = load_cluster(cluster_file)  # exit 2 on bad input, before anything starts
+
+def prepare(cluster_file: str, only: Sequence[str] | None, timeout: float | None) -> tuple[Cluster, list[Step]]:
+    """The cluster, its logins and the steps, checked before any kernel starts or host is touched (exit 2)."""
+    cluster = load_cluster(cluster_file)
     hosts_for(cluster)  # the logins too (ssh_config: ports, ProxyJump): exit 2 here, not in a notebook; connects nowhere
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
     steps = select_steps(discover_steps(notebooks_dir()), only)
     check_kernel()
-    if lock_nodes is None:
-        lock_nodes = executor is None
+    return cluster, steps
 
-    out_dir = Path(out if out is not None else DEFAULT_OUT).resolve()
+
+@dataclass
+class Held:
+    """What a run holds while it runs: the controller's lock, the nodes' locks (a run), its directory."""
+
+    holder: lock.Holder
+    controller_lock: lock.ControllerLock
+    node_locks: lock.NodeLocks | None
+    started: datetime
+    run_dir: Path
+
+    def release(self) -> None:
+        if self.node_locks is not None:
+            self.node_locks.release()
+            self.node_locks.hosts.close()
+        self.controller_lock.release()
+
+
+def hold(cluster: Cluster, steps: Sequence[Step], *, check: bool, lock_nodes: bool, out_dir: Path, holder: lock.Holder) -> Held:
+    """Take the run's locks (a plan only reads them) and make its directory; on any failure, hold nothing."""
     cluster_dir = out_dir / cluster.name
-    run_id = secrets.token_hex(4)
-    holder = lock.this_holder("plan" if check else "run", cluster.name, run_id)
     controller_lock = lock.ControllerLock(cluster_dir)
     node_locks: lock.NodeLocks | None = None
     try:
         if check:
-            # A plan changes nothing and takes no lock, so it never holds up a run; but while a run
-            # changes the nodes, what a plan reads is already out of date: refused the same way.
-            other = lock.probe_controller(cluster_dir)
-            if other is not None:
-                raise RunLocked(
-                    socket.gethostname(),
-                    f"a {other.describe()} is changing the nodes now; a plan would read them half-changed. "
-                    "Run the plan when it has ended.",
-                    holder=other,
-                )
-            if lock_nodes:  # another controller's run holds the nodes: seen in their locks, read-only
-                with hosts_for(cluster) as probed:
-                    held = lock.probe_nodes(probed)
-                if held:
-                    raise lock.refuse_plan(held)
+            _refuse_plan_while_held(cluster, cluster_dir, lock_nodes)
         else:
             controller_lock.acquire(holder)
             mark_dead_runs(cluster_dir)
@@ -190,171 +224,196 @@ def run(
                 lines = "; ".join(f"{n}: {why}" for n, why in node_locks.unreachable.items())
                 raise RunbookError(f"cannot take the run lock on every node ({lines}); nothing was changed")
         started = datetime.now(timezone.utc)
-        run_dir = make_run_dir(out_dir, cluster.name, started, check)
+        return Held(holder, controller_lock, node_locks, started, make_run_dir(out_dir, cluster.name, started, check))
     except BaseException as exc:
-        if node_locks is not None:
-            node_locks.release()
-            node_locks.hosts.close()
-        controller_lock.release()
+        Held(holder, controller_lock, node_locks, datetime.now(timezone.utc), cluster_dir).release()
         if isinstance(exc, OSError) and (found := disk_error(exc, out_dir, cluster_dir)) is not None:
             raise found from None
         raise
-    os.environ[RUN_ID_ENV] = run_id  # the kernel inherits it: backups on the nodes carry the run's id
-    state = RunState(
-        cluster_name=cluster.name,
-        cluster_file=os.path.abspath(cluster_file),
-        check=check,
-        run_dir=run_dir,
-        started=started,
-        results=[StepResult(step) for step in steps],
-        run_id=run_id,
-        runner={"host": holder.host, "pid": holder.pid, "pid_start": holder.pid_start},
-    )
-    parameters = {**to_parameters(cluster), "check": check, "take_over": take_over, "restart_all": restart_all, "rotate_key": rotate_key, "record_dir": _record_dir_parameter(run_dir)}
-    progress = Progress(stream, run_dir / RUN_LOG)
-    mode = " (check: nothing will be changed)" if check else ""
-    progress.line(
-        f"runbook {'plan' if check else 'run'}: cluster '{cluster.name}' ({len(cluster.nodes)} nodes) "
-        f"from {cluster_file}{mode}; {len(steps)} step{'s' if len(steps) != 1 else ''}"
-    )
-    record_error: list[ControllerDiskError] = []
-    disk_reported = False  # a step already ended on the controller's disk: said once, not twice
 
-    def save_summary() -> None:
+
+def _refuse_plan_while_held(cluster: Cluster, cluster_dir: Path, lock_nodes: bool) -> None:
+    """A plan changes nothing and takes no lock, so it never holds up a run; but while a run changes
+    the nodes, what a plan reads is already out of date: refused the same way."""
+    other = lock.probe_controller(cluster_dir)
+    if other is not None:
+        raise RunLocked(
+            socket.gethostname(),
+            f"a {other.describe()} is changing the nodes now; a plan would read them half-changed. "
+            "Run the plan when it has ended.",
+            holder=other,
+        )
+    if lock_nodes:  # another controller's run holds the nodes: seen in their locks, read-only
+        with hosts_for(cluster) as probed:
+            held = lock.probe_nodes(probed)
+        if held:
+            raise lock.refuse_plan(held)
+
+
+class _Session:
+    """One run from its first step to its record: the step loop, ^C and SIGTERM, the controller's disk."""
+
+    def __init__(self, state: RunState, held: Held, out_dir: Path, progress: Progress) -> None:
+        self.state, self.held, self.out_dir, self.progress = state, held, out_dir, progress
+        self.run_dir = state.run_dir
+        self.record_error: list[ControllerDiskError] = []
+        self.disk_reported = False  # a step already ended on the controller's disk: said once, not twice
+        self.current: StepResult | None = None
+        self.t0 = time.monotonic()
+        self.exit_code = 0
+
+    def save_summary(self) -> None:
         try:
-            write_summary(run_dir, run_summary(state))
+            write_summary(self.run_dir, run_summary(self.state))
         except OSError as exc:
-            found = disk_error(exc, out_dir)
+            found = disk_error(exc, self.out_dir)
             if found is None:
                 raise
-            if not record_error:
-                record_error.append(found)
+            if not self.record_error:
+                self.record_error.append(found)
 
-    exit_code = 0
-    papermill_log = logging.getLogger("papermill")
-    handler, propagate = _ToRunLog(progress), papermill_log.propagate
-    current: StepResult | None = None
-    t0 = time.monotonic()
-    kernel_log: IO[bytes] | None = None
-    previous_sigterm = None
-    if threading.current_thread() is threading.main_thread():
-        previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        save_summary()
-        kernel_log = open(run_dir / KERNEL_LOG, "ab")  # noqa: SIM115
-        papermill_log.addHandler(handler)
-        papermill_log.propagate = False
-        if executor is None:
-            _register_engine()
-            executor = SharedKernel(repo_root(), kernel_log)
-        for index, result in enumerate(state.results, start=1):
-            current = result
+    def execute(self, parameters: dict[str, Any], executor: Callable[..., None] | None, timeout: float | None) -> int:
+        papermill_log = logging.getLogger("papermill")
+        handler, propagate = ToRunLog(self.progress), papermill_log.propagate
+        kernel_log: IO[bytes] | None = None
+        previous_sigterm = None
+        if threading.current_thread() is threading.main_thread():
+            previous_sigterm = signal.signal(signal.SIGTERM, _raise_terminated)
+        try:
+            self.save_summary()
+            kernel_log = open(self.run_dir / KERNEL_LOG, "ab")  # noqa: SIM115
+            papermill_log.addHandler(handler)
+            papermill_log.propagate = False
+            if executor is None:
+                register_engine()
+                executor = SharedKernel(repo_root(), kernel_log)
+            self.run_steps(executor, parameters, timeout, kernel_log)
+        except KeyboardInterrupt as exc:
+            self.interrupted(exc)
+        except OSError as exc:
+            found = disk_error(exc, self.out_dir)
+            if found is None:
+                raise
+            self.record_error.append(found)
+        finally:
+            close = getattr(executor, "close", None)
+            if close is not None:
+                close()
+            papermill_log.removeHandler(handler)
+            papermill_log.propagate = propagate
+            self.finish(kernel_log)
+            if previous_sigterm is not None:
+                signal.signal(signal.SIGTERM, previous_sigterm)
+        return self.exit_code
+
+    def run_steps(self, executor: Callable[..., None], parameters: dict[str, Any], timeout: float | None, kernel_log: IO[bytes]) -> None:
+        steps = len(self.state.results)
+        for index, result in enumerate(self.state.results, start=1):
+            self.current = result
             step = result.step
-            output = run_dir / step.notebook
+            node_locks = self.held.node_locks
             if node_locks is not None and not _is_preflight(step):
-                problem = _check_node_locks(node_locks, holder)
+                problem = _check_node_locks(node_locks, self.held.holder)
                 if problem:
-                    progress.line(f"runbook: error: {problem}\n  (stopped before step {step.stem}, which changed nothing)")
-                    state.status = "failed"
-                    exit_code = RunLocked.exit_code
-                    break
-            progress.begin(f"[{index}/{len(steps)}] {step.stem} ... ")
-            t0 = time.monotonic()
+                    self.progress.line(f"runbook: error: {problem}\n  (stopped before step {step.stem}, which changed nothing)")
+                    self.state.status, self.exit_code = "failed", RunLocked.exit_code
+                    return
+            self.progress.begin(f"[{index}/{steps}] {step.stem} ... ")
+            self.t0 = time.monotonic()
             try:
-                executor(step, output, parameters, cwd=repo_root(), timeout=timeout, kernel_log=kernel_log)
+                executor(step, self.run_dir / step.notebook, parameters, cwd=repo_root(), timeout=timeout, kernel_log=kernel_log)
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure of the step ends the run, reported
-                result.seconds = time.monotonic() - t0
-                result.status = "failed"
-                result.record = _record_of_stopped_step(run_dir, step)
-                found = disk_error(exc, out_dir, output)
-                if found is not None:
-                    message, result.error = str(found), one_line(str(found))
-                    disk_reported = True
-                else:
-                    message, result.error = failure_message(step, exc, result.record, timeout)
-                progress.end(f"FAILED ({result.seconds:.1f}s)")
-                for line in outcome_lines(result.record):
-                    progress.line(line)
-                progress.line(f"runbook: error: {message}")
-                if found is None:
-                    progress.line(f"  executed notebook with the error: {_display_path(output)}")
-                state.status = "failed"
-                exit_code = 1
-                break
-            result.seconds = time.monotonic() - t0
-            try:
-                result.record = read_record(run_dir, step)
-            except RunRecordError as exc:  # the step ran, but what it did cannot be shown or published
-                result.status, result.error = "failed", one_line(str(exc))
-                progress.end(f"FAILED ({result.seconds:.1f}s)")
-                progress.line(f"runbook: error: step {step.stem} ran, but its record cannot be read: {clean(str(exc))}")
-                state.status = "failed"
-                exit_code = 1
-                break
-            result.status = "ok"
-            progress.end(f"ok ({result.seconds:.1f}s)")
-            for line in outcome_lines(result.record):
-                progress.line(line)
-            save_summary()
-            if record_error:
-                break
+                self.step_failed(result, exc, timeout)
+                return
+            result.seconds = time.monotonic() - self.t0
+            if not self.step_done(result):
+                return
+            self.save_summary()
+            if self.record_error:
+                return
+        self.state.status = "ok"
+
+    def step_failed(self, result: StepResult, exc: Exception, timeout: float | None) -> None:
+        step, output = result.step, self.run_dir / result.step.notebook
+        result.seconds = time.monotonic() - self.t0
+        result.status = "failed"
+        result.record = record_of_stopped_step(self.run_dir, step)
+        found = disk_error(exc, self.out_dir, output)
+        if found is not None:
+            message, result.error = str(found), one_line(str(found))
+            self.disk_reported = True
         else:
-            state.status = "ok"
-    except KeyboardInterrupt as exc:
+            message, result.error = failure_message(step, exc, result.record, timeout)
+        self.progress.end(f"FAILED ({result.seconds:.1f}s)")
+        for line in outcome_lines(result.record):
+            self.progress.line(line)
+        self.progress.line(f"runbook: error: {message}")
+        if found is None:
+            self.progress.line(f"  executed notebook with the error: {_display_path(output)}")
+        self.state.status, self.exit_code = "failed", 1
+
+    def step_done(self, result: StepResult) -> bool:
+        """The step ran: its record read back and shown. False when the record cannot be read."""
+        try:
+            result.record = read_record(self.run_dir, result.step)
+        except RunRecordError as exc:  # the step ran, but what it did cannot be shown or published
+            result.status, result.error = "failed", one_line(str(exc))
+            self.progress.end(f"FAILED ({result.seconds:.1f}s)")
+            self.progress.line(f"runbook: error: step {result.step.stem} ran, but its record cannot be read: {clean(str(exc))}")
+            self.state.status, self.exit_code = "failed", 1
+            return False
+        result.status = "ok"
+        self.progress.end(f"ok ({result.seconds:.1f}s)")
+        for line in outcome_lines(result.record):
+            self.progress.line(line)
+        return True
+
+    def interrupted(self, exc: KeyboardInterrupt) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the run is ending: a second SIGTERM must not cut the cleanup
         terminated = isinstance(exc, Terminated)
+        current = self.current
         if current is not None and current.status == "not run":
             current.status = "interrupted"
-            current.seconds = time.monotonic() - t0
-            current.record = _record_of_stopped_step(run_dir, current.step)
-            progress.end(f"{'terminated' if terminated else 'interrupted'} ({current.seconds:.1f}s)")
-        state.status = "interrupted"
-        exit_code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
+            current.seconds = time.monotonic() - self.t0
+            current.record = record_of_stopped_step(self.run_dir, current.step)
+            self.progress.end(f"{'terminated' if terminated else 'interrupted'} ({current.seconds:.1f}s)")
+        self.state.status = "interrupted"
+        self.exit_code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         where = f" during step {current.step.stem}" if current else ""
-        progress.line(f"runbook: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}")
-        if current is not None and (run_dir / current.step.notebook).exists():
-            progress.line(f"  executed notebook so far: {_display_path(run_dir / current.step.notebook)}")
-    except OSError as exc:
-        found = disk_error(exc, out_dir)
-        if found is None:
-            raise
-        record_error.append(found)
-    finally:
-        close = getattr(executor, "close", None)
-        if close is not None:
-            close()
-        if node_locks is not None:
-            node_locks.release()
-            node_locks.hosts.close()
-        papermill_log.removeHandler(handler)
-        papermill_log.propagate = propagate
+        self.progress.line(f"runbook: {'terminated (SIGTERM)' if terminated else 'interrupted'}{where}")
+        if current is not None and (self.run_dir / current.step.notebook).exists():
+            self.progress.line(f"  executed notebook so far: {_display_path(self.run_dir / current.step.notebook)}")
+
+    def finish(self, kernel_log: IO[bytes] | None) -> None:
+        """The locks released and the record closed, whatever ended the run."""
+        if self.held.node_locks is not None:
+            self.held.node_locks.release()
+            self.held.node_locks.hosts.close()
         if kernel_log is not None:
             kernel_log.close()
             try:
-                if (run_dir / KERNEL_LOG).stat().st_size == 0:
-                    (run_dir / KERNEL_LOG).unlink()  # the kernels said nothing outside the notebooks
+                if (self.run_dir / KERNEL_LOG).stat().st_size == 0:
+                    (self.run_dir / KERNEL_LOG).unlink()  # the kernels said nothing outside the notebooks
             except OSError:
                 pass
-        state.finished = datetime.now(timezone.utc)
-        if state.status == "running":  # an unexpected error in the runner itself, or its disk
-            state.status = "failed"
-        save_summary()
-        if progress.error is not None and not record_error:
-            record_error.append(disk_error(progress.error, out_dir) or ControllerDiskError(socket.gethostname(), str(run_dir / RUN_LOG), str(progress.error)))
-        if record_error:
-            exit_code = exit_code or 1
-            if not disk_reported:
-                progress.line(f"runbook: error: {record_error[0]}; the run's record is incomplete")
-        progress.line(f"record: {_display_path(run_dir)}/ ({SUMMARY}, {RUN_LOG}, executed notebooks)")
-        progress.line(verdict(state))
-        progress.close()
-        controller_lock.release()
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
-    return exit_code
+        self.state.finished = datetime.now(timezone.utc)
+        if self.state.status == "running":  # an unexpected error in the runner itself, or its disk
+            self.state.status = "failed"
+        self.save_summary()
+        if self.progress.error is not None and not self.record_error:
+            error = self.progress.error
+            self.record_error.append(disk_error(error, self.out_dir) or ControllerDiskError(socket.gethostname(), str(self.run_dir / RUN_LOG), str(error)))
+        if self.record_error:
+            self.exit_code = self.exit_code or 1
+            if not self.disk_reported:
+                self.progress.line(f"runbook: error: {self.record_error[0]}; the run's record is incomplete")
+        self.progress.line(f"record: {_display_path(self.run_dir)}/ ({SUMMARY}, {RUN_LOG}, executed notebooks)")
+        self.progress.line(verdict(self.state))
+        self.progress.close()
+        self.held.controller_lock.release()
 
 
 def _check_node_locks(node_locks: lock.NodeLocks, holder: lock.Holder) -> str | None:

@@ -89,7 +89,7 @@ def read_record(run_dir: Path, step: Step) -> StepRecord | None:
     return read_step_record(path)
 
 
-def _record_of_stopped_step(run_dir: Path, step: Step) -> StepRecord | None:
+def record_of_stopped_step(run_dir: Path, step: Step) -> StepRecord | None:
     """The record of a step that failed or was stopped: an unreadable one must not hide why it stopped."""
     try:
         return read_record(run_dir, step)

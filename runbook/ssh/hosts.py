@@ -29,7 +29,7 @@ from runbook.errors import CommandFailed, CommandTimeout, ConnectionFailed, Host
 from runbook.ssh.endpoint import Endpoint, resolve_endpoint
 from runbook.ssh.host_keys import VerifyHostKey, fingerprint
 from runbook.ssh.host_keys import via as jump_prefix
-from runbook.ssh.liveness import _drain, session_watched, watch_liveness
+from runbook.ssh.liveness import drain, session_watched, watch_liveness
 from runbook.text import clean
 
 if TYPE_CHECKING:
@@ -270,7 +270,7 @@ class Host:
             if data:
                 channel.sendall(data)
             channel.shutdown_write()
-            stdout, stderr = _drain(channel, timeout)
+            stdout, stderr = drain(channel, timeout)
             status = channel.recv_exit_status()
             channel.close()
         except HostError:

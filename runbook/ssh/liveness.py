@@ -56,7 +56,7 @@ def _raise_lost(channel: paramiko.Channel) -> None:
     )
 
 
-def _drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
+def drain(channel: paramiko.Channel, timeout: float) -> tuple[bytes, bytes]:
     """Read stdout and stderr together so neither pipe can fill and stall the remote command.
 
     A connection that ends first (see watch_liveness) raises NodeSilent at once, with the reason the

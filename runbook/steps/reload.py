@@ -16,7 +16,7 @@ from runbook.ssh.fanout import parallel
 from runbook.ssh.hosts import Hosts
 from runbook.steps import change
 from runbook.steps.members import wait_for_membership
-from runbook.steps.restart import RELOADED, STAMP, _wanted_file, authkey_changed, restart_reason
+from runbook.steps.restart import RELOADED, STAMP, authkey_changed, restart_reason, wanted_file
 
 MARK_RELOADED = (f"[ ! -e {STAMP} ] || sed -i 's|^sha:{CONF_PATH}=.*|sha:{CONF_PATH}={RELOADED}|' {STAMP}")
 
@@ -86,7 +86,7 @@ def check_reload(cluster: Cluster, hosts: Hosts, facts: dict[str, NodeFacts], ge
     """Read every node's map again and name the reloaded nodes where the new values are not in it."""
     results = parallel(list(cluster.nodes), lambda n: hosts[n.name].run(change.SCRIPT, check=False, timeout=30, display="corosync-cmapctl").text)
     running = {n.name: (change.parse_running(n.name, r) if isinstance(r, str) else None) for n, r in zip(cluster.nodes, results)}
-    files = {name: _wanted_file(cluster, facts[name], generations[name], {}) for name in facts}
+    files = {name: wanted_file(cluster, facts[name], generations[name], {}) for name in facts}
     version = change.lowest_version(f.corosync_version for f in facts.values())
     generation = next(iter(generations.values()))
     return reload_misses(reloaded, running, files, generation, version, cluster.name)

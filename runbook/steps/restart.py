@@ -294,7 +294,7 @@ def authkey_changed(state: dict[str, str]) -> bool:
     return file_reason(state, AUTHKEY_PATH, "authkey") is not None
 
 
-def _wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str]) -> str:
+def wanted_file(cluster: Cluster, f: NodeFacts, generation: int, pending: dict[str, str]) -> str:
     """The file the node's Corosync is to run: on disk in a run, the one step 02 would write in a dry run."""
 
     on_disk = f.file(CONF_PATH)

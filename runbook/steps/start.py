@@ -37,7 +37,6 @@ from runbook.steps.restart import (
     SECTIONS,
     STATE_SCRIPT,
     STOP_WAIT,
-    _wanted_file,
     authkey_changed,
     cluster_reason,
     daemon_reason,
@@ -48,6 +47,7 @@ from runbook.steps.restart import (
     restart_operation,
     restart_reason,
     systemd_said,
+    wanted_file,
     with_pending,
 )
 
@@ -105,7 +105,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
     by_reload = key_reloads(states, running, joining, generation, version)
     key_news = {name: by_reload and new_key(states[name]) is not None for name in generations}
     if any((decides[n] or key_news[n]) and running[n] is not None for n in generations):
-        files = {name: _wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
+        files = {name: wanted_file(cluster, facts[name], generations[name], waiting[name]) for name in generations}
         decided = change.decision(running, files, generation, version, cluster.name)
     if decided is None:
         return StepPlan(STEP, TITLE, nodes)
@@ -147,42 +147,49 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False, now
             keys = key_words if d.kind == Kind.NOTHING else f"{keys}; {key_words}"
             what = f"reload ({keys})"
         if d.kind == Kind.RELOAD or key_news[name]:
-            first = not reloads
-            script = RELOAD_SCRIPT if first else RELOADED_SCRIPT
-            node_plan.operations = [operations.run(
-                "reload", "corosync-cfgtool -R" if first else "corosync-cmapctl -g config.reload_status",
-                f"{what}: the reload goes to every node", script=script + KEY_STAMP + "\n" if key_news[name] else script,
-                by_hand=("corosync-cfgtool -R",) if first else (), timeout=60, fails_as="the reload failed",
-            )]
-            pid = states[name].get("pid", "?")
-            node_plan.would = f"would reload Corosync ({keys}); not restarted (pid {pid}){said}"
-            node_plan.change = f"reloaded Corosync ({keys}); not restarted (pid {pid})"
+            _reload(node_plan, what, keys, first=not reloads, key=key_news[name], pid=states[name].get("pid", "?"), said=said)
             reloads.append(name)
             continue
-        verb_reason = f"{what}; {reason}" if reason else what
-        node_plan.operations = [restart_operation(f.init_system, "restart", verb_reason)]
-        how = how_of(f.init_system)
-        if d.kind == Kind.ROLLING_RESTART:
-            # the membership it had, less nodes the new file removes (the reload before it dropped them)
-            members = min(running[name].members, len(cluster.nodes))  # type: ignore[union-attr]
-            node_plan.operations.append(operations.run(
-                "rejoin", f"corosync-quorumtool -s   # until quorate with {members} members", "the next node restarts only then",
-                script=rejoin_script(members), by_hand=(f"corosync-quorumtool -s   # wait for Quorate: Yes and Nodes: {members} before the next node",),
-                timeout=ROLL_WAIT + 30, fails_as="the node did not rejoin",
-            ))
-            rolling.append(name)
-            node_plan.would = f"would restart Corosync with {how}, one node at a time ({keys}){said}"
-            node_plan.change = f"restarted Corosync with {how}, one node at a time, and it rejoined ({keys})"
-        else:
-            together.append(name)
-            node_plan.would = f"would restart Corosync with {how} together with the other nodes ({keys}){said}"
-            node_plan.change = f"restarted Corosync with {how} together with the other nodes ({keys})"
+        members = min(running[name].members, len(cluster.nodes)) if d.kind == Kind.ROLLING_RESTART else None  # type: ignore[union-attr]
+        _restart(node_plan, f.init_system, f"{what}; {reason}" if reason else what, keys, said, members)
+        (rolling if members is not None else together).append(name)
     if decided.stops_cluster:
         step_plan.notes.append(f"this stops the whole cluster: {', '.join(decided.restart_all)} stop, then start together")
     quiet = [name for name in nodes if not nodes[name].changes]
     waves = [stopping, reloads[:1] + quiet, reloads[1:], *([name] for name in rolling), together, starts]
     step_plan.waves = [w for w in waves if w]
     return step_plan
+
+
+def _reload(node_plan: NodePlan, what: str, keys: str, *, first: bool, key: bool, pid: str, said: str) -> None:
+    """The node takes its change by reload: the first reloading node runs `corosync-cfgtool -R` (it
+    reaches every member), the others check that theirs took it."""
+    script = RELOAD_SCRIPT if first else RELOADED_SCRIPT
+    node_plan.operations = [operations.run(
+        "reload", "corosync-cfgtool -R" if first else "corosync-cmapctl -g config.reload_status",
+        f"{what}: the reload goes to every node", script=script + KEY_STAMP + "\n" if key else script,
+        by_hand=("corosync-cfgtool -R",) if first else (), timeout=60, fails_as="the reload failed",
+    )]
+    node_plan.would = f"would reload Corosync ({keys}); not restarted (pid {pid}){said}"
+    node_plan.change = f"reloaded Corosync ({keys}); not restarted (pid {pid})"
+
+
+def _restart(node_plan: NodePlan, init_system: str, why: str, keys: str, said: str, members: int | None) -> None:
+    """The node restarts: one at a time when `members` says how many it must see again before the
+    next one goes (the membership it had, less nodes the new file removes), else with the others."""
+    node_plan.operations = [restart_operation(init_system, "restart", why)]
+    how = how_of(init_system)
+    if members is None:
+        node_plan.would = f"would restart Corosync with {how} together with the other nodes ({keys}){said}"
+        node_plan.change = f"restarted Corosync with {how} together with the other nodes ({keys})"
+        return
+    node_plan.operations.append(operations.run(
+        "rejoin", f"corosync-quorumtool -s   # until quorate with {members} members", "the next node restarts only then",
+        script=rejoin_script(members), by_hand=(f"corosync-quorumtool -s   # wait for Quorate: Yes and Nodes: {members} before the next node",),
+        timeout=ROLL_WAIT + 30, fails_as="the node did not rejoin",
+    ))
+    node_plan.would = f"would restart Corosync with {how}, one node at a time ({keys}){said}"
+    node_plan.change = f"restarted Corosync with {how}, one node at a time, and it rejoined ({keys})"
 
 
 def remove_plans(step_plan: StepPlan, removed: Mapping[removal.Removed, str | Exception], now: float, cluster_name: str) -> list[str]:
@@ -232,7 +239,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     generations = {n: generation_of(cluster, f, STEP, check) for n, f in facts.items()}
     running = {name: change.parse_running(name, f.extra.get(change.SECTION, "")) for name, f in facts.items()}
     first = cluster.nodes[0].name
-    file_text = _wanted_file(cluster, facts[first], generations[first], pending(first) if check else {})
+    file_text = wanted_file(cluster, facts[first], generations[first], pending(first) if check else {})
     staying = removal.login_hostnames(hosts)
     found = removal.removed_nodes(running, cluster, file_text, generations[first], staying) if generations[first] in (2, 3) else []
     gone = {r: removal.host_for(r, cluster) for r in found}
@@ -246,17 +253,7 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
         for host in gone.values():
             host.close()
     leaving = {r.name for r in gone}
-    how_started = {}
-    for outcome in report.outcomes:
-        if outcome.status == "changed" and any(op.kind == "restart" for op in outcome.operations):
-            how_started[outcome.node] = how_of(facts[outcome.node].init_system)
-            output = "\n".join(op.output for op in outcome.operations).splitlines()  # the restart's, and a rejoin's
-            # what the restart script says of itself: "note: ... stopped corosync by pid ..." (a
-            # daemon without its pid file), and systemd's view after the start
-            outcome.summary += "".join(f"; {line.removeprefix('note: ')}" for line in output if line.startswith("note: "))
-            said = [line for line in output if line.startswith("systemd: ")]
-            if said:
-                outcome.summary += "; " + said[-1]
+    how_started = _restarts_said(report, facts)
     if check:
         report.notes.append("check mode: Corosync was not started and the membership was not awaited")
         return report
@@ -276,6 +273,33 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     if keyed and members_complete and not check:
         views, members_complete = key_kept(cluster, hosts, generations, views, running, progress, report)
     links = wait_for_links(cluster, hosts, generations, LINKS_WAIT if members_complete else 0)
+    _verdict(report, cluster, hosts, facts, views, links, seconds, leaving)
+    if how_started:
+        report.notes.append("started with: " + "; ".join(f"{n}: {h}" for n, h in how_started.items()))
+    return report
+
+
+def _restarts_said(report: StepReport, facts: dict[str, NodeFacts]) -> dict[str, str]:
+    """How each restarted node was started; what its restart script said of itself goes in its summary:
+    "note: ... stopped corosync by pid ..." (a daemon without its pid file), and systemd's view after."""
+    how_started = {}
+    for outcome in report.outcomes:
+        if outcome.status == "changed" and any(op.kind == "restart" for op in outcome.operations):
+            how_started[outcome.node] = how_of(facts[outcome.node].init_system)
+            output = "\n".join(op.output for op in outcome.operations).splitlines()  # the restart's, and a rejoin's
+            outcome.summary += "".join(f"; {line.removeprefix('note: ')}" for line in output if line.startswith("note: "))
+            said = [line for line in output if line.startswith("systemd: ")]
+            if said:
+                outcome.summary += "; " + said[-1]
+    return how_started
+
+
+def _verdict(report: StepReport, cluster: Cluster, hosts: Hosts, facts: dict[str, NodeFacts], views: dict[str, View],
+             links: dict[str, NodeLinks | Exception], seconds: float, leaving: set[str]) -> None:
+    """Every node's view and links in its outcome; StepFailed naming each node short of the full
+    membership, quorum or a link (with its log's tail)."""
+    expected = len(cluster.nodes)
+    members_complete = all(v.complete(expected) for v in views.values())
     report.extra_html = membership_html(views, expected) + links_html(links)
     for outcome in report.outcomes:
         if outcome.node in leaving:
@@ -307,9 +331,6 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
         f"all {expected} nodes are members and quorate after {seconds:.1f}s of waiting; ring ID {', '.join(sorted(r or '?' for r in ring_ids))}"
     )
     report.notes.append(f"every node is connected to every other node on each of its {cluster.link_count} link(s)")
-    if how_started:
-        report.notes.append("started with: " + "; ".join(f"{n}: {h}" for n, h in how_started.items()))
-    return report
 
 
 def partial_views(cluster: Cluster, hosts: Hosts, unreachable: StepFailed, check: bool) -> StepFailed:

@@ -67,10 +67,10 @@ def docs_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _test_lab_leftovers() -> list[str]:
     from runbook.lab import netns, state
 
-    found = [ns for ns in netns._netns_list() if f"rb-{TEST_LAB}-" in ns]  # in a lab world: w<world>-rb-...
+    found = [ns for ns in netns.netns_list() if f"rb-{TEST_LAB}-" in ns]  # in a lab world: w<world>-rb-...
     if state.LabState.load(TEST_LAB) is not None:
         found.append(f"lab state {state.labs_root() / TEST_LAB}")
-    if netns._link_exists(f"rb-{TEST_LAB}"):
+    if netns.link_exists(f"rb-{TEST_LAB}"):
         found.append(f"bridge rb-{TEST_LAB}")
     return found
 

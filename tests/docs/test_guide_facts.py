@@ -136,14 +136,14 @@ def test_the_ports_are_right_per_transport_and_link(texts: dict[str, str]) -> No
     assert re.search(r"UDP [^.]*9929", firewall), "firewalld's high-availability service opens UDP 9929 too"
 
 
-def _sections(html: str, level: str) -> list[tuple[str, str, str]]:
+def sections_named(html: str, level: str) -> list[tuple[str, str, str]]:
     """(heading text, text, HTML) up to the next heading of that level, for every heading of that level."""
     pieces = re.split(rf"(<{level}\b[^>]*>.*?</{level}>)", html, flags=re.S)
     return [(text_of(pieces[i]), text_of(pieces[i + 1]), pieces[i + 1]) for i in range(1, len(pieces) - 1, 2)]
 
 
 def test_the_quickstart_opens_the_firewall_before_the_first_run(built_site: BuiltSite) -> None:
-    steps = _sections(page_html(built_site, "quickstart/"), "h3")
+    steps = sections_named(page_html(built_site, "quickstart/"), "h3")
     titles = [title for title, _, _ in steps]
     firewall = [i for i, t in enumerate(titles) if "firewall" in t.lower()]
     first_run = [i for i, (_, body, _) in enumerate(steps) if "runbook run clusters/" in body]
@@ -171,7 +171,7 @@ def test_the_quickstart_lists_every_exit_code_the_runbook_uses(built_site: Built
     from runbook.errors import RunbookError, RunLocked, UsageError
     from runbook.run.runner import EXIT_INTERRUPTED, EXIT_TERMINATED
 
-    sections = {title: html for title, _, html in _sections(page_html(built_site, "quickstart/"), "h2")}
+    sections = {title: html for title, _, html in sections_named(page_html(built_site, "quickstart/"), "h2")}
     assert "Exit codes" in sections, f"no 'Exit codes' section in the Quickstart: {sorted(sections)}"
     listed = {int(code) for code in re.findall(r"<tr>\s*<td>(\d+)</td>", sections["Exit codes"])}
     used = {0, RunbookError.exit_code, UsageError.exit_code, RunLocked.exit_code, EXIT_INTERRUPTED, EXIT_TERMINATED}

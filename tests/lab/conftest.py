@@ -29,9 +29,9 @@ CHAPTER = REPO / "clusters" / "chapter.yaml"
 def leftovers(state: lab_state.LabState) -> list[str]:
     """Everything of a removed lab that is still on this machine (should be nothing)."""
     found = []
-    namespaces = netns._netns_list()
+    namespaces = netns.netns_list()
     found += [f"netns {h.netns}" for h in state.hosts if h.netns in namespaces]
-    found += [f"link {name}" for name in state.link_names() if netns._link_exists(name)]
+    found += [f"link {name}" for name in state.link_names() if netns.link_exists(name)]
     if state.dir.exists():
         found.append(f"dir {state.dir}")
     mounts = Path("/proc/self/mountinfo").read_text()

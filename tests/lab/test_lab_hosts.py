@@ -134,8 +134,8 @@ def test_lab_down_cleans_up_a_half_made_lab():
     """A crash after the state was written but before the hosts came up: down still cleans it all."""
     state = plan.plan_lab("pthalf", [("x1", "10.0.79.31")])
     state.save()
-    sshd._make_keys(state)
-    netns._make_bridge(state)
+    sshd.make_host_keys(state)
+    netns.make_bridge(state)
     subprocess.run(["ip", "netns", "add", state.hosts[0].netns], check=True)
     assert up.down("pthalf") is True
     assert leftovers(state) == []

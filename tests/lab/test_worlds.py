@@ -54,8 +54,8 @@ def test_another_world_makes_a_lab_at_the_same_addresses_and_leaves_ours_alone(h
     assert "node1" in result.stdout.splitlines()  # a real host in the world answered
     assert "wptw-rb-ptinner-node1" in result.stdout  # its namespace is named after the world: no clash
     # The world and its lab are gone; ours is still whole.
-    assert "rbw-ptw" not in netns._netns_list()
-    assert not any("ptinner" in ns for ns in netns._netns_list())
+    assert "rbw-ptw" not in netns.netns_list()
+    assert not any("ptinner" in ns for ns in netns.netns_list())
     rows = up.status(held_lab)
     assert [r.sshd for r in rows] == [True, True], rows
 
@@ -67,7 +67,7 @@ def test_a_world_in_use_is_refused_at_once() -> None:
     )
     try:
         deadline = time.monotonic() + 20
-        while "rbw-ptbusy" not in netns._netns_list() and time.monotonic() < deadline:
+        while "rbw-ptbusy" not in netns.netns_list() and time.monotonic() < deadline:
             time.sleep(0.2)
         started = time.monotonic()
         second = _runbook("lab", "world", "--world", "ptbusy", "--", "true", timeout=30)
@@ -77,7 +77,7 @@ def test_a_world_in_use_is_refused_at_once() -> None:
     finally:
         holder.terminate()
         holder.wait(timeout=30)
-    assert "rbw-ptbusy" not in netns._netns_list()
+    assert "rbw-ptbusy" not in netns.netns_list()
 
 
 def test_lab_up_names_the_lab_holding_the_subnet(held_lab: lab_state.LabState) -> None:

@@ -6,8 +6,6 @@ That the SSH layer never imports the lab is the layers contract's (test_architec
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 

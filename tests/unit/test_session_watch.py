@@ -96,9 +96,9 @@ def test_no_watchdog_when_the_command_shares_sshds_process_group(sshd: subproces
     process = subprocess.Popen(["dash", "-c", session_watched("sleep 600"), "sh", str(os.getpid())], start_new_session=False)
     children: list[int] = []
     try:
-        wait_for(lambda: any(_comm(p) == "sleep" for p in _children(process.pid)), 10, "the command")
+        wait_for(lambda: any(process_name(p) == "sleep" for p in _children(process.pid)), 10, "the command")
         children = _children(process.pid)
-        assert [_comm(p) for p in children] == ["sleep"], "no watchdog beside the command"
+        assert [process_name(p) for p in children] == ["sleep"], "no watchdog beside the command"
     finally:
         for child in children or _children(process.pid):
             os.kill(child, 9)
@@ -119,7 +119,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _comm(pid: int) -> str:
+def process_name(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
