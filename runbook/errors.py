@@ -128,27 +128,32 @@ class SubnetInUse(LabError):
 # --- concurrent runs and the controller's own disk (issue 15) -------------------------------------
 
 
-class RunLocked(HostError):
+class RunLocked(RunbookError):
     """Another run holds the cluster's lock (on this controller or on a node): refused at once, exit 75.
 
     `host` is where the lock is (this controller's name, or the node's); `holder` the other run's
-    record (runbook.run.lock.Holder) when it could be read.
+    record (runbook.run.lock.Holder) when it could be read. Not a HostError: nothing failed on a node,
+    and an `except HostError` around a node's command must not take a lock refusal for one.
     """
 
     exit_code = 75  # EX_TEMPFAIL: try again later
 
     def __init__(self, host: str, message: str, holder: object = None) -> None:
+        self.host = host
         self.holder = holder
-        super().__init__(host, message)
+        super().__init__(f"{host}: {message}")
 
 
-class ControllerDiskError(HostError):
-    """The controller cannot write its run record (disk full, read-only, no permission): names the path."""
+class ControllerDiskError(RunbookError):
+    """The controller cannot write its run record (disk full, read-only, no permission): names the path.
+
+    The controller's own disk, not a node's: not a HostError."""
 
     def __init__(self, host: str, path: str, reason: str) -> None:
+        self.host = host
         self.path = path
         self.reason = reason
-        super().__init__(host, f"controller cannot write {path}: {reason}")
+        super().__init__(f"{host}: controller cannot write {path}: {reason}")
 
 
 class CommandTimeout(HostError):

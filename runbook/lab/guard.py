@@ -25,46 +25,58 @@ from runbook.ssh import endpoint, hosts
 LAB_ONLY_ENV = hosts.LAB_ONLY_ENV
 
 
-def guard(hostname: str, node: str) -> None:
-    """Refuse `hostname` (an address or a name from ssh_config) for `node` when the lab must not send to it."""
+class LabGuard:
+    """The guard and ssh_config finder one process plugs into the SSH layer, over one view of the labs."""
 
-    try:
-        ipaddress.ip_address(hostname)
-    except ValueError:
-        if os.environ.get(LAB_ONLY_ENV):
-            raise ConnectionFailed(node, f"{hostname!r} is a name, not a lab address, and {LAB_ONLY_ENV} is set; refusing to connect") from None
-        return
-    try:
-        up.guard_address(hostname)
-    except RunbookError as exc:
-        raise ConnectionFailed(node, str(exc)) from exc
+    def __init__(self, labs: state.Labs) -> None:
+        self.labs = labs
+
+    def guard(self, hostname: str, node: str) -> None:
+        """Refuse `hostname` (an address or a name from ssh_config) for `node` when the lab must not send to it."""
+        try:
+            ipaddress.ip_address(hostname)
+        except ValueError:
+            if os.environ.get(LAB_ONLY_ENV):
+                raise ConnectionFailed(node, f"{hostname!r} is a name, not a lab address, and {LAB_ONLY_ENV} is set; refusing to connect") from None
+            return
+        try:
+            up.guard_address(hostname, self.labs)
+        except RunbookError as exc:
+            raise ConnectionFailed(node, str(exc)) from exc
+
+    def ssh_config(self, address: str) -> Path | None:
+        """The ssh_config of the lab that has a host at `address` (None for any other address)."""
+        found = self.labs.for_address(address)
+        return found[0].ssh_config if found else None
 
 
-def lab_ssh_config(address: str) -> Path | None:
-    """The ssh_config of the lab that has a host at `address` (None for any other address)."""
-
-    found = state.lab_for_address(address)
-    return found[0].ssh_config if found else None
-
-
-def needed() -> bool:
+def needed(labs: state.Labs) -> bool:
     """Whether connections from this process must pass the guard: lab-only, or labs on this machine."""
     if os.environ.get(LAB_ONLY_ENV):
         return True
-
     try:
-        return bool(state.all_labs())
+        return bool(labs.all())
     except RunbookError:  # an unreadable lab state: guard, and let each connection say why it is refused
         return True
 
 
+def installed() -> LabGuard | None:
+    """The guard this process has installed, if any."""
+    for guard in hosts.CONNECTION_GUARDS:
+        owner = getattr(guard, "__self__", None)
+        if isinstance(owner, LabGuard):
+            return owner
+    return None
+
+
 def install() -> bool:
     """Add the guard and the lab's ssh_config (once each) when they are needed; whether they are in now."""
-    if guard in hosts.CONNECTION_GUARDS:
+    if installed() is not None:
         return True
-    if not needed():
+    labs = state.Labs()
+    if not needed(labs):
         return False
-    hosts.add_connection_guard(guard)
-    if lab_ssh_config not in endpoint.SSH_CONFIG_FINDERS:
-        endpoint.SSH_CONFIG_FINDERS.append(lab_ssh_config)
+    lab_guard = LabGuard(labs)
+    hosts.add_connection_guard(lab_guard.guard)
+    endpoint.SSH_CONFIG_FINDERS.append(lab_guard.ssh_config)
     return True

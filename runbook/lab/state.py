@@ -8,10 +8,11 @@ import json
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 from runbook.errors import LabError
+from runbook.local import write_json_atomic
 
 DEFAULT_LAB = "lab"
 
@@ -111,11 +112,8 @@ class LabState:
         raise LabError(f"lab '{self.name}' has no host '{name_or_address}' (hosts: {known})")
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dir / "state.json.tmp"
-        data = asdict(self)
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, self.dir / "state.json")
+        """Atomically (a temp file of its own, then rename): two `lab up`s never write one temp file."""
+        write_json_atomic(self.dir / "state.json", asdict(self))
 
     @classmethod
     def load(cls, name: str) -> LabState | None:
@@ -126,9 +124,37 @@ class LabState:
             return None
         except (OSError, ValueError) as exc:
             raise LabError(f"{path}: cannot read lab state ({exc}); `runbook lab down --lab {name}` removes it") from exc
-        hosts = [LabHost(**h) for h in data.pop("hosts", [])]
-        links = [LabLink(**link) for link in data.pop("extra_links", [])]
-        return cls(hosts=hosts, extra_links=links, **data)
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_dict(cls, data: object, path: Path) -> LabState:
+        """The state in `data` (read from `path`), checked: a key this version does not know, or one it
+        needs and does not find, is named with the file, not left to a TypeError from the constructor."""
+        hint = f"written by another version of the runbook? `runbook lab down --lab {path.parent.name}` removes it"
+        if not isinstance(data, dict):
+            raise LabError(f"{path}: not a lab state (a JSON object was expected); {hint}")
+        data = dict(data)
+        try:
+            hosts = [_checked(LabHost, h, f"hosts[{i}]") for i, h in enumerate(data.pop("hosts", []))]
+            links = [_checked(LabLink, link, f"extra_links[{i}]") for i, link in enumerate(data.pop("extra_links", []))]
+            return _checked(cls, {**data, "hosts": hosts, "extra_links": links}, "")
+        except (KeyError, TypeError) as exc:
+            raise LabError(f"{path}: {exc.args[0]}; {hint}") from None
+
+
+def _checked(kind: type, data: object, where: str):  # type: ignore[no-untyped-def]
+    """kind(**data), or KeyError naming the unknown or missing key (`where` is its place in the file)."""
+    if not isinstance(data, dict):
+        raise TypeError(f"{where or 'the state'} is not an object")
+    known = {f.name: f for f in fields(kind)}
+    at = f"{where}." if where else ""
+    for key in data:
+        if key not in known:
+            raise KeyError(f"unknown key {at}{key}")
+    for f in known.values():
+        if f.name not in data and f.default is MISSING and f.default_factory is MISSING:
+            raise KeyError(f"missing key {at}{f.name}")
+    return kind(**data)
 
 
 @dataclass(frozen=True)
@@ -152,26 +178,48 @@ def check_lab_name(name: str) -> str:
 
 
 def all_labs() -> list[LabState]:
-    root = labs_root()
-    if not root.is_dir():
-        return []
-    labs = []
-    for entry in sorted(root.iterdir()):
-        if (entry / "state.json").exists():
-            state = LabState.load(entry.name)
-            if state:
-                labs.append(state)
-    return labs
+    return Labs().all()
 
 
-def lab_for_address(address: str) -> tuple[LabState, LabHost] | None:
+def lab_for_address(address: str, labs: list[LabState] | None = None) -> tuple[LabState, LabHost] | None:
     """The lab host at `address`, or the one a lab's hosts know by that hostname (`names`)."""
-    for state in all_labs():
+    for state in all_labs() if labs is None else labs:
         wanted = state.names.get(address.lower(), address)
         for host in state.hosts:
             if wanted in host.addresses:
                 return state, host
     return None
+
+
+class Labs:
+    """The labs on this machine, as one value for a process's connections (the lab guard holds one).
+
+    Parsed once, and again only when a state file appears, goes or changes (a stat of each, no
+    parse), so a process that makes a lab while it runs (the tests do) sees it at once, and one
+    that connects a hundred times reads the states once.
+    """
+
+    def __init__(self) -> None:
+        self._seen: tuple[tuple[str, int, int], ...] | None = None
+        self._labs: list[LabState] = []
+
+    def all(self) -> list[LabState]:
+        root = labs_root()
+        seen = []
+        if root.is_dir():
+            for entry in sorted(root.iterdir()):
+                try:
+                    st = (entry / "state.json").stat()
+                except OSError:
+                    continue
+                seen.append((entry.name, st.st_mtime_ns, st.st_size))
+        if tuple(seen) != self._seen:
+            self._labs = [s for s in (LabState.load(name) for name, _, _ in seen) if s]
+            self._seen = tuple(seen)
+        return self._labs
+
+    def for_address(self, address: str) -> tuple[LabState, LabHost] | None:
+        return lab_for_address(address, self.all())
 
 
 Progress = Callable[[str], None]

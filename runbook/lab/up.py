@@ -25,7 +25,7 @@ from runbook.lab import rootfs as lab_rootfs
 from runbook.lab.netns import check_subnet_free, interface_of, kill_netns, link_exists, make_bridge, netns_list, netns_pids, process_name, require_lab_support
 from runbook.lab.plan import NodeSpec, boot_script, cluster_yaml_text, plan_lab, ssh_config_text
 from runbook.lab.sshd import make_host_keys, sshd_answers, wait_for_every_sshd
-from runbook.lab.state import LAB_ONLY_ENV, HostStatus, LabHost, LabState, Progress, check_lab_name, lab_for_address, labs_root, no_progress
+from runbook.lab.state import LAB_ONLY_ENV, HostStatus, LabHost, Labs, LabState, Progress, check_lab_name, labs_root, no_progress
 from runbook.local import run_local
 
 # ---------------------------------------------------------------------------------------------
@@ -40,13 +40,13 @@ from runbook.local import run_local
 # Safety: traffic only to lab hosts
 
 
-def guard_address(address: str) -> None:
+def guard_address(address: str, labs: Labs | None = None) -> None:
     """Call before connecting to `address`: a lab address must have its bridge and namespace up.
 
     With RUNBOOK_LAB_ONLY set (tests, CI, `make demo`), an address that is no lab host is refused, so a
     typo in a cluster file can never send traffic to a real network.
     """
-    found = lab_for_address(address)
+    found = (labs or Labs()).for_address(address)
     if found is None:
         if os.environ.get(LAB_ONLY_ENV):
             raise LabError(f"{address} is not a lab host and {LAB_ONLY_ENV} is set; refusing to connect")

@@ -46,8 +46,9 @@ def test_installing_the_guard_adds_it_once(no_guards: list[hosts.ConnectionGuard
     monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path / "labs"))
     monkeypatch.setenv("RUNBOOK_LAB_ONLY", "1")
     assert lab_guard.install() and lab_guard.install()
-    assert no_guards == [lab_guard.guard]
-    assert endpoint.SSH_CONFIG_FINDERS == [lab_guard.lab_ssh_config]
+    installed = lab_guard.installed()
+    assert installed is not None and no_guards == [installed.guard]
+    assert endpoint.SSH_CONFIG_FINDERS == [installed.ssh_config]
 
 
 def test_without_lab_only_and_without_labs_no_guard_is_installed(no_guards: list[hosts.ConnectionGuard], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -85,4 +86,28 @@ def test_an_address_of_a_lab_that_is_down_is_refused_without_lab_only(
         hosts.Host(endpoint_at("10.0.93.11")).client
     assert info.value.host == "node1"
     assert "is lab host node1 of lab 'gone', but the lab's bridge rbgone-br is gone" in str(info.value)
-    lab_guard.guard("node1.example.com", "node1")  # a name, without lab-only: not the lab's business
+    lab_guard.installed().guard("node1.example.com", "node1")  # type: ignore[union-attr]  # a name, without lab-only: not the lab's business
+
+
+def test_the_guard_reads_the_lab_states_once_and_again_only_when_one_changes(
+    no_guards: list[hosts.ConnectionGuard], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """One process, many connections: the states are parsed once; a lab made meanwhile is seen at once."""
+    from runbook.lab import state
+
+    monkeypatch.setenv("RUNBOOK_LAB_ROOT", str(tmp_path / "labs"))
+    monkeypatch.setenv("RUNBOOK_LAB_ONLY", "1")
+    loads: list[str] = []
+    real_load = state.LabState.load.__func__  # type: ignore[attr-defined]
+    monkeypatch.setattr(state.LabState, "load", classmethod(lambda cls, name: loads.append(name) or real_load(cls, name)))
+    assert lab_guard.install()
+    guard = lab_guard.installed()
+    assert guard is not None
+    with pytest.raises(ConnectionFailed, match="is not a lab host"):
+        guard.guard("10.0.94.11", "node1")
+    host = state.LabHost(name="node1", address="10.0.94.11", netns="rbnew-n1", veth="rbnew-v1")
+    state.LabState(name="new", bridge="rbnew-br", subnet="10.0.94.0/24", bridge_address="10.0.94.1", hosts=[host]).save()
+    for _ in range(5):
+        with pytest.raises(ConnectionFailed, match="lab host node1 of lab 'new', but the lab's bridge rbnew-br is gone"):
+            guard.guard("10.0.94.11", "node1")
+    assert loads == ["new"], "parsed once for five connections"
