@@ -54,7 +54,7 @@ from runbook.run.progress import Progress, ToRunLog
 from runbook.run.record import SUMMARY, make_run_dir, mark_dead_runs, write_summary
 from runbook.run.step_files import Step, discover_steps, notebooks_dir, repo_root, select_steps
 from runbook.run.summary import RunState, StepResult, read_record, record_of_stopped_step, run_summary
-from runbook.ssh.hosts import hosts_for
+from runbook.ssh.hosts import Hosts, hosts_for
 
 DEFAULT_OUT = "runs"
 DEFAULT_TIMEOUT = 600.0
@@ -148,13 +148,13 @@ def run(
     every node together, stopping the running cluster, may be made (see runbook.steps.change).
     The lab guard, where one is wanted, is the caller's to install first (the CLI does).
     """
-    cluster, steps = prepare(cluster_file, only, timeout)
+    cluster, steps, hosts = prepare(cluster_file, only, timeout)
     if lock_nodes is None:
         lock_nodes = executor is None
     out_dir = Path(out if out is not None else DEFAULT_OUT).resolve()
     run_id = secrets.token_hex(4)
     holder = lock.this_holder("plan" if check else "run", cluster.name, run_id)
-    held = hold(cluster, steps, check=check, lock_nodes=lock_nodes, out_dir=out_dir, holder=holder)
+    held = hold(cluster, hosts, steps, check=check, lock_nodes=lock_nodes, out_dir=out_dir, holder=holder)
     os.environ[RUN_ID_ENV] = run_id  # the kernel inherits it: backups on the nodes carry the run's id
     state = RunState(
         cluster_name=cluster.name,
@@ -177,15 +177,18 @@ def run(
     return session.execute(parameters, executor, timeout)
 
 
-def prepare(cluster_file: str, only: Sequence[str] | None, timeout: float | None) -> tuple[Cluster, list[Step]]:
-    """The cluster, its logins and the steps, checked before any kernel starts or host is touched (exit 2)."""
+def prepare(cluster_file: str, only: Sequence[str] | None, timeout: float | None) -> tuple[Cluster, list[Step], Hosts]:
+    """The cluster, its logins and the steps, checked before any kernel starts or host is touched (exit 2).
+
+    The logins (ssh_config: ports, ProxyJump) are worked out once, here: exit 2 here, not in a
+    notebook; nothing is connected to until the locks are taken."""
     cluster = load_cluster(cluster_file)
-    hosts_for(cluster)  # the logins too (ssh_config: ports, ProxyJump): exit 2 here, not in a notebook; connects nowhere
+    hosts = hosts_for(cluster)
     if timeout is not None and not timeout > 0:
         raise UsageError(f"--timeout: {timeout!r} is not a positive number of seconds")
     steps = select_steps(discover_steps(notebooks_dir()), only)
     check_kernel()
-    return cluster, steps
+    return cluster, steps, hosts
 
 
 @dataclass
@@ -205,20 +208,20 @@ class Held:
         self.controller_lock.release()
 
 
-def hold(cluster: Cluster, steps: Sequence[Step], *, check: bool, lock_nodes: bool, out_dir: Path, holder: lock.Holder) -> Held:
+def hold(cluster: Cluster, hosts: Hosts, steps: Sequence[Step], *, check: bool, lock_nodes: bool, out_dir: Path, holder: lock.Holder) -> Held:
     """Take the run's locks (a plan only reads them) and make its directory; on any failure, hold nothing."""
     cluster_dir = out_dir / cluster.name
     controller_lock = lock.ControllerLock(cluster_dir)
     node_locks: lock.NodeLocks | None = None
     try:
         if check:
-            _refuse_plan_while_held(cluster, cluster_dir, lock_nodes)
+            _refuse_plan_while_held(hosts, cluster_dir, lock_nodes)
         else:
             controller_lock.acquire(holder)
             mark_dead_runs(cluster_dir)
         sweep_kernel_dirs()
         if lock_nodes and not check:
-            node_locks = lock.NodeLocks(hosts_for(cluster))
+            node_locks = lock.NodeLocks(hosts)
             node_locks.acquire(holder)
             if node_locks.unreachable and not _is_preflight(steps[0]):
                 lines = "; ".join(f"{n}: {why}" for n, why in node_locks.unreachable.items())
@@ -232,7 +235,7 @@ def hold(cluster: Cluster, steps: Sequence[Step], *, check: bool, lock_nodes: bo
         raise
 
 
-def _refuse_plan_while_held(cluster: Cluster, cluster_dir: Path, lock_nodes: bool) -> None:
+def _refuse_plan_while_held(hosts: Hosts, cluster_dir: Path, lock_nodes: bool) -> None:
     """A plan changes nothing and takes no lock, so it never holds up a run; but while a run changes
     the nodes, what a plan reads is already out of date: refused the same way."""
     other = lock.probe_controller(cluster_dir)
@@ -244,8 +247,8 @@ def _refuse_plan_while_held(cluster: Cluster, cluster_dir: Path, lock_nodes: boo
             holder=other,
         )
     if lock_nodes:  # another controller's run holds the nodes: seen in their locks, read-only
-        with hosts_for(cluster) as probed:
-            held = lock.probe_nodes(probed)
+        with hosts:
+            held = lock.probe_nodes(hosts)
         if held:
             raise lock.refuse_plan(held)
 
