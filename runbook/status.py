@@ -25,7 +25,7 @@ from runbook.conf.membership import View, links_line
 from runbook.conf.render import render
 from runbook.engine.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts, gather
 from runbook.model.types import Cluster
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Host, Hosts
 from runbook.steps import boot, change
 from runbook.steps.config import same
@@ -170,5 +170,5 @@ def lines(cluster: Cluster, statuses: list[NodeStatus]) -> list[str]:
 
 def status(cluster: Cluster, hosts: Hosts) -> list[NodeStatus]:
     """Read every node (in parallel) and assess."""
-    results = parallel(list(cluster.nodes), lambda n: read_node(hosts[n.name]))
-    return assess(cluster, {n.name: r for n, r in zip(cluster.nodes, results)})
+    results = each([n.name for n in cluster.nodes], lambda name: read_node(hosts[name]))
+    return assess(cluster, {name: results.value_or_error(name) for name in results})

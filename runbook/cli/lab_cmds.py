@@ -113,10 +113,10 @@ def cmd_lab_reboot(args: argparse.Namespace) -> int:
     if state is None:
         raise RunbookError(f"lab '{args.lab}' is not up; run `runbook lab up CLUSTER` first")
     names = [state.host(n).name for n in args.nodes]  # every name checked before anything reboots
-    from runbook.ssh.fanout import parallel
+    from runbook.ssh.fanout import each
 
-    results = parallel(names, lambda n: lab_boot.reboot(state, n, hard=args.hard, progress=print_progress))
-    failed = [r for r in results if isinstance(r, Exception)]
+    results = each(names, lambda n: lab_boot.reboot(state, n, hard=args.hard, progress=print_progress))
+    failed = list(results.failed.values())
     for error in failed:
         print(f"runbook: error: {error}", file=sys.stderr)
     _print_status(state)

@@ -10,24 +10,20 @@ def cmd_facts(args: argparse.Namespace) -> int:
     from runbook.engine.facts import gather
     from runbook.lab import guard as lab_guard
     from runbook.model.load import load_cluster
-    from runbook.ssh.fanout import parallel
+    from runbook.ssh.fanout import each
     from runbook.ssh.hosts import hosts_for
     from runbook.text import clean
 
     cluster = load_cluster(args.cluster)
     lab_guard.install()
     with hosts_for(cluster) as hosts:
-        results = parallel(list(cluster.nodes), lambda n: gather(hosts[n.name]))
-    for node, result in zip(cluster.nodes, results):
-        if isinstance(result, Exception):
-            print(f"{node.name}: unreachable: {_unprefixed(clean(str(result)), node.name)}")
+        results = each([n.name for n in cluster.nodes], lambda name: gather(hosts[name]))
+    for name in results:
+        if name in results.failed:
+            print(f"{name}: unreachable: {clean(results.why(name))}")
         else:
-            print(clean(result.summary()))  # the OS name and addresses come from the node: no escapes
-    return 1 if any(isinstance(r, Exception) for r in results) else 0
-
-
-def _unprefixed(message: str, node: str) -> str:
-    return message.removeprefix(f"{node}: ")
+            print(clean(results.ok[name].summary()))  # the OS name and addresses come from the node: no escapes
+    return 1 if results.failed else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -56,7 +52,7 @@ def cmd_membership(args: argparse.Namespace) -> int:
     from runbook.engine.facts import gather
     from runbook.lab import guard as lab_guard
     from runbook.model.load import load_cluster
-    from runbook.ssh.fanout import parallel
+    from runbook.ssh.fanout import each
     from runbook.ssh.hosts import hosts_for
     from runbook.steps.members import read_links, read_view
     from runbook.text import clean
@@ -75,13 +71,14 @@ def cmd_membership(args: argparse.Namespace) -> int:
 
     lab_guard.install()
     with hosts_for(cluster) as hosts:
-        views = parallel(list(cluster.nodes), view_of)
+        views = each(list(cluster.nodes), view_of)
     complete = True
-    for node, view in zip(cluster.nodes, views):
-        if isinstance(view, Exception):
-            print(f"== {node.name}: unreachable: {_unprefixed(clean(str(view)), node.name)}")
+    for node in cluster.nodes:
+        if node in views.failed:
+            print(f"== {node.name}: unreachable: {clean(views.why(node))}")
             complete = False
             continue
+        view = views.ok[node]
         complete &= view.complete(expected)
         print(f"== {node.name}: {clean(view.describe(expected))}")
         for link in links[node.name].links if node.name in links else ():

@@ -34,7 +34,7 @@ from runbook.engine.plan import NodePlan, StepPlan, forget_pending, note_pending
 from runbook.errors import HostError, StepFailed
 from runbook.model.backups import DEFAULT_KEEP
 from runbook.report.outcome import NodeOutcome, OperationResult, StepReport
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
 from runbook.text import clean
 
@@ -256,15 +256,16 @@ def _stage(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str, 
             result = hosts[name].run("sh -s", input=node_script(bodies).encode(), display="stage the new files (sh -s)", timeout=120)
             return parse_marks(result.text)
 
-        results = parallel(staging, stage)
+        results = each(staging, stage)
     finally:
         sources.clear()
     failed: dict[str, str] = {}
-    for name, result in zip(staging, results):
+    for name in staging:
         run = runs[name]
-        if isinstance(result, Exception):
-            failed[name] = str(result).removeprefix(f"{name}: ")
+        if name in results.failed:
+            failed[name] = results.why(name)
             continue
+        result = results.ok[name]
         for index, op in enumerate(run.plan.operations):
             if not op.stages:
                 continue
@@ -279,7 +280,7 @@ def _stage(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str, 
     if not failed:
         return None
     cleanup = {n: runs[n].staged + list(runs[n].backups.values()) for n in staging}
-    parallel([n for n in staging if cleanup[n]], lambda n: hosts[n].run(abort_script(cleanup[n]), check=False, display="remove the staged files"))
+    each([n for n in staging if cleanup[n]], lambda n: hosts[n].run(abort_script(cleanup[n]), check=False, display="remove the staged files"))
     for name in names:
         run = runs[name]
         run.backups.clear()
@@ -298,11 +299,13 @@ def _commit(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str)
         result = hosts[name].run("sh -s", input=node_script(bodies).encode(), display=shown if len(shown) < 200 else f"{len(ops)} operations (sh -s)", timeout=timeout)
         return parse_marks(result.text)
 
-    for name, result in zip(names, parallel(names, commit)):
+    results = each(names, commit)
+    for name in names:
         run = runs[name]
-        if isinstance(result, Exception):
-            run.error = str(result).removeprefix(f"{name}: ")
+        if name in results.failed:
+            run.error = results.why(name)
             continue
+        result = results.ok[name]
         for index, op in enumerate(run.plan.operations):
             if index not in result:
                 run.results[index] = _result(op, "not run")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from runbook.errors import RunbookError, RunLocked
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 
 CONTROLLER_LOCK = ".runbook.run.lock"
 NODE_LOCK_PATH = "/run/runbook-corosync.lock"
@@ -279,8 +279,8 @@ def probe_nodes(hosts: Any) -> dict[str, Holder]:
     """
 
     names = list(hosts)
-    results = parallel(names, lambda name: probe_node(hosts[name]))
-    return {name: result for name, result in zip(names, results) if isinstance(result, Holder)}
+    results = each(names, lambda name: probe_node(hosts[name]))
+    return {name: result for name, result in results.ok.items() if isinstance(result, Holder)}
 
 
 def refuse_plan(held: dict[str, Holder]) -> RunLocked:
@@ -319,12 +319,12 @@ class NodeLocks:
         """
 
         wanted = sorted(n for n in (names or list(self.hosts)) if n not in self.channels)
-        self._connect(wanted, parallel)  # logins in parallel; locks in order
+        self._connect(wanted)  # logins in parallel; locks in order
         wanted = [n for n in wanted if n not in self.unreachable]
         for attempt in (1, 2):
             try:
-                self._lock_group(wanted[:1], holder, parallel)
-                self._lock_group(wanted[1:], holder, parallel)
+                self._lock_group(wanted[:1], holder)
+                self._lock_group(wanted[1:], holder)
                 break
             except RunLocked as refused:
                 first_was_ours = bool(wanted) and refused.host != wanted[0]
@@ -337,27 +337,28 @@ class NodeLocks:
             self._thread = threading.Thread(target=self._heartbeat, args=(self._stop,), name="runbook-node-locks", daemon=True)
             self._thread.start()
 
-    def _connect(self, names: list[str], parallel: Any) -> None:
+    def _connect(self, names: list[str]) -> None:
         """Log in to every node at once (host key, login, sudo check), noting the unreachable."""
-        results = parallel(names, lambda name: self.hosts[name].run("true", timeout=NODE_LOCK_ANSWER))
-        for name, result in zip(names, results):
-            if isinstance(result, Exception):
-                self.unreachable[name] = str(result).removeprefix(f"{name}: ")
+        results = each(names, lambda name: self.hosts[name].run("true", timeout=NODE_LOCK_ANSWER))
+        for name in names:
+            if name in results.failed:
+                self.unreachable[name] = results.why(name)
             else:
                 self.unreachable.pop(name, None)
 
-    def _lock_group(self, names: list[str], holder: Holder, parallel: Any) -> None:
+    def _lock_group(self, names: list[str], holder: Holder) -> None:
         if not names:
             return
-        results = parallel(names, lambda name: self._lock_one(name, holder))
+        results = each(names, lambda name: self._lock_one(name, holder))
         busy = []
-        for name, result in zip(names, results):
-            if isinstance(result, RunLocked):
-                busy.append(result)
-            elif isinstance(result, Exception):
-                self.unreachable[name] = str(result).removeprefix(f"{name}: ")
+        for name in names:
+            error = results.failed.get(name)
+            if isinstance(error, RunLocked):
+                busy.append(error)
+            elif error is not None:
+                self.unreachable[name] = results.why(name)
             else:
-                self.channels[name] = result
+                self.channels[name] = results.ok[name]
                 self.unreachable.pop(name, None)
         if busy:
             self.release()

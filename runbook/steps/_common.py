@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from runbook.engine.executor import execute, raise_if_failed
+from runbook.engine.executor import execute
 from runbook.engine.facts import ALL, NodeFacts, gather
 from runbook.engine.plan import StepPlan
 from runbook.errors import StepFailed
 from runbook.model.types import Cluster
 from runbook.report.outcome import StepReport
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
 
 
@@ -24,11 +24,10 @@ def gather_facts(
 ) -> dict[str, NodeFacts]:
     """Facts of every node (only `sections`, plus a step's `extra` ones), or StepFailed naming each
     node that could not be read (nothing changed)."""
-    results = parallel([hosts[n.name] for n in cluster.nodes], lambda host: gather(host, sections, extra))
-    failures = {n.name: str(r).removeprefix(f"{n.name}: ") for n, r in zip(cluster.nodes, results) if isinstance(r, Exception)}
-    if failures:
-        raise StepFailed(step, {k: v + " (nothing was changed on any node)" for k, v in failures.items()})
-    return {n.name: r for n, r in zip(cluster.nodes, results)}  # type: ignore[misc]
+    results = each([n.name for n in cluster.nodes], lambda name: gather(hosts[name], sections, extra))
+    if results.failed:
+        raise StepFailed(step, {name: why + " (nothing was changed on any node)" for name, why in results.reasons().items()})
+    return results.ok
 
 
 def generation_of(cluster: Cluster, facts: NodeFacts, step: str, check: bool = False) -> int:
@@ -51,5 +50,3 @@ def apply(plan: StepPlan, cluster: Cluster, hosts: Hosts, *, check: bool) -> Ste
     """Apply a step's plan with the one executor (or record it, in check mode)."""
     return execute(plan, hosts, check=check, keep=cluster.backups.keep)
 
-
-__all__ = ["StepFailed", "apply", "gather_facts", "generation_of", "parallel", "raise_if_failed"]

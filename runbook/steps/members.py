@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from runbook.conf.membership import LinkState, View, parse_cfgtool_nodes, parse_cfgtool_status, parse_objctl, parse_quorumtool
 from runbook.errors import HostError
 from runbook.model.types import Cluster
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Host, Hosts
 from runbook.text import clean
 
@@ -93,8 +93,8 @@ def wait_for_links(
     deadline = time.monotonic() + timeout
     peers = len(cluster.nodes) - 1
     while True:
-        results = parallel(list(cluster.nodes), lambda n: read_links(hosts[n.name], generations[n.name]))
-        found = {n.name: r for n, r in zip(cluster.nodes, results)}
+        results = each([n.name for n in cluster.nodes], lambda name: read_links(hosts[name], generations[name]))
+        found = {name: results.value_or_error(name) for name in results}
         done = all(isinstance(r, NodeLinks) and r.complete(cluster.link_count, peers) for r in found.values())
         if done or time.monotonic() > deadline:
             return found  # type: ignore[return-value]
@@ -135,8 +135,8 @@ def wait_for_membership(
     started = time.monotonic()
     last_line, last_print = "", 0.0
     while True:
-        results = parallel(list(cluster.nodes), lambda n: read_view(hosts[n.name], generations[n.name]))
-        views = {n.name: (r if isinstance(r, View) else View(n.name, False, raw=str(r))) for n, r in zip(cluster.nodes, results)}
+        results = each([n.name for n in cluster.nodes], lambda name: read_view(hosts[name], generations[name]))
+        views = {name: results.ok.get(name) or View(name, False, raw=str(results.failed[name])) for name in results}
         elapsed = time.monotonic() - started
         if all(v.complete(expected) for v in views.values()):
             return views, elapsed

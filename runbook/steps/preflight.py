@@ -14,7 +14,7 @@ from runbook.errors import StepFailed
 from runbook.model.rules import quorum_warnings
 from runbook.model.types import Cluster, Node
 from runbook.report.outcome import NodeOutcome, StepReport
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
 from runbook.steps import change, foreign_cluster, leftovers, removal
 from runbook.steps._common import gather_facts
@@ -132,11 +132,11 @@ def read_resolution(step: str, cluster: Cluster, hosts: Hosts) -> dict[str, dict
     names = hostnames(cluster)
     if not names:
         return {n.name: {} for n in cluster.nodes}
-    results = parallel([hosts[n.name] for n in cluster.nodes], lambda host: resolve_names(host, names))
-    failures = {n.name: str(r) for n, r in zip(cluster.nodes, results) if isinstance(r, Exception)}
+    results = each([n.name for n in cluster.nodes], lambda name: resolve_names(hosts[name], names))
+    failures = {name: str(error) for name, error in results.failed.items()}
     if failures:
         raise StepFailed(step, {k: v + " (nothing was changed on any node)" for k, v in failures.items()})
-    return {n.name: r for n, r in zip(cluster.nodes, results)}  # type: ignore[misc]
+    return results.ok
 
 
 def name_problems(cluster: Cluster, resolved: Mapping[str, Resolved]) -> dict[str, list[str]]:
@@ -293,11 +293,9 @@ def run_preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_o
 def remove_leftovers(hosts: Hosts, stale: dict[str, tuple[str, ...]]) -> None:
     """Remove the staged files an interrupted run left; a node where one stays fails the step (nothing else changed)."""
     names = [name for name, paths in stale.items() if paths]
-    results = parallel(names, lambda name: hosts[name].run(leftovers.remove_script(stale[name]), check=True, display="remove staged files left by an interrupted run").text)
-    failures = {
-        name: (f"cannot remove what an interrupted run staged: {r}" if isinstance(r, Exception) else f"still there after rm: {r.strip()}")
-        for name, r in zip(names, results) if isinstance(r, Exception) or r.strip()
-    }
+    results = each(names, lambda name: hosts[name].run(leftovers.remove_script(stale[name]), check=True, display="remove staged files left by an interrupted run").text)
+    failures = {name: f"cannot remove what an interrupted run staged: {error}" for name, error in results.failed.items()}
+    failures |= {name: f"still there after rm: {left.strip()}" for name, left in results.ok.items() if left.strip()}
     if failures:
         raise StepFailed(STEP, {k: v + " (no setting was changed on any node)" for k, v in failures.items()})
 

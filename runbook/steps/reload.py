@@ -12,7 +12,7 @@ from runbook.conf.membership import View
 from runbook.engine.facts import AUTHKEY_PATH, CONF_PATH, NodeFacts
 from runbook.model.types import Cluster
 from runbook.report.outcome import StepReport
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
 from runbook.steps import change
 from runbook.steps.members import wait_for_membership
@@ -84,8 +84,8 @@ def reload_misses(reloaded: set[str], running: dict[str, "change.Running | None"
 
 def check_reload(cluster: Cluster, hosts: Hosts, facts: dict[str, NodeFacts], generations: dict[str, int], reloaded: set[str]) -> dict[str, str]:
     """Read every node's map again and name the reloaded nodes where the new values are not in it."""
-    results = parallel(list(cluster.nodes), lambda n: hosts[n.name].run(change.SCRIPT, check=False, timeout=30, display="corosync-cmapctl").text)
-    running = {n.name: (change.parse_running(n.name, r) if isinstance(r, str) else None) for n, r in zip(cluster.nodes, results)}
+    results = each([n.name for n in cluster.nodes], lambda name: hosts[name].run(change.SCRIPT, check=False, timeout=30, display="corosync-cmapctl").text)
+    running = {name: (change.parse_running(name, results.ok[name]) if name in results.ok else None) for name in results}
     files = {name: wanted_file(cluster, facts[name], generations[name], {}) for name in facts}
     version = change.lowest_version(f.corosync_version for f in facts.values())
     generation = next(iter(generations.values()))

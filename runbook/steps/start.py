@@ -25,7 +25,7 @@ from runbook.engine.plan import NodePlan, StepPlan, pending
 from runbook.errors import StepFailed
 from runbook.model.types import Cluster, Node
 from runbook.report.outcome import NodeOutcome, StepReport
-from runbook.ssh.fanout import parallel
+from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
 from runbook.steps import change, removal
 from runbook.steps._common import apply, gather_facts, generation_of
@@ -244,8 +244,8 @@ def start_and_verify(cluster: Cluster, hosts: Hosts, *, check: bool = False, res
     found = removal.removed_nodes(running, cluster, file_text, generations[first], staying) if generations[first] in (2, 3) else []
     gone = {r: removal.host_for(r, cluster) for r in found}
     try:
-        states = parallel(list(gone), lambda r: gone[r].run(removal.STATE_SCRIPT, check=True, timeout=30, display="is Corosync running").text)
-        removed = {r: (s if isinstance(s, str) else Exception(str(s).removeprefix(f"{r.name}: "))) for r, s in zip(gone, states)}
+        states = each(list(gone), lambda r: gone[r].run(removal.STATE_SCRIPT, check=True, timeout=30, display="is Corosync running").text)
+        removed = {r: states.ok[r] if r in states.ok else Exception(states.why(r)) for r in states}
         the_plan = plan(cluster, facts, check, restart_all=restart_all, removed=removed)
         everyone = Hosts([*hosts.values(), *(h for r, h in gone.items() if r.name in the_plan.nodes)])
         report = apply(the_plan, cluster, everyone, check=check)
@@ -345,8 +345,8 @@ def partial_views(cluster: Cluster, hosts: Hosts, unreachable: StepFailed, check
         host = hosts[node.name]
         return read_view(host, cluster.generation or gather(host).generation or 3)
 
-    results = parallel(reachable, view_of)
-    views = {n.name: r for n, r in zip(reachable, results) if isinstance(r, View)}
+    results = each(reachable, view_of)
+    views = {n.name: view for n, view in results.ok.items()}
     expected = len(cluster.nodes)
     report = StepReport(step=STEP, title=TITLE, check=check)
     for node in cluster.nodes:
