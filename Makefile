@@ -17,11 +17,12 @@ APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc 
 # graphviz draws the guide's pictures (overrides/hooks.py runs `dot` at build time).
 DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core graphviz
 
-.PHONY: help setup system-deps docs-deps demo test docs notebook screenshots lab-down clean
+.PHONY: help setup system-deps docs-deps demo test test-unit docs notebook screenshots lab-down clean
 
 help:
 	@echo "make demo    set up, bring up lab hosts at the chapter's addresses, run the whole runbook"
 	@echo "make test    set up and run the tests (unit, real lab hosts, docs)"
+	@echo "make test-unit   the unit tests only (pure logic and the layout's contracts; no lab, no root): the quick loop"
 	@echo "make docs    run the notebooks against lab hosts and build the guide into site/"
 	@echo "make notebook   JupyterLab on the step notebooks against lab hosts (127.0.0.1, with a token)"
 	@echo "make screenshots   retake the README's pictures of the guide (docs/assets/guide-home.png, docs/assets/screenshots/)"
@@ -63,6 +64,10 @@ TEST_SHARDS ?= 3
 test: setup docs-deps
 	$(RUNBOOK) lab prepare --os host,debian12,debian13
 	TEST_SHARDS=$(TEST_SHARDS) $(PY) tools/run_tests.py $(ARGS)
+
+# The quick loop while changing code: pure logic, the layers contract, the notebooks' shape; no lab.
+test-unit: $(VENV)/.installed
+	$(PY) -m pytest -q tests/unit $(ARGS)
 
 # The guide: the notebooks run against lab hosts (lab 'docs'), executed copies in docs/generated/, site in site/.
 docs: setup docs-deps

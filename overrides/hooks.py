@@ -13,8 +13,9 @@
   runbook.css sets for both palettes, diffs get a colour per line, and a "run this step yourself"
   box at the end says how (papermill, or JupyterLab through `make notebook`); the reports' diffs and
   command output are shown open.
-- Pictures: every docs/assets/diagrams/*.dot, and the chapter's cluster drawn from
-  clusters/chapter.yaml, are rendered with Graphviz (`dot -Tsvg`, Debian's graphviz package) into
+- Pictures: every docs/assets/diagrams/*.dot, the chapter's cluster drawn from
+  clusters/chapter.yaml, and the package's layers drawn from pyproject.toml's import contract and the
+  imports in runbook/'s source (docs/architecture.md), are rendered with Graphviz (`dot -Tsvg`, Debian's graphviz package) into
   assets/diagrams/*.svg at build time. Nothing is drawn by hand and nothing is fetched.
 - Every page: the build fails if a page would still fetch a script, stylesheet, font, image or frame
   from another host. Links (`<a href>`) to other sites are fine: they are only followed on a click.
@@ -176,11 +177,93 @@ def cluster_dot(cluster_file: Path = CLUSTER_FILE) -> str:
     return "\n".join(lines) + "\n"
 
 
+def package_imports(root: Path = ROOT) -> dict[str, set[str]]:
+    """Which package of runbook/ imports which, read from the source (imports inside functions too)."""
+    import ast
+
+    def package(module: str) -> str:
+        parts = module.split(".")
+        return ".".join(parts[:2]) if len(parts) > 1 else module
+
+    arrows: dict[str, set[str]] = {}
+    for path in sorted((root / "runbook").rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
+        me = package(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+        arrows.setdefault(me, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and node.module.startswith("runbook"):
+                names = [node.module] if node.module != "runbook" else [f"runbook.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name.startswith("runbook")]
+            arrows[me].update(package(n) for n in names if package(n) != me and package(n) != "runbook")
+    return arrows
+
+
+def architecture_dot(root: Path = ROOT) -> str:
+    """The package's layers as pyproject.toml's import-linter contract states them (one rank per layer,
+    top to bottom), with every import between packages as found in the source; the arrows into the
+    leaves (errors, text, local), which every layer may use, are left out so the others can be read."""
+    import tomllib
+
+    contracts = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["importlinter"]["contracts"]
+    layers = next(c["layers"] for c in contracts if c["type"] == "layers")
+    arrows = package_imports(root)
+    q = lambda text: '"' + text.removeprefix("runbook.") + '"'  # noqa: E731 - a dot string literal
+    lines = [
+        "digraph architecture {",
+        '  graph [bgcolor="transparent", fontname="DejaVu Sans", fontsize=11, rankdir=TB, nodesep=0.35, ranksep=0.45, newrank=true];',
+        '  node [fontname="DejaVu Sans", fontsize=10, shape=box, style="rounded,filled", fillcolor="#e8eaf6", color="#3f51b5"];',
+        '  edge [color="#7986cb", arrowsize=0.6];',
+    ]
+    for index, layer in enumerate(layers):
+        members = [m.strip() for m in layer.split("|")]
+        lines.append(f'  subgraph "cluster_layer{index}" {{ label="layer {len(layers) - 1 - index}"; labeljust=l; style=dashed; color="#c5cae9"; fontsize=9;')
+        lines.append("    rank=same; " + " ".join(f"{q(m)};" for m in members))
+        lines.append("  }")
+    firsts = [layer.split("|")[0].strip() for layer in layers]
+    for upper, lower in zip(firsts, firsts[1:]):  # keeps the layers in the contract's order, top to bottom
+        lines.append(f"  {q(upper)} -> {q(lower)} [style=invis];")
+    placed = {m.strip() for layer in layers for m in layer.split("|")}
+    leaves = {"runbook.errors", "runbook.text", "runbook.local"}
+    for source in sorted(arrows):
+        for target in sorted(arrows[source]):
+            if source in placed and target in placed and target not in leaves:
+                lines.append(f"  {q(source)} -> {q(target)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+MODULES_MARK = "<!-- modules: drawn from runbook/'s docstrings at build time -->"
+
+
+def modules_table(root: Path = ROOT) -> str:
+    """Every module of runbook/ with the first line of its docstring: where a thing lives, from the source."""
+    import ast
+
+    rows = ["| Module | What it is |", "|---|---|"]
+    for path in sorted((root / "runbook").rglob("*.py")):
+        if path.name == "__init__.py" and not path.read_text(encoding="utf-8").strip():
+            continue
+        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+        first = " ".join(doc.split("\n\n")[0].split()).replace("|", "\\|")
+        rows.append(f"| `{path.relative_to(root)}` | {first} |")
+    return "\n".join(rows) + "\n"
+
+
+def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
+    """The contributors' page gets its table of modules from the source, so it cannot go stale."""
+    if MODULES_MARK in markdown:
+        markdown = markdown.replace(MODULES_MARK, modules_table())
+    return markdown
+
+
 def on_files(files: Files, config: Any, **_: Any) -> Files:
     """Draw the pictures: docs/assets/diagrams/*.dot and the cluster file, as SVG files of the site."""
     docs = Path(config["docs_dir"])
     sources = {p.stem: p.read_text(encoding="utf-8") for p in sorted((docs / DIAGRAMS).glob("*.dot"))}
     sources["cluster"] = cluster_dot()
+    sources["architecture"] = architecture_dot()
     for file in [f for f in files if f.src_uri.startswith(DIAGRAMS) and f.src_uri.endswith(".dot")]:
         files.remove(file)  # the source is in the repository; the site gets the picture
     for name, source in sources.items():

@@ -1,4 +1,4 @@
-"""Who is in a running cluster: node ids and addresses, read over SSH for `runbook migrate --from-nodes`.
+"""Who is in a running cluster: node ids and addresses, from what its members' tools print (pure).
 
 A multicast corosync.conf (1.x/2.x `transport: udp` without a nodelist) does not say who its members
 are: Corosync finds them at run time. The running cluster knows. The operator names one or more hosts
@@ -10,9 +10,10 @@ asked, read-only, with the tools of the generation it runs:
 - 1.x: `corosync-objctl runtime.totem.pg.mrp.srp.members` (same keys, `key=value`).
 - every generation: `corosync-cfgtool -s` (`Local node ID N`), to know which member the host itself is.
 
-Parsing is pure (tests feed captured output). A host that cannot be reached stops with
-ConnectionFailed; one where Corosync does not run, or whose view differs from another's (a split or a
-cluster still forming), with MembershipUnavailable naming the host.
+This module holds the script and its parsers (tests feed captured output); migrate/from_nodes.py logs
+in and combines the readings. A host that cannot be reached stops with ConnectionFailed; one where
+Corosync does not run, or whose view differs from another's (a split or a cluster still forming), with
+MembershipUnavailable naming the host.
 """
 
 from __future__ import annotations

@@ -1,9 +1,4 @@
-"""corosync.conf per Corosync generation, and a parser for any existing corosync.conf.
-
-Rendering writes what the cluster file sets, plus only what the runbook must set (`MUST_SET`, each
-with its reason); a key the file leaves out is Corosync's own default and is not written. Generation 1
-keeps the chapter's layout (its comments beside the keys it sets), so `clusters/chapter.yaml` gives
-the book's two files byte for byte. Output is deterministic: same cluster, same bytes.
+"""Reading any existing corosync.conf, and comparing two of them key by key.
 
 Parsing follows corosync's own reader: `name {` opens a section (`name: {` too), `}` closes it,
 `key: value` splits at the first colon (so IPv6 values survive), lines starting with `#` are comments.
@@ -13,6 +8,8 @@ Two shapes:
   Exact order and repetition, for comparing files.
 - `parse()` -> `{key: [occurrence, ...]}` with every key mapping to the LIST of its occurrences in file
   order (a value is a `str`, a section is again such a dict); keys keep first-appearance order.
+
+Writing one is render.py's.
 """
 
 from __future__ import annotations

@@ -1,5 +1,10 @@
 """corosync.conf for one node, from a valid Cluster and the values in effect on its generation
 (model.effective.resolve): 1.x in the chapter's layout, 2.x and 3.x with a nodelist and votequorum.
+
+It writes what the cluster file sets, plus only what the runbook must set (`MUST_SET`, each with its
+reason); a key the file leaves out is Corosync's own default and is not written. Generation 1 keeps
+the chapter's layout (its comments beside the keys it sets), so `clusters/chapter.yaml` gives the
+book's two files byte for byte. Output is deterministic: same cluster, same bytes.
 """
 
 from __future__ import annotations
