@@ -325,11 +325,8 @@ def _render_modern(w: _Writer, cluster: Cluster, effective: Effective) -> None:
         if transport is not None:
             w.kv("transport", transport)
         _crypto_modern(w, cluster, effective)
-        ip_version = t.ip_version
-        if ip_version is None and generation == 2 and any(":" in n.address for n in cluster.nodes):
-            ip_version = "ipv6"  # Corosync 2 resolves IPv4 unless told
-        if ip_version is not None:
-            w.kv("ip_version", ip_version)
+        if effective.ip_version is not None:
+            w.kv("ip_version", effective.ip_version)
         if cluster.rrp_mode is not None:
             if generation == 2:
                 w.kv("rrp_mode", cluster.rrp_mode)

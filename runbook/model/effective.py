@@ -2,7 +2,7 @@
 
 A `Cluster` says what the operator wrote ('auto', 'default', unset); the renderer, the steps and
 preflight need what is in effect on the generation the nodes run (knet or udpu, encrypted or not,
-two_node written or not). `resolve` checks the generation's rules once and answers all of them
+two_node and ip_version written or not). `resolve` checks the generation's rules once and answers all of them
 together, so that nothing downstream asks the model again or re-runs its validation.
 """
 
@@ -24,6 +24,7 @@ class Effective:
     transport_line: str | None  # what totem.transport says in the file (None: left to Corosync's default)
     crypto: bool  # traffic is encrypted/authenticated, so every node needs the authkey
     two_node: bool | None  # quorum.two_node as written (None: not written)
+    ip_version: str | None  # totem.ip_version as written (None: Corosync's default)
 
 
 def resolve(cluster: Cluster, generation: int) -> Effective:
@@ -40,6 +41,7 @@ def resolve(cluster: Cluster, generation: int) -> Effective:
         transport_line=None if cluster.transport == "default" else transport,
         crypto=_crypto(cluster, generation, transport),
         two_node=_two_node(cluster, generation),
+        ip_version=_ip_version(cluster, generation),
     )
 
 
@@ -77,3 +79,10 @@ def _two_node(cluster: Cluster, generation: int) -> bool | None:
     if generation >= 2 and q.provider is None and q.device is None and len(cluster.nodes) == 2:
         return True
     return None
+
+
+def _ip_version(cluster: Cluster, generation: int) -> str | None:
+    """The file's value; on 2.x with an IPv6 node address, ipv6 (Corosync 2 resolves IPv4 unless told)."""
+    if cluster.totem.ip_version is None and generation == 2 and any(":" in n.address for n in cluster.nodes):
+        return "ipv6"
+    return cluster.totem.ip_version

@@ -230,7 +230,7 @@ def node_lock_script(holder: Holder, path: str = NODE_LOCK_PATH) -> str:
             f"flock -n {f} sh -c {hold} sh {record} {f}",
             "rc=$?",
             "[ $rc -eq 0 ] && exit 0",
-            f"[ $rc -eq 1 ] || {{ echo \"flock failed ($rc)\"; exit 1; }}",
+            "[ $rc -eq 1 ] || { echo \"flock failed ($rc)\"; exit 1; }",
             # The holder writes its record just after taking the lock: wait for it (up to 1 s) rather
             # than answer with an empty file, which read as "no record of it".
             f"i=0; while [ ! -s {f} ] && [ $i -lt 10 ]; do sleep 0.1; i=$((i+1)); done",

@@ -653,7 +653,7 @@ def test_status_names_each_drift_the_faults_make_and_a_converged_cluster_as_such
         assert running["detail"].endswith("and another authkey than /etc/corosync/authkey (the key changed after it started)"), running
         assert found["nodes"]["node2"]["checks"]["authkey"]["detail"] == "a different key from the primary's (node1)"
         assert f"DRIFT file       {CONF} differs from the cluster file  -> runbook run {env.cluster_file}" in text, text
-        assert f"drift on node1, node2" in text
+        assert "drift on node1, node2" in text
         for material in env.keys:
             assert find_secret(material, text + json.dumps(found)) is None
     finally:  # put back by hand (a run would too, but costs a run): the files Corosync runs, boot enabled
