@@ -17,6 +17,10 @@ from typing import Any
 
 from runbook.errors import LabError
 
+# The run's id, set by the runner in its own environment (the kernel inherits it) and read by the
+# executor's backup names on the nodes: one run, one id, across the process boundary papermill draws.
+RUN_ID_ENV = "RUNBOOK_RUN_ID"
+
 
 def run_local(argv: Sequence[str], *, check: bool = True, timeout: float = 60, input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run argv on this machine; with check, a failure raises LabError naming the command and stderr."""

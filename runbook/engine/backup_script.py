@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import shlex
 
+from runbook.local import RUN_ID_ENV
+
 ORIGINAL_SUFFIX = ".orig-runbook"
-RUN_ID_ENV = "RUNBOOK_RUN_ID"
 SYMLINK_STATUS = 7
 BACKUP_FAILED_STATUS = 6
 _PROCESS_RUN_ID = os.urandom(4).hex()

@@ -21,8 +21,7 @@ from pathlib import Path
 from runbook.errors import ConnectionFailed, RunbookError
 from runbook.lab import state, up
 from runbook.ssh import endpoint, hosts
-
-LAB_ONLY_ENV = hosts.LAB_ONLY_ENV
+from runbook.ssh.hosts import LAB_ONLY_ENV
 
 
 class LabGuard:

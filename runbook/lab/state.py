@@ -20,7 +20,6 @@ DEFAULT_LAB = "lab"
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 
 
-LAB_ONLY_ENV = "RUNBOOK_LAB_ONLY"
 
 
 def labs_root() -> Path:

@@ -25,8 +25,9 @@ from runbook.lab import rootfs as lab_rootfs
 from runbook.lab.netns import check_subnet_free, interface_of, kill_netns, link_exists, make_bridge, netns_list, netns_pids, process_name, require_lab_support
 from runbook.lab.plan import NodeSpec, boot_script, cluster_yaml_text, plan_lab, ssh_config_text
 from runbook.lab.sshd import make_host_keys, sshd_answers, wait_for_every_sshd
-from runbook.lab.state import LAB_ONLY_ENV, HostStatus, LabHost, Labs, LabState, Progress, check_lab_name, labs_root, no_progress
+from runbook.lab.state import HostStatus, LabHost, Labs, LabState, Progress, check_lab_name, labs_root, no_progress
 from runbook.local import run_local
+from runbook.ssh.hosts import LAB_ONLY_ENV
 
 # ---------------------------------------------------------------------------------------------
 # Planning (pure): names and addresses, so tests need no root

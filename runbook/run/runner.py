@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from runbook.errors import ControllerDiskError, RunbookError, RunLocked, RunRecordError, UsageError
+from runbook.local import RUN_ID_ENV
 from runbook.model.load import load_cluster
 from runbook.model.rules import to_parameters
 from runbook.model.types import Cluster
@@ -60,7 +61,6 @@ DEFAULT_OUT = "runs"
 DEFAULT_TIMEOUT = 600.0
 RUN_LOG = "run.log"
 KERNEL_LOG = "kernel.log"
-RUN_ID_ENV = "RUNBOOK_RUN_ID"
 
 
 # --- the run's state, and its summary ----------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from runbook.engine import backup_script, operations
 from runbook.engine.executor import backups_in, commit_body, stage_body
 from runbook.errors import ClusterFileError, CommandFailed
+from runbook.local import RUN_ID_ENV
 from runbook.model.backups import DEFAULT_KEEP, Backups, parse_backups
 from runbook.model.load import load_cluster
 from runbook.model.rules import cluster_from_mapping, to_parameters
@@ -80,7 +81,7 @@ def test_a_new_file_has_no_backup(tmp_path: Path) -> None:
 
 
 def test_names_are_never_reused_and_the_original_is_never_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(backup_script.RUN_ID_ENV, "samerun")
+    monkeypatch.setenv(RUN_ID_ENV, "samerun")
     conf = tmp_path / "corosync.conf"
     conf.write_bytes(b"original\n")
     host = LocalHost()
