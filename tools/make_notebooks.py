@@ -4,7 +4,7 @@
 The notebooks are generated, not hand-edited, so that they stay thin, reviewable and identical from
 one run of this script to the next: nbformat v4.5, kernel `python3`, no outputs, no execution counts,
 fixed cell ids. The `parameters` cell is the chapter's cluster (clusters/chapter.yaml, read through
-runbook.cluster so it is exactly what `to_parameters(load_cluster(...))` gives) plus `check` and
+runbook.model so it is exactly what `to_parameters(load_cluster(...))` gives) plus `check` and
 `record_dir`; edit the cluster file or this script, never the notebooks.
 
     python tools/make_notebooks.py            # write notebooks/*.ipynb

@@ -578,7 +578,7 @@ def test_every_model_key_has_a_row_in_the_reference() -> None:
     from runbook.model.reference import KEYS, model_paths
 
     documented = {key.path for key in KEYS}
-    assert model_paths() - documented == set(), "model keys without a row in runbook/cluster_reference.py"
+    assert model_paths() - documented == set(), "model keys without a row in runbook/model/reference.py"
     assert documented - model_paths() == set(), "rows for keys the model does not have"
 
 
