@@ -7,7 +7,7 @@ come back, on any page or picture of the site. The new parts of the path a newco
 firewall step of the Quickstart, the "before you run" box of step 0, the exit codes) must be there.
 
 Some of the sentences were written by the runbook's own generators (runbook/by_hand.py,
-runbook/cluster_reference.py from runbook/cluster_model.py), whose pages a unit test keeps equal to
+runbook/model/reference.py from runbook/model/types.py), whose pages a unit test keeps equal to
 their output: those were fixed in the generators.
 """
 
@@ -107,7 +107,7 @@ WRONG = [
     ("ports", "one port receives, the other sends", "udpu binds only mcastport (totemudpu.c)"),
     ("ports", "with udpu or udp, 5404 and 5405", "udpu uses mcastport only"),
     ("6", "interface.knet_link_priority not written (0)", "runbook/cluster_reference.py: 1 on 3.1.7"),
-    ("5", "interface.mcastport not written (Corosync: 5405)", "runbook/cluster_model.py: 5405 + N on 3.x"),
+    ("5", "interface.mcastport not written (Corosync: 5405)", "runbook/model/types.py: 5405 + N on 3.x"),
 ]
 
 
