@@ -159,14 +159,19 @@ def _convert(mapping: dict[str, Any], source: int, target: int, notes: list[str]
         _to_knet(mapping, notes)
 
 
+def _free_nodeid(nodes: list[dict[str, Any]], below: int) -> int:
+    """The lowest node id from 1 up that no node of the file uses yet."""
+    used = {n.get("nodeid") for n in nodes}
+    return next(i for i in range(1, below) if i not in used)
+
+
 def _from_1x(mapping: dict[str, Any], target: int, notes: list[str]) -> None:
     """A 1.x file on 2.x/3.x: node ids (1.x picks them itself) and names for the nodelist."""
     totem = mapping.setdefault("totem", {})
     mapping.pop("nodelist", None)
     for index, node in enumerate(mapping["nodes"]):
         if node.get("nodeid") is None:
-            used = {n.get("nodeid") for n in mapping["nodes"]}
-            node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+            node["nodeid"] = _free_nodeid(mapping["nodes"], 1000)
             notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (the file fixes none; "
                          f"Corosync {target}.x needs one)")
         if "name" not in node:
@@ -216,12 +221,10 @@ def _to_knet(mapping: dict[str, Any], notes: list[str]) -> None:
         if node.pop("listed", True) is False:
             notes.append(f"nodes[{index}]: listed in the nodelist (knet has no multicast to find it)")
         if isinstance(node.get("nodeid"), int) and node["nodeid"] > 65535:
-            used = {n.get("nodeid") for n in mapping["nodes"]}
-            old_id, node["nodeid"] = node["nodeid"], next(i for i in range(1, 65536) if i not in used)
+            old_id, node["nodeid"] = node["nodeid"], _free_nodeid(mapping["nodes"], 65536)
             notes.append(f"nodes[{index}].nodeid: {old_id} -> {node['nodeid']} (knet allows at most 65535)")
         if node.get("nodeid") is None:
-            used = {n.get("nodeid") for n in mapping["nodes"]}
-            node["nodeid"] = next(i for i in range(1, 1000) if i not in used)
+            node["nodeid"] = _free_nodeid(mapping["nodes"], 1000)
             notes.append(f"nodes[{index}].nodeid: {node['nodeid']} (Corosync 3 needs a node id for every node)")
 
 

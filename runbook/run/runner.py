@@ -201,10 +201,14 @@ class Held:
     started: datetime
     run_dir: Path
 
-    def release(self) -> None:
+    def release_nodes(self) -> None:
+        """The nodes' locks and their connections (the controller's lock is let go last, by release)."""
         if self.node_locks is not None:
             self.node_locks.release()
             self.node_locks.hosts.close()
+
+    def release(self) -> None:
+        self.release_nodes()
         self.controller_lock.release()
 
 
@@ -392,9 +396,7 @@ class _Session:
 
     def finish(self, kernel_log: IO[bytes] | None) -> None:
         """The locks released and the record closed, whatever ended the run."""
-        if self.held.node_locks is not None:
-            self.held.node_locks.release()
-            self.held.node_locks.hosts.close()
+        self.held.release_nodes()
         if kernel_log is not None:
             kernel_log.close()
             try:

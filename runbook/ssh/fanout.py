@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from runbook.errors import HostError, RunbookError
+from runbook.errors import RunbookError
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")
@@ -37,9 +37,8 @@ class NodeResults(Generic[K, T]):
     def why(self, item: K) -> str:
         """The error of `item` in words, without the host's name in front (the caller names it)."""
         error = self.failed[item]
-        text = str(error)
-        host = getattr(error, "host", None)
-        return text.removeprefix(f"{host}: ") if isinstance(error, HostError) or host else text
+        host = getattr(error, "host", None)  # HostError, RunLocked, ControllerDiskError: "host: message"
+        return str(error).removeprefix(f"{host}: ") if host else str(error)
 
     def reasons(self) -> dict[K, str]:
         return {item: self.why(item) for item in self.order if item in self.failed}
