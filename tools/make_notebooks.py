@@ -55,6 +55,7 @@ PARAMETER_HELP = {
     "name_in_conf": "write totem cluster_name on 2.x/3.x",
     "nodelist": "write the nodelist on 2.x/3.x (False only for multicast without one)",
     "backups": "keep: newest runbook backups kept per replaced file (the original is kept besides)",
+    "firewall": "check: preflight names a blocking firewall and the rule to add; manage: step 05 adds it",
 }
 # The annotation papermill shows as each parameter's type.
 PARAMETER_TYPE = {
@@ -75,6 +76,7 @@ PARAMETER_TYPE = {
     "name_in_conf": "bool",
     "nodelist": "bool",
     "backups": "dict",
+    "firewall": "str",
 }
 EXTRA_PARAMETERS = (
     ("check", "bool", False, "True: dry run, show what would change and change nothing"),

@@ -58,6 +58,8 @@ KEYS: tuple[Key, ...] = (
     Key("name_in_conf", "boolean", "(whether totem.cluster_name is written)", "true"),
     Key("nodelist", "boolean", "(whether nodelist { } is written)", "true; false only with multicast (udp)"),
     Key("ssh", "mapping", "(not Corosync: how the runbook reaches the nodes)", "see ssh.*"),
+    Key("firewall", "`check`, `manage`", "(not Corosync: each node's firewall)",
+        "`check`: preflight's link check names a blocking firewall and the rule to add; `manage`: step 05 adds that rule for the cluster's peers, kept across reboots"),
     Key("backups", "mapping", "(not Corosync: what the runbook keeps of a file it replaces)", "see backups.*"),
     # nodes[]
     Key("nodes[].name", "hostname, FQDN or IP text", "nodelist.node.name", "not written; the runbook calls the node by its address"),

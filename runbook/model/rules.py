@@ -16,7 +16,7 @@ from runbook.model.backups import Backups, parse_backups
 from runbook.model.generation import generation_problems
 from runbook.model.problems import U32, Problems, check_address, verbatim
 from runbook.model.sections import legacy_of, links_of, logging_of, quorum_of, ssh_of, totem_of
-from runbook.model.types import CRYPTO_MODES, GENERATIONS, MAX_NODEID, MAX_NODES, OMIT_UNSET, RRP_MODES, TRANSPORTS, Cluster, Node, extra_to_yaml
+from runbook.model.types import CRYPTO_MODES, FIREWALL_MODES, GENERATIONS, MAX_NODEID, MAX_NODES, OMIT_UNSET, RRP_MODES, TRANSPORTS, Cluster, Node, extra_to_yaml
 from runbook.text import show
 
 PARAMETER_KEYS: tuple[str, ...] = (
@@ -37,6 +37,7 @@ PARAMETER_KEYS: tuple[str, ...] = (
     "nodelist",
     "ssh",
     "backups",
+    "firewall",
 )
 _NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", re.ASCII)
 _CLUSTER_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
@@ -64,6 +65,7 @@ def cluster_from_mapping(data: Mapping[str, Any], source: str | None = None) -> 
     generation = _generation(p, data.get("generation"))
     transport = _or_default(p.choice, "transport", data.get("transport"), TRANSPORTS, "auto")
     crypto = _crypto(p, data.get("crypto"))
+    firewall = _or_default(p.choice, "firewall", data.get("firewall"), FIREWALL_MODES, "check")
     rrp_mode = None if data.get("rrp_mode") is None else p.choice("rrp_mode", data["rrp_mode"], RRP_MODES)
     plugin = data.get("pacemaker_plugin")
     pacemaker_plugin = False if plugin is None else p.boolean("pacemaker_plugin", plugin)
@@ -84,7 +86,7 @@ def cluster_from_mapping(data: Mapping[str, Any], source: str | None = None) -> 
 
     if p.messages:
         raise ClusterFileError(p.messages, source)
-    assert name is not None and nodes is not None and transport is not None and crypto is not None
+    assert name is not None and nodes is not None and transport is not None and crypto is not None and firewall is not None
     assert pacemaker_plugin is not None and totem is not None and logging is not None and ssh is not None
     assert links is not None and quorum is not None and extra is not None and legacy is not None
     cluster = Cluster(
@@ -92,7 +94,7 @@ def cluster_from_mapping(data: Mapping[str, Any], source: str | None = None) -> 
         rrp_mode=rrp_mode, pacemaker_plugin=pacemaker_plugin, totem=totem, logging=logging, ssh=ssh,
         links=links, quorum=quorum, extra=extra, legacy_1x=legacy,
         name_in_conf=bool(flags["name_in_conf"]), nodelist=bool(flags["nodelist"]),
-        backups=backups or Backups(), source=source,
+        backups=backups or Backups(), firewall=firewall, source=source,
     )
     problems = _cluster_problems(cluster)
     if generation is not None:
@@ -375,6 +377,7 @@ def to_parameters(cluster: Cluster) -> dict[str, Any]:
         "nodelist": cluster.nodelist,
         "ssh": ssh,
         "backups": cluster.backups.to_parameters(),
+        "firewall": cluster.firewall,
     }
 
 

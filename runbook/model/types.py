@@ -20,6 +20,7 @@ GENERATIONS: tuple[int, ...] = (1, 2, 3)
 # knet on 3), not written.
 TRANSPORTS: tuple[str, ...] = ("auto", "default", "udpu", "udp", "knet")
 # auto: off on 1, on on 2, on on 3 with knet (written); default: write no crypto key at all.
+FIREWALL_MODES: tuple[str, ...] = ("check", "manage")  # not Corosync: what the runbook does about each node's firewall
 CRYPTO_MODES: tuple[str, ...] = ("auto", "default", "on", "off")
 RRP_MODES: tuple[str, ...] = ("none", "passive", "active", "rr")  # rr: knet's round robin, 3.x only
 CIPHERS: tuple[str, ...] = ("none", "aes256", "aes192", "aes128", "3des")
@@ -258,6 +259,7 @@ class Cluster:
     name_in_conf: bool = True  # write totem.cluster_name on 2.x/3.x
     backups: Backups = Backups()  # how many runbook backups of a replaced file each node keeps
     nodelist: bool = True  # write nodelist { } on 2.x/3.x (false only for multicast without one)
+    firewall: str = "check"  # check: preflight names the rule to add; manage: step 05 adds it (steps/firewall_rules)
     source: str | None = field(default=None, compare=False)
 
     @property

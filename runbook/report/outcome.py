@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from runbook.report.matrix import Matrix
 from runbook.text import clean
 
 Status = Literal["ok", "changed", "unchanged", "skipped", "would change", "failed"]
@@ -113,6 +114,7 @@ class StepReport:
     problems: list[str] = field(default_factory=list)
     by_hand: list[str] = field(default_factory=list)  # the commands an operator would type, from the same plan
     planned: bool = False  # made by the executor from a plan: every node's commands are shown, even none
+    matrices: list[Matrix] = field(default_factory=list)  # node x node tables (the link check's, one per link)
 
     @property
     def changed(self) -> bool:
@@ -136,6 +138,7 @@ class StepReport:
             "problems": [clean(p) for p in self.problems],
             "by_hand": [clean(line) for line in self.by_hand],
             "files": {o.node: {path: clean(text) for path, text in o.files.items()} for o in self.outcomes if o.files},
+            "matrices": [m.to_dict() for m in self.matrices],
         }
 
     def operations(self) -> dict[str, list[tuple[str, str]]]:
@@ -151,6 +154,7 @@ class StepReport:
             lines += ["    " + op.line() for op in o.operations]
             if o.diff:
                 lines += ["    " + line for line in clean(o.diff).rstrip("\n").splitlines()]
+        lines += ["  " + line for m in self.matrices for line in m.text().splitlines()]
         lines += [f"  cluster problem: {clean(p)}" for p in self.problems]
         lines += [f"  note: {clean(n)}" for n in self.notes]
         return "\n".join(lines)
@@ -194,6 +198,7 @@ class StepReport:
             '<table><thead><tr><th>node</th><th>result</th><th style="text-align:left">what</th></tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"
             + problems
+            + "".join(m.html() for m in self.matrices)
             + (f"<ul>{notes}</ul>" if notes else "")
             + commands
             + files

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from runbook.report.matrix import Matrix
 from runbook.report.outcome import ran_label
 from runbook.run.kernel import KERNEL_NAME
 from runbook.run.record import OperationRecord, StepRecord
@@ -46,6 +47,9 @@ def outcome_lines(record: StepRecord | None, indent: str = "      ") -> list[str
     for o in outcomes:
         lines.append(f"{indent}{clean(o.node):<{width}}  {clean(o.status):<12}  {one_line(o.summary, 200)}")
         lines += [f"{indent}{'':<{width}}  {operation_line(op)}" for op in o.operations]
+    for data in record.extra.get("matrices", []) if isinstance(record.extra.get("matrices"), list) else []:
+        matrix = Matrix.from_dict(data)
+        lines += [f"{indent}{line}" for line in matrix.text().splitlines()] if matrix else []
     lines += [f"{indent}note: {one_line(n, 200)}" for n in record.notes]
     return lines
 

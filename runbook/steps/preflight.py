@@ -16,7 +16,7 @@ from runbook.model.types import Cluster, Node
 from runbook.report.outcome import NodeOutcome, StepReport
 from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
-from runbook.steps import change, foreign_cluster, leftovers, removal
+from runbook.steps import change, firewall, foreign_cluster, leftovers, link_check, removal
 from runbook.steps._common import gather_facts
 
 Resolved = Mapping[str, tuple[str, ...]]  # name -> addresses, as one node resolves them
@@ -158,7 +158,7 @@ def summary_of(facts: NodeFacts) -> str:
 
 
 # The running map (change.SCRIPT) serves two checks: the cluster a node is in, and what the change takes.
-EXTRA = {leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT}
+EXTRA = {leftovers.SECTION: leftovers.SCRIPT, change.SECTION: change.SCRIPT, firewall.SECTION: firewall.SCRIPT}
 
 
 def generation_for(cluster: Cluster, facts: Mapping[str, NodeFacts]) -> int | None:
@@ -261,7 +261,9 @@ def run_preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_o
         versions = ", ".join(f"{n}: {f.corosync_version}" for n, f in facts.items() if f.corosync_version)
         report.problems.append(f"nodes run different Corosync generations ({versions}); they cannot form one cluster")
     removed = removed_of(cluster, facts, hosts)
-    if not report.problems and not any(o.status == "failed" for o in report.outcomes):
+    if not report.problems and not report.failed:
+        report.problems += check_links(cluster, hosts, facts, resolved, report)
+    if not report.problems and not report.failed:
         refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts, removed)
                    or (rotation_mix_refusal(cluster, facts, removed) or rotation_refusal(cluster, facts, restart_all) if rotate_key else None))
         report.problems += [refusal] if refusal else []
@@ -288,6 +290,29 @@ def run_preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_o
     removed = leftovers.note(stale, check)
     report.notes += [removed] if removed else []
     return report
+
+
+def check_links(cluster: Cluster, hosts: Hosts, facts: Mapping[str, NodeFacts], resolved: Mapping[str, Resolved],
+                report: StepReport) -> list[str]:
+    """The all-pairs link check: its matrices go on the report; each blocked direction is a problem
+    that names the receiving node's firewall and the rule to add, where it has one."""
+    plan = link_check.plan_for(cluster, generation_for(cluster, facts) or 3, facts, resolved)
+    if plan is None:
+        return []
+    matrices = link_check.run_check(cluster, hosts, plan, {n.name: n.nodeid for n in cluster.nodes})
+    report.matrices += matrices
+    report.notes += link_check.warnings(matrices)
+    walls = {name: firewall.parse_firewall(f.extra.get(firewall.SECTION, "")) for name, f in facts.items()}
+    peers = {me: [plan.address[(p, link)] for p in plan.nodes if p != me for link in plan.ports if (p, link) in plan.address]
+             for me in plan.nodes}
+    ports = [port for ports in plan.ports.values() for port in ports]
+    report.notes += [f"firewall on {name}: {wall.describe()}" for name, wall in walls.items() if wall.kind]
+    if cluster.firewall != "manage":
+        return link_check.problems(plan, matrices, firewall.hints(walls, peers, ports))
+    managed = [(receiver, line) for receiver, line in link_check.failures(plan, matrices) if walls[receiver].kind]
+    report.notes += [f"{line}: step 05 opens {receiver}'s firewall ({walls[receiver].describe()}) for the cluster's peers "
+                     "(firewall: manage), and step 06 proves it" for receiver, line in managed]
+    return [line for receiver, line in link_check.failures(plan, matrices) if not walls[receiver].kind]
 
 
 def remove_leftovers(hosts: Hosts, stale: dict[str, tuple[str, ...]]) -> None:

@@ -294,6 +294,11 @@ def _restarts_said(report: StepReport, facts: dict[str, NodeFacts]) -> dict[str,
     return how_started
 
 
+# Most memberships that never complete are the network's doing: say where to look first.
+INCOMPLETE_HINT = ("look first at the firewalls between the nodes (UDP to each link's port, both ways) and at the link "
+                   "check's matrix on step 00 (`runbook plan CLUSTER --only 0` runs it again)")
+
+
 def _verdict(report: StepReport, cluster: Cluster, hosts: Hosts, facts: dict[str, NodeFacts], views: dict[str, View],
              links: dict[str, NodeLinks | Exception], seconds: float, leaving: set[str]) -> None:
     """Every node's view and links in its outcome; StepFailed naming each node short of the full
@@ -318,7 +323,7 @@ def _verdict(report: StepReport, cluster: Cluster, hosts: Hosts, facts: dict[str
         failures = dict(link_failures)
         for name, view in views.items():
             if not view.complete(expected):
-                failures[name] = f"{view.describe(expected)} after {seconds:.0f}s\n  log:\n" + "\n".join(
+                failures[name] = f"{view.describe(expected)} after {seconds:.0f}s; {INCOMPLETE_HINT}\n  log:\n" + "\n".join(
                     f"    {line}" for line in log_tail(hosts[name], facts[name].init_system).splitlines()
                 )
         for name in failures:
