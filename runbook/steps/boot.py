@@ -10,18 +10,27 @@ by hand (or put START=no back) gets both undone, and the next boot starts Corosy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from runbook.conf.edits import start_setting, with_start_yes
 from runbook.engine import operations
 from runbook.engine.facts import DEFAULTS_PATH, NodeFacts
 from runbook.engine.plan import NodePlan, StepPlan
+from runbook.errors import ClusterFileError
+from runbook.model.effective import resolve
 from runbook.model.types import Cluster
 from runbook.report.outcome import StepReport, unified_diff
 from runbook.ssh.hosts import Hosts
-from runbook.steps._common import apply, gather_facts
+from runbook.steps import firewall, firewall_rules
+from runbook.steps._common import apply, gather_facts, generation_of
+from runbook.steps.link_check import link_ports
+from runbook.steps.preflight import read_resolution
 
 STEP = "05-enable-at-boot"
 TITLE = "Start Corosync at boot"
 SECTIONS = ("init", "update_rc", "boot_enabled", f"file:{DEFAULTS_PATH}")
+FIREWALL_SECTIONS = ("corosync_version", "corosync_candidate")
+FIREWALL_EXTRA = {firewall.SECTION: firewall.SCRIPT, "firewall_present": firewall_rules.STATE_SCRIPT}
 
 ENABLE = {
     "systemd": "systemctl enable corosync",
@@ -115,9 +124,52 @@ def plan_node(f: NodeFacts) -> NodePlan:
     return plan
 
 
-def plan(cluster: Cluster, facts: dict[str, NodeFacts]) -> StepPlan:
-    return StepPlan(STEP, TITLE, {n.name: plan_node(facts[n.name]) for n in cluster.nodes})
+def plan(cluster: Cluster, facts: dict[str, NodeFacts], peers: Mapping[str, list[str]] | None = None,
+         ports: tuple[int, ...] = ()) -> StepPlan:
+    """Pure: every node's boot plan; with `firewall: manage`, its firewall's operations come first."""
+    plans = {n.name: plan_node(facts[n.name]) for n in cluster.nodes}
+    if cluster.firewall == "manage" and peers is not None:
+        for name, node_plan in plans.items():
+            f = facts[name]
+            wall = firewall.parse_firewall(f.extra.get(firewall.SECTION, ""))
+            present = firewall_rules.parse_present(f.extra.get("firewall_present", ""))
+            _with_firewall(node_plan, firewall_rules.plan_firewall(wall, present, peers[name], ports, f.init_system == "systemd"))
+    return StepPlan(STEP, TITLE, plans)
+
+
+def _with_firewall(node_plan: NodePlan, fw: firewall_rules.FirewallPlan) -> None:
+    """The firewall's operations before the boot ones, and its words beside theirs."""
+    if not fw.operations:
+        node_plan.summary = "; ".join(p for p in (node_plan.summary, f"firewall: {fw.said}") if p)
+        if node_plan.operations:
+            node_plan.change += f"; firewall: {fw.said}"
+            node_plan.would += f"; firewall: {fw.said}"
+        return
+    kept = node_plan.summary if not node_plan.operations else ""
+    node_plan.operations[:0] = fw.operations
+    node_plan.change = "; ".join(p for p in (f"firewall: {fw.said}", node_plan.change, kept) if p)
+    node_plan.would = "; ".join(p for p in (f"firewall: would {fw.said[:1].lower()}{fw.said[1:]}", node_plan.would, kept) if p)
+
+
+def peers_and_ports(cluster: Cluster, hosts: Hosts, facts: Mapping[str, NodeFacts], check: bool) -> tuple[dict[str, list[str]], tuple[int, ...]]:
+    """Each node's peers (their addresses on every link, as the nodes resolve them) and every port Corosync uses."""
+    resolved = read_resolution(STEP, cluster, hosts)
+    generation = generation_of(cluster, facts[cluster.nodes[0].name], STEP, check)
+    try:
+        transport = resolve(cluster, generation).transport
+    except ClusterFileError:
+        transport = "knet" if generation >= 3 else "udpu"
+    ports = tuple(sorted({p for ps in link_ports(cluster, transport).values() for p in ps}))
+    peers = {}
+    for me in cluster.nodes:
+        mine = resolved.get(me.name, {})
+        peers[me.name] = [mine.get(a, (a,))[0] for n in cluster.nodes if n.name != me.name for a in n.addresses]
+    return peers, ports
 
 
 def enable_at_boot(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
-    return apply(plan(cluster, gather_facts(STEP, cluster, hosts, SECTIONS)), cluster, hosts, check=check)
+    if cluster.firewall != "manage":
+        return apply(plan(cluster, gather_facts(STEP, cluster, hosts, SECTIONS)), cluster, hosts, check=check)
+    facts = gather_facts(STEP, cluster, hosts, SECTIONS + FIREWALL_SECTIONS, extra=FIREWALL_EXTRA)
+    peers, ports = peers_and_ports(cluster, hosts, facts, check)
+    return apply(plan(cluster, facts, peers, ports), cluster, hosts, check=check)
