@@ -8,11 +8,12 @@ PY := $(VENV)/bin/python
 RUNBOOK := $(VENV)/bin/runbook
 CLUSTER ?= clusters/chapter.yaml
 # What the machine needs: sshd for the lab hosts, iproute2/util-linux for namespaces, venv for Python;
-# sudo so that lab hosts (an overlay of this machine) can test logging in as a non-root sudoer.
+# sudo so that lab hosts (an overlay of this machine) can test logging in as a non-root sudoer; nftables
+# so that a lab host can have a firewall (the link check and `firewall: manage` tests).
 # Corosync itself is NOT installed on this machine: `runbook lab up` only downloads its packages so that
 # the hosts install it offline (and the install step has real work to do).
 APT_PACKAGES := openssh-server openssh-client iproute2 util-linux procps psmisc sudo python3-venv ca-certificates \
-	systemd-container debootstrap
+	systemd-container debootstrap nftables
 # The docs test drives Debian's Chromium; fonts-dejavu-core gives it a font to render text with;
 # graphviz draws the guide's pictures (overrides/hooks.py runs `dot` at build time).
 DOCS_APT_PACKAGES := chromium chromium-driver fonts-dejavu-core graphviz

@@ -24,7 +24,9 @@ from runbook.errors import LabError
 from runbook.local import run_local
 
 MIRROR = "http://deb.debian.org/debian"
-BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps")
+# What a Debian server has beyond minbase that the runbook meets on real nodes: a standard install
+# brings python3 (the link check's probe) and nftables (Priority: important; its service off by default).
+BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "python3", "nftables")
 HOST_OS = "host"
 
 
@@ -76,14 +78,19 @@ def _marker(os_: BootOS) -> Path:
 
 
 def is_ready(os_: BootOS) -> bool:
-    return _marker(os_).exists() and (tree(os_) / "usr/lib/os-release").exists()
+    """The tree is made, and made with today's BASE_PACKAGES (a tree from an older list is made again)."""
+    try:
+        info = json.loads(_marker(os_).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("packages") == list(BASE_PACKAGES) and (tree(os_) / "usr/lib/os-release").exists()
 
 
 def require_ready(os_: BootOS) -> Path:
     """The cached tree for os_, or a LabError that says what to run (lab up never goes to the network)."""
     if not is_ready(os_):
         raise LabError(
-            f"no cached root file system for {os_.name} in {cache_root()}; make it once (needs Debian's mirror, "
+            f"no cached root file system for {os_.name} in {cache_root()} made with today's packages ({', '.join(BASE_PACKAGES)}); make it (needs Debian's mirror, "
             f"about a minute): `runbook lab prepare --os {os_.name}`"
         )
     return tree(os_)
@@ -119,7 +126,8 @@ def prepare(os_: BootOS, progress=lambda _: None, force: bool = False) -> Path: 
     if final.exists():
         shutil.rmtree(final)
     os.replace(work, final)
-    info = {"os": os_.name, "suite": os_.suite, "mirror": MIRROR, "made": time.time(), "corosync": corosync_debs(os_)}
+    info = {"os": os_.name, "suite": os_.suite, "mirror": MIRROR, "made": time.time(), "corosync": corosync_debs(os_),
+            "packages": list(BASE_PACKAGES)}
     _marker(os_).write_text(json.dumps(info, indent=2) + "\n")
     progress(f"{os_.name}: ready in {time.monotonic() - started:.0f}s at {final} ({', '.join(info['corosync'])})")
     return final

@@ -73,7 +73,7 @@ class Matrix:
         caption = f"<p><em>{esc(clean(self.caption))}</em></p>" if self.caption else ""
         return (
             f'<div class="runbook-matrix"><p><strong>{esc(clean(self.title))}</strong> (row sends, column receives)</p>'
-            f"<table><thead><tr><th>{esc(CORNER)}</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{caption}</div>"
+            f'<table class="runbook-matrix-grid"><thead><tr><th>{esc(CORNER)}</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>{caption}</div>'
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -129,13 +129,21 @@ def _probed_cell(plan: Plan, sender: str, receiver: str, link: int, got: ProbeRe
 
 def _knet_cell(plan: Plan, sender: str, receiver: str, link: int, views: Mapping[str, NodeLinks | Exception],
                ids: Mapping[str, int | None]) -> Cell:
+    """knet's view answers only where both ends run Corosync: a node that is stopped is 'disconnected' to its peers
+    whatever the network does. Even then a disconnect is a warning, not a stop: a different key or corosync.conf
+    (which this run may be about to put right) disconnects a healthy network too."""
     view = views.get(receiver)
     port = plan.ports[link][0]
+    if sender not in plan.running:
+        return Cell("unknown", f"not probed: Corosync runs on {receiver} and holds UDP {port}; {sender} does not run it, "
+                               "so knet has no view of this direction yet (step 06 checks the membership)")
     if plan.transport == "knet" and isinstance(view, NodeLinks) and ids.get(sender) is not None:
         state = next((l for l in view.links if l.number == link), None)
         peer = dict(state.peers).get(ids[sender]) if state else None  # type: ignore[index]
         if peer is not None:
-            return Cell("ok" if peer else "failed", "knet: connected" if peer else f"knet: disconnected (UDP {port})")
+            return (Cell("ok", "knet: connected") if peer else
+                    Cell("warning", f"knet on {receiver} reports {sender} disconnected (UDP {port}): the network, "
+                                    "a different authkey or a different corosync.conf each cause this"))
     return Cell("unknown", f"not probed: Corosync runs on {receiver} and holds UDP {port}")
 
 

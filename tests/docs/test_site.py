@@ -215,7 +215,7 @@ def test_step_page_shows_the_runs_report(stem: str, server: Server, browser) -> 
     assert len(reports) == 1, f"{stem}: {len(reports)} report divs for the step"
     report = reports[0]
     assert report.is_displayed()
-    rows = report.find_elements("css selector", "table:not(.runbook-membership):not(.runbook-links) > tbody > tr")
+    rows = report.find_elements("css selector", "table:not(.runbook-membership):not(.runbook-links):not(.runbook-matrix-grid) > tbody > tr")
     seen = {}
     for row in rows:
         cells = row.find_elements("css selector", ":scope > td")
@@ -224,6 +224,12 @@ def test_step_page_shows_the_runs_report(stem: str, server: Server, browser) -> 
     assert set(seen.values()) <= STATUSES, f"{stem}: statuses {seen}"
     text = report.get_attribute("textContent")
     assert re.search(EXPECTED[stem], text), f"{stem}: the report does not say {EXPECTED[stem]!r}:\n{text[:2000]}"
+    if stem == "00-preflight":  # every pair's link, proved before anything changed: row sends, column receives
+        grid = report.find_elements("css selector", "table.runbook-matrix-grid > tbody > tr")
+        cells = {row.find_elements("css selector", ":scope > th")[0].text.strip(): [c.text.strip() for c in row.find_elements("css selector", ":scope > td")]
+                 for row in grid}
+        assert set(cells) == set(NODES), f"link matrix rows for {sorted(cells)}"
+        assert all(c in ("ok", "\u2014") for row in cells.values() for c in row), f"link matrix: {cells}"
     if stem == "06-start-and-verify":  # each node's links, as corosync-cfgtool saw them
         links = report.find_elements("css selector", "table.runbook-links > tbody > tr")
         states = {row.find_elements("css selector", ":scope > td")[0].text.strip(): row.text for row in links}

@@ -1,5 +1,6 @@
 """Booting lab hosts, the pure parts: OS choices, the nspawn command, the supervisor, boot states."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,9 @@ def test_a_half_made_tree_is_not_ready(tmp_path, monkeypatch):
     (tmp_path / "debian12/usr/lib").mkdir(parents=True)
     (tmp_path / "debian12/usr/lib/os-release").write_text("ID=debian\n")
     assert not lab_rootfs.is_ready(os12)  # no marker: debootstrap may have been interrupted
-    (tmp_path / "debian12.ready").write_text("{}")
+    (tmp_path / "debian12.ready").write_text('{"packages": ["systemd"]}')
+    assert not lab_rootfs.is_ready(os12)  # made with an older package list: made again
+    (tmp_path / "debian12.ready").write_text(json.dumps({"packages": list(lab_rootfs.BASE_PACKAGES)}))
     assert lab_rootfs.is_ready(os12)
 
 
