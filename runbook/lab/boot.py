@@ -53,7 +53,9 @@ def nspawn_argv(root: Path, host: LabHost) -> list[str]:
     """systemd-nspawn booting `root` as `host`, in the host's network namespace.
 
     This machine has no systemd of its own (and a cgroup v1 hybrid layout): --register=no and
-    --keep-unit keep nspawn from asking for machined or a scope unit.
+    --keep-unit keep nspawn from asking for machined or a scope unit. CAP_NET_ADMIN, which nspawn drops by
+    default, is given back as a real node has it (nftables, ip link): it reaches only the host's own
+    network namespace, so a lab host's firewall stays inside the lab.
     """
     return [
         "systemd-nspawn",
@@ -63,6 +65,7 @@ def nspawn_argv(root: Path, host: LabHost) -> list[str]:
         "--keep-unit",
         "-b",
         f"--network-namespace-path=/run/netns/{host.netns}",
+        "--capability=CAP_NET_ADMIN",
         f"--hostname={host.name}",
         f"--machine={host.netns}",
         "--link-journal=no",

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
 from runbook.conf.membership import View, parse_quorumtool
 from runbook.lab import boot as lab_boot
@@ -216,6 +217,46 @@ def test_undone_boot_steps_are_planned_fixed_and_survive_a_reboot(booted):
     booted.reboot("node2")
     wait_quorate(booted.cluster)
     assert booted.corosync_at_boot("node2").active == "active"
+
+
+NFTABLES_CONF = """#!/usr/sbin/nft -f
+flush ruleset
+table inet filter {
+	chain input {
+		type filter hook input priority 0; policy drop;
+		ct state established,related accept
+		iif lo accept
+		tcp dport 22 accept
+	}
+}
+"""
+
+
+def test_a_managed_firewall_opens_corosync_and_comes_back_before_it_at_boot(booted, tmp_path):
+    """An admin's nftables.conf that drops everything but SSH; `firewall: manage` opens Corosync's port in
+    it, and after a reboot (nftables.service loads the admin's file first) the opening is back and the
+    node rejoins."""
+    if booted.os == "host":
+        pytest.skip("`host` hosts boot through rc2.d without systemd: the boot unit for the firewall script is systemd's")
+    with hosts_for(booted.cluster) as hosts:
+        hosts["node2"].run(f"cat > /etc/nftables.conf <<'EOF'\n{NFTABLES_CONF}EOF\nsystemctl enable --now nftables 2>&1")
+    data = yaml.safe_load(booted.state.cluster_file.read_text())
+    managed = tmp_path / "managed.yaml"
+    managed.write_text(yaml.safe_dump({**data, "firewall": "manage"}, sort_keys=False))
+    run = runbook("run", str(managed), out=booted.out)
+    assert run.returncode == 0, run.stderr[-3000:]
+    with hosts_for(booted.cluster) as hosts:
+        assert "chain corosync-runbook" not in hosts["node1"].run("nft list ruleset").text  # node1 drops nothing
+        assert hosts["node2"].run("systemctl is-enabled corosync-runbook-firewall.service", check=False).text.strip() == "enabled"
+    booted.reboot("node2")
+    wait_quorate(booted.cluster)
+    with hosts_for(booted.cluster) as hosts:
+        rules = hosts["node2"].run("nft list ruleset").text
+        hosts["node2"].run("systemctl disable --now nftables 2>&1; nft flush ruleset; rm -f /etc/nftables.conf")
+    assert "policy drop" in rules and "jump corosync-runbook" in rules, rules
+    assert rules.index("jump corosync-runbook") < rules.index("tcp dport 22 accept")  # ours first in the admin's chain
+    node1 = booted.state.host("node1").address
+    assert node1 in rules.split("chain corosync-runbook {")[1], rules
 
 
 def test_lab_down_after_a_crash_leaves_nothing_behind():
