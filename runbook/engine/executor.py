@@ -42,7 +42,7 @@ START = "@@runbook-op-start"
 END = "@@runbook-op-end"
 OUTPUT_LINES = 40  # lines of an operation's output kept in the report (the last ones)
 SYMLINK_STATUS = 7
-_END_LINE = re.compile(rf"^{END} (\d+) (\d+)$")
+_END_LINE = re.compile(rf"{END} (\d+) (\d+)$")
 
 
 # --- scripts (pure) -------------------------------------------------------------------------------
@@ -135,9 +135,12 @@ def parse_marks(output: str) -> dict[int, tuple[int, str]]:
         if line.startswith(START + " "):
             current, lines = int(line.split()[1]), []
             continue
-        match = _END_LINE.match(line)
+        match = _END_LINE.search(line)
         if match and current is not None and int(match.group(1)) == current:
-            found[current] = (int(match.group(2)), "\n".join(lines))
+            # an output's last line without a newline (an init script's "Starting ...: corosync-qnetd")
+            # carries the end mark after it
+            head = line[: match.start()]
+            found[current] = (int(match.group(2)), "\n".join(lines + [head] if head else lines))
             current = None
             continue
         if current is not None:
@@ -240,17 +243,18 @@ def _stage(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str, 
     try:
         for name in staging:
             for op in runs[name].plan.operations:
-                if op.copy_from and (op.copy_from, op.path or "") not in sources:
-                    data = hosts[op.copy_from].read_file(op.path or "")
+                source = (op.copy_from or "", op.copy_path or op.path or "")
+                if op.copy_from and source not in sources:
+                    data = hosts[op.copy_from].read_file(source[1])
                     if not data:
-                        raise HostError(op.copy_from, f"{op.path} is missing or empty")
-                    sources[(op.copy_from, op.path or "")] = data
+                        raise HostError(op.copy_from, f"{source[1]} is missing or empty")
+                    sources[source] = data
 
         def stage(name: str) -> dict[int, tuple[int, str]]:
             bodies = []
             for index, op in enumerate(runs[name].plan.operations):
                 if op.stages:
-                    data = op.data if op.data is not None else sources[(op.copy_from or "", op.path or "")]
+                    data = op.data if op.data is not None else sources[(op.copy_from or "", op.copy_path or op.path or "")]
                     bodies.append((index, stage_body(op, data, tag, index, keep, stamp)))
                     runs[name].staged.append(staged_path(op.path or "", tag, index))
             result = hosts[name].run("sh -s", input=node_script(bodies).encode(), display="stage the new files (sh -s)", timeout=120)
@@ -307,9 +311,11 @@ def _commit(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str)
             continue
         result = results.ok[name]
         for index, op in enumerate(run.plan.operations):
-            if index not in result:
-                run.results[index] = _result(op, "not run")
-                continue
+            if index not in result:  # no earlier operation failed, so the script stopped without saying why
+                for later in range(index, len(run.plan.operations)):
+                    run.results[later] = _result(run.plan.operations[later], "not run")
+                run.error = f"the node's script ended before this operation reported its end (nothing after it ran)\n  command: {op.command}"
+                break
             status, output = result[index]
             run.results[index] = _result(op, "done" if status == 0 else "failed", status, output)
             if status != 0:

@@ -91,3 +91,10 @@ def test_file_bytes_are_never_in_the_shown_command():
     assert secret.hex() not in op.command and op.text is None
     copy = operations.copy_key("/etc/corosync/authkey", "node1", "has no authkey", by_hand=())
     assert copy.command == "install -m 0400 -o root -g root /dev/stdin /etc/corosync/authkey   # the bytes of node1:/etc/corosync/authkey"
+
+
+def test_an_output_without_a_last_newline_still_ends_its_operation():
+    # Debian's init-d-script prints "Starting Corosync Qdevice Network daemon: corosync-qnetd" without a newline
+    ops = [operations.run("run", "printf 'Starting daemon: corosync-qnetd'", "no newline"), operations.run("run", "echo next", "after")]
+    marks = parse_marks(sh(node_script([(i, commit_body(op, TAG, i)) for i, op in enumerate(ops)])))
+    assert marks == {0: (0, "Starting daemon: corosync-qnetd"), 1: (0, "next")}
