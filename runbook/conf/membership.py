@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-_MEMBER = re.compile(r"^\s*(0x[0-9a-fA-F]+|\d+)\s+(\d+)\s+(\S+)(\s+\(local\))?\s*$")
+_NODEID = re.compile(r"0x[0-9a-fA-F]+|\d+")
+_QDEVICE_FLAGS = re.compile(r"(?:A|NA)(?:,(?:V|NV))?(?:,(?:MW|NMW))?")  # Alive, Voting, Master Wins (or their "Not")
 _OBJCTL_MEMBER = re.compile(r"members\.(\d+)\.status=(\w+)")
 
 
@@ -31,6 +32,15 @@ class View:
     flags: str = ""
     members: tuple[Member, ...] = field(default_factory=tuple)
     raw: str = ""
+    expected_votes: int | None = None
+    total_votes: int | None = None
+    qdevice_votes: int | None = None  # the quorum device's line (nodeid 0, "Qdevice"); None: no device listed
+    qdevice_flags: str = ""  # "A,V,NMW" on this node's own line: is the device Alive and Voting for it
+
+    @property
+    def qdevice_counts(self) -> bool:
+        """The device's vote is counted here: Corosync's flags say Qdevice and the device is alive and voting."""
+        return "Qdevice" in self.flags.split() and self.qdevice_flags.split(",")[:2] == ["A", "V"]
 
     def complete(self, expected: int) -> bool:
         """Sees every node, and (where Corosync reports quorum) is quorate."""
@@ -43,19 +53,46 @@ class View:
         return f"sees {len(self.members)}/{expected} members, {quorum}, ring {self.ring_id or '?'}"
 
 
+def _member_line(line: str) -> tuple[Member | None, str]:
+    """One line of the membership table: `id votes [qdevice-flags] name [(local)]`, and its flags.
+
+    With a quorum device configured, quorumtool adds a Qdevice column (A,V,NMW) before the name, and
+    lists the device itself as `0 1 Qdevice` (returned as a Member with nodeid 0)."""
+    words = line.split()
+    local = bool(words) and words[-1] == "(local)"
+    if local:
+        words = words[:-1]
+    if len(words) == 5 and words[3] == "(votes" and words[4].rstrip(")").isdigit():
+        words = words[:3]  # a cut-off node's view of the device: `0 0 Qdevice (votes 1)`, its vote not given here
+    if len(words) not in (3, 4) or not _NODEID.fullmatch(words[0]) or not words[1].isdigit():
+        return None, ""
+    flags = words[2] if len(words) == 4 else ""
+    if flags and not _QDEVICE_FLAGS.fullmatch(flags):
+        return None, ""
+    return Member(int(words[0], 0), int(words[1]), words[-1], local), flags
+
+
+def _votes(text: str | None) -> int | None:
+    return int(text) if text and text.isdigit() else None
+
+
 def parse_quorumtool(node: str, text: str) -> View:
     fields: dict[str, str] = {}
     members: list[Member] = []
+    qdevice: Member | None = None
+    own_flags = ""
     in_members = False
     for line in text.splitlines():
         if line.strip().startswith("Nodeid"):
             in_members = True
             continue
         if in_members:
-            match = _MEMBER.match(line)
-            if match:
-                nodeid = int(match.group(1), 0)
-                members.append(Member(nodeid, int(match.group(2)), match.group(3), bool(match.group(4))))
+            member, flags = _member_line(line)
+            if member is not None and member.nodeid == 0 and member.name == "Qdevice":
+                qdevice = member
+            elif member is not None:
+                members.append(member)
+                own_flags = flags if member.local else own_flags
             continue
         key, sep, value = line.partition(":")
         if sep and key.strip():
@@ -69,6 +106,10 @@ def parse_quorumtool(node: str, text: str) -> View:
         flags=fields.get("Flags", ""),
         members=tuple(members),
         raw=text,
+        expected_votes=_votes(fields.get("Expected votes")),
+        total_votes=_votes(fields.get("Total votes")),
+        qdevice_votes=None if qdevice is None else qdevice.votes,
+        qdevice_flags=own_flags,
     )
 
 
