@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""(Re)write the seven step notebooks in notebooks/ from the source held in this file.
+"""(Re)write the step notebooks in notebooks/ from the source held in this file.
 
 The notebooks are generated, not hand-edited, so that they stay thin, reviewable and identical from
 one run of this script to the next: nbformat v4.5, kernel `python3`, no outputs, no execution counts,
@@ -321,6 +321,42 @@ with no Corosync at all. The membership is read with the tools of the installed 
 **What to look for.** Every node lists every member, and the cluster is quorate. On a second run
 nothing is restarted: the ring ID stays the same.""",
     ),
+    StepNotebook(
+        stem="07-quorum-device",
+        title="Add the quorum device",
+        call="steps.setup_quorum_device(cluster, hosts, check=check)",
+        intro="""\
+The chapter stops at step 06. This step goes one further, and only when the cluster file names a
+quorum device (`quorum.device` with `model: net` and `net.host`): it installs and starts
+`corosync-qnetd` on that host, which is not a cluster member, installs `corosync-qdevice` on every
+node, makes and hands out the certificates they trust each other by, starts `corosync-qdevice`, and
+then waits until every node counts the device's vote. Without a device in the cluster file it only
+stops a `corosync-qdevice` that an earlier run left running.
+
+**Why.** Two nodes cannot tell "the other node died" from "the link between us died": each sees
+one vote of two. `two_node: 1` (what step 02 writes for two nodes) lets either node go on alone,
+which is safe only when fencing decides who survives. A third vote from a host outside the cluster
+breaks the tie instead: the node that still reaches the qnetd host keeps quorum, the other loses
+it. With a device, step 02 leaves `two_node` out, as Corosync requires, and step 06 reloads the
+running nodes instead of restarting them.
+
+**Corosync generations.** 1.x has no quorum device: votequorum and `corosync-qdevice` came with
+2.x, so on the chapter's own Corosync this step stops with that reason if the cluster file names a
+device. 2.x (corosync-qdevice 2.4 and later) and 3.x work the same way here; on 3.x adding the device
+to a running cluster takes a reload, not a restart.
+
+**The certificates.** With `tls: on` (Corosync's default) the nodes and the qnetd host trust each
+other through a CA on the qnetd host. The order is fixed: the CA first, then a database on every
+node that trusts it, then one certificate request from the primary, signed on the qnetd host,
+imported on the primary with its private key, and copied from there to the other nodes. The file
+that carries the private key (PKCS#12, with an empty password) goes only through the runbook's own
+copy, never appears in this page or the run's record, is kept 0600, and is deleted once imported.""",
+        look="""\
+**What to look for.** Each node's line ends with "the quorum device's vote counts: 3 of 3
+votes, quorate" (for two nodes with one device vote). The membership each node printed shows the
+device as `Qdevice`, and the node's own flags `A,V`: Alive and Voting. On a second run nothing
+changes.""",
+    ),
 )
 
 
@@ -352,6 +388,10 @@ def by_hand_cell(step: StepNotebook) -> str | None:
     """The step's "by hand" box for the chapter's cluster (1.x and 3.x), from the plans the runbook applies."""
     if step.number == 0:
         return None
+    if step.number == 7:
+        from runbook.steps.by_hand import qdevice_markdown
+
+        return qdevice_markdown(load_cluster(CLUSTER_FILE))
     from runbook.steps.by_hand import step_markdown
 
     return step_markdown(load_cluster(CLUSTER_FILE), step.stem, str(CLUSTER_FILE.relative_to(ROOT)))

@@ -23,6 +23,7 @@ def cmd_lab_up(args: argparse.Namespace) -> int:
 
             cluster = load_cluster(args.cluster)
             given = [(n.name, list(n.addresses)) for n in cluster.nodes]  # one address per link
+            given += plan.qnetd_spec(cluster, given)  # the quorum device's host, when the file names one
             nodes, names = plan.place_named_nodes(given, args.subnet)  # hostnames get lab addresses
             if args.subnet and not names:
                 raise UsageError(f"lab up: --subnet is for nodes named by hostnames; {args.cluster} gives every "

@@ -151,8 +151,11 @@ RULES: tuple[Rule, ...] = (
          r"|allow_downscale|expected_votes_tracking)", ROLL, ROLL,
          "this node's quorum policy, read at start only (seen on 3.1.7: wait_for_all in cmap after a reload, not in force)",
          _QUORUM_START, copied=True),
-    Rule(r"quorum\.device\..+", ROLL, ROLL,
-         "read by corosync-qdevice, which this table does not cover: the safe choice", "not checked"),
+    Rule(r"quorum\.device\..+", ROLL, R,
+         "3.x: votequorum re-reads whether a device is configured on reload, and corosync-qdevice follows the map "
+         "(seen in the lab: a device added to a running 2-node cluster by reload gives 3 votes, no restart); "
+         "2.x: not checked, so the safe choice",
+         "votequorum.c votequorum_readconfig(runtime) -> votequorum_qdevice_is_configured (v3.1.7); tests/lab/test_quorum_device.py"),
     # logging, uidgid, nozzle, system
     Rule(r"logging\..+", R, R, "logging is set again from cmap when the reload ends",
          "logconfig.c main_logging_notify -> corosync_main_config_read_logging (v2.4.6, v3.1.7)"),

@@ -400,12 +400,17 @@ def _quorum(w: _Writer, cluster: Cluster, effective: Effective) -> None:
 
 def _device(w: _Writer, device: QuorumDevice) -> None:
     with w.section("device"):
-        if device.model is not None:
-            w.kv("model", device.model)
-        for key in ("votes", "timeout", "sync_timeout"):
+        if device.model is not None or device.net is not None:
+            w.kv("model", device.model or "net")  # net is the only model; corosync-qdevice needs it written
+        net = device.net
+        votes = device.votes
+        if votes is None and net is not None and net.algorithm == "ffsplit":
+            votes = 1  # corosync-qdevice 3.0.3 refuses ffsplit without it ("works only if quorum.device.votes ... is set to 1")
+        if votes is not None:
+            w.kv("votes", votes)
+        for key in ("timeout", "sync_timeout"):
             if getattr(device, key) is not None:
                 w.kv(key, getattr(device, key))
-        net = device.net
         if net is not None:
             with w.section("net"):
                 w.kv("host", net.host)

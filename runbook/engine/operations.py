@@ -43,6 +43,7 @@ class Operation:
     validate: str | None = None  # for a write: a command run on the staged file ("$f"), e.g. corosync -t -c "$f"
     text: str | None = field(default=None, repr=False)  # a write's whole new text, for the page (never for a key)
     copy_from: str | None = None  # copy-key: the node whose file supplies the bytes
+    copy_path: str | None = None  # copy-key: that file's path there (None: the same as `path`)
     copy_sha256: str | None = None  # copy-key: the digest of those bytes, when the facts know it
     timeout: float = 300.0
     diagnose: str | None = None  # run when the operation fails; its output joins the error (e.g. Corosync's log)
@@ -107,6 +108,26 @@ def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ..
         mode=0o400,
         copy_from=source_node,
         copy_sha256=sha256,
+    )
+
+
+def copy_file(
+    path: str, source_host: str, source_path: str, reason: str, *, mode: int, by_hand: tuple[str, ...], secret: bool
+) -> Operation:
+    """`source_host`'s file, byte for byte, at `path` here (root:root, `mode`); read at run time.
+
+    The bytes pass through the controller's memory only, inside the staging script on SSH stdin, as a
+    key copy's do; `secret` (a private key) keeps them off every page too."""
+    what = "the secret bytes" if secret else "the bytes"
+    return Operation(
+        kind="copy-key",
+        command=f"install -m {mode:04o} -o root -g root /dev/stdin {path}   # {what} of {source_host}:{source_path}",
+        reason=reason,
+        by_hand=by_hand,
+        path=path,
+        mode=mode,
+        copy_from=source_host,
+        copy_path=source_path,
     )
 
 

@@ -9,6 +9,7 @@ import re
 from collections.abc import Sequence
 
 from runbook.errors import LabError
+from runbook.model.types import Cluster
 from runbook.lab.netns import netns_prefix
 from runbook.lab.sshd import sh_quote, sshd_command
 from runbook.lab.state import LabHost, LabLink, LabState, check_lab_name
@@ -101,6 +102,28 @@ def plan_lab(name: str, nodes: Sequence[NodeSpec]) -> LabState:
             for k, (subnet, address) in enumerate(nets) if k
         ],
     )
+
+
+def qnetd_spec(cluster: Cluster, given: Sequence[tuple[str, list[str]]]) -> list[tuple[str, list[str]]]:
+    """The lab host for the cluster's corosync-qnetd (none without a quorum device): at `net.host` on
+    link 0, named `net.name` (else `qnetd`), with a free address on every further link, since the lab
+    gives every host one address per link."""
+    device = cluster.quorum.device if cluster.quorum else None
+    if device is None or device.net is None:
+        return []
+    net = device.net
+    if not _is_ip(net.host):
+        raise LabError(f"quorum.device.net.host: {net.host!r} is not an IP address; the lab makes the qnetd host at an address")
+    name = net.name or "qnetd"
+    if name in {n for n, _ in given}:
+        raise LabError(f"quorum.device.net.name: {name} is a cluster node; the qnetd host must be another host")
+    addresses = [net.host]
+    for k in range(1, len(given[0][1]) if given else 1):
+        used = {a[k] for _, a in given if len(a) > k}
+        subnet = ipaddress.ip_network(f"{given[0][1][k]}/24", strict=False)
+        hosts = [str(ip) for ip in subnet.hosts() if str(ip) not in used]
+        addresses.append(hosts[-2])  # the last free address is the bridge's
+    return [(name, addresses)]
 
 
 def _is_ip(text: str) -> bool:

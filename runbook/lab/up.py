@@ -87,6 +87,8 @@ def prepare_packages(progress: Progress = no_progress) -> None:
 
 
 _APT_LOCK_WAIT = 300.0
+# What lab hosts may install offline: Corosync, and the quorum device's two daemons (step 07).
+LAB_PACKAGES = ("corosync", "corosync-qdevice", "corosync-qnetd")
 
 
 def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
@@ -94,7 +96,7 @@ def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
     deadline = time.monotonic() + _APT_LOCK_WAIT
     while True:
         result = run_local(
-            ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"],
+            ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *LAB_PACKAGES],
             check=False,
             timeout=600,
         )

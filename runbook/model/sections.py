@@ -191,9 +191,15 @@ def _device(p: Problems, value: Any) -> QuorumDevice | None:
         p.add("quorum.device.net", "missing; model net needs net: {host: <the qnetd server>}")
     else:
         result["net"] = _net(p, net)
+    net_result = result.get("net")
+    if net_result is not None and net_result.algorithm == "ffsplit" and result.get("votes") not in (None, 1):
+        p.bad("quorum.device.votes", result["votes"], "must be 1 with algorithm ffsplit (corosync-qdevice refuses any other)")
     result["heuristics"] = verbatim(p, "quorum.device.heuristics", section.get("heuristics"), ())
     result["extra"] = verbatim(p, "quorum.device.extra", section.get("extra"), allowed)
     return QuorumDevice(**result)
+
+
+_SSH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}", re.ASCII)
 
 
 def _net(p: Problems, value: Any) -> NetDevice | None:
@@ -208,6 +214,12 @@ def _net(p: Problems, value: Any) -> NetDevice | None:
     else:
         host_text = check_address(p, "quorum.device.net.host", host)
     result: dict[str, Any] = {"host": host_text or ""}
+    name = section.get("name")
+    if name is not None:
+        if not isinstance(name, str) or not _SSH_NAME.fullmatch(name):
+            p.bad("quorum.device.net.name", name, "is not a host name (letters, digits, '.' and '-')")
+        else:
+            result["name"] = name
     if section.get("port") is not None:
         result["port"] = p.integer("quorum.device.net.port", section["port"], 1, 65535)
     for key, choices in (("algorithm", ("ffsplit", "lms", "test", "2nodelms")), ("tls", ("on", "off", "required"))):

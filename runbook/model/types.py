@@ -175,9 +175,14 @@ class Logging:
 
 @dataclass(frozen=True)
 class NetDevice:
-    """quorum.device.net { }: where corosync-qnetd runs and how it decides."""
+    """quorum.device.net { }: where corosync-qnetd runs and how it decides.
+
+    `name` is the runbook's own (never written): how it reaches the qnetd host over SSH to install
+    corosync-qnetd and sign the cluster's certificate, as `nodes[].name` is for a node (None: `host`).
+    """
 
     host: str
+    name: str | None = None
     port: int | None = None
     algorithm: str | None = None  # ffsplit | lms
     tls: str | None = None  # on | off | required

@@ -12,9 +12,11 @@ from runbook.steps.cfgtool import cfgtool_line
 from runbook.steps.config import write_config
 from runbook.steps.install import install_corosync
 from runbook.steps.preflight import run_preflight
+from runbook.steps.qdevice import setup_quorum_device
 from runbook.steps.start import start_and_verify
 
-ALL_STEPS = (run_preflight, install_corosync, write_config, distribute_authkey, cfgtool_line, enable_at_boot, start_and_verify)
+ALL_STEPS = (run_preflight, install_corosync, write_config, distribute_authkey, cfgtool_line, enable_at_boot, start_and_verify,
+             setup_quorum_device)
 
 __all__ = [
     "ALL_STEPS",
@@ -24,6 +26,7 @@ __all__ = [
     "enable_at_boot",
     "install_corosync",
     "run_preflight",
+    "setup_quorum_device",
     "start_and_verify",
     "write_config",
 ]

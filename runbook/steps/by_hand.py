@@ -183,3 +183,30 @@ if __name__ == "__main__":  # python -m runbook.steps.by_hand docs/by-hand.md
 
     root = Path(__file__).resolve().parent.parent
     Path(sys.argv[1]).write_text(page(load_cluster(root / "clusters" / "chapter.yaml")), encoding="utf-8")
+
+
+def with_device(cluster: Cluster, host: str = "10.0.66.203", name: str = "qnetd") -> Cluster:
+    """The cluster with a quorum device (model net, ffsplit, TLS on) on `host`: the guide's example."""
+    import dataclasses
+
+    from runbook.model.types import NetDevice, Quorum, QuorumDevice
+
+    device = QuorumDevice(model="net", net=NetDevice(host=host, name=name, algorithm="ffsplit"))
+    return dataclasses.replace(cluster, quorum=dataclasses.replace(cluster.quorum or Quorum(), device=device, two_node=None))
+
+
+def qdevice_markdown(cluster: Cluster) -> str:
+    """Markdown for step 07's "by hand" box: the quorum device on fresh Debian hosts, from the same plans."""
+    from runbook.steps.qdevice_plan import QFacts, plan_phases, qnetd_node
+
+    withd = with_device(cluster)
+    fresh = {"pm": "apt-get", "init": "systemd"}
+    qname = qnetd_node(withd.quorum.device.net).name  # type: ignore[union-attr]
+    phases = plan_phases(withd, {n.name: QFacts(n.name, dict(fresh)) for n in withd.nodes}, QFacts(qname, dict(fresh)))
+    lines = [line for phase in phases for line in phase.by_hand()]
+    return "\n\n".join([
+        "**By hand.** The same work at a shell, in the order it must happen, for the chapter's two nodes and a qnetd "
+        f"host `{qname}` at {withd.quorum.device.net.host} on fresh Debian 12 hosts (Corosync 3.x), "  # type: ignore[union-attr]
+        "generated from the plans this step applies. On the chapter's Corosync 1.x there is no quorum device.",
+        "```sh\n" + "\n".join(lines) + "\n```",
+    ])

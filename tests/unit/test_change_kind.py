@@ -86,7 +86,8 @@ def plan_for(before: dict[str, object], after: dict[str, object], generation: in
         ("quorum.wait_for_all", 3, None, ROLL),
         ("quorum.last_man_standing_window", 2, None, ROLL),
         ("quorum.auto_tie_breaker", 3, None, ROLL),
-        ("quorum.device.net.host", 3, None, ROLL),
+        ("quorum.device.net.host", 3, None, R),  # corosync-qdevice follows the map (lab: tests/lab/test_quorum_device.py)
+        ("quorum.device.net.host", 2, None, ROLL),
         ("logging.to_syslog", 3, None, R),
         ("logging.logger_subsys.QUORUM.debug", 2, None, R),
         ("uidgid.config.uid.1000", 3, None, R),

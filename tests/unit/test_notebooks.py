@@ -33,6 +33,7 @@ EXPECTED = {
     "04-cfgtool": ("Step 4 — The cfgtool line in rc.local", "cfgtool_line"),
     "05-enable-at-boot": ("Step 5 — Start Corosync at boot", "enable_at_boot"),
     "06-start-and-verify": ("Step 6 — Start Corosync and verify the membership", "start_and_verify"),
+    "07-quorum-device": ("Step 7 — Add the quorum device", "setup_quorum_device"),
 }
 PATHS = [NOTEBOOKS / f"{stem}.ipynb" for stem in EXPECTED]
 
@@ -58,7 +59,7 @@ def chapter_parameters() -> dict[str, Any]:
 # --- the notebook files ----------------------------------------------------------------------------
 
 
-def test_exactly_the_seven_step_notebooks_exist() -> None:
+def test_exactly_the_step_notebooks_exist() -> None:
     assert sorted(p.name for p in NOTEBOOKS.glob("*.ipynb")) == sorted(p.name for p in PATHS)
 
 

@@ -41,6 +41,7 @@ STEMS = [
     "04-cfgtool",
     "05-enable-at-boot",
     "06-start-and-verify",
+    "07-quorum-device",
 ]
 
 
@@ -54,10 +55,10 @@ def fake_steps(directory: Path, stems: list[str] = STEMS) -> list[step_files.Ste
 # --- discovery and --only ----------------------------------------------------------------------------
 
 
-def test_discovers_the_seven_step_notebooks_in_order() -> None:
+def test_discovers_the_eight_step_notebooks_in_order() -> None:
     steps = step_files.discover_steps(ROOT / "notebooks")
     assert [s.stem for s in steps] == STEMS
-    assert [s.number for s in steps] == list(range(7))
+    assert [s.number for s in steps] == list(range(8))
     assert steps[2].name == "corosync-conf" and steps[2].notebook == "02-corosync-conf.ipynb"
 
 
@@ -114,7 +115,7 @@ def test_select_steps(tmp_path: Path, only: list[str] | None, expected: list[str
     assert [s.stem for s in step_files.select_steps(steps, only)] == expected
 
 
-@pytest.mark.parametrize("only", [["7"], ["conf"], ["corosync"], ["-1"], ["2", "nope"], [","]])
+@pytest.mark.parametrize("only", [["8"], ["conf"], ["corosync"], ["-1"], ["2", "nope"], [","]])
 def test_select_unknown_step_lists_valid_ones(tmp_path: Path, only: list[str]) -> None:
     steps = fake_steps(tmp_path)
     with pytest.raises(errors.UsageError) as info:

@@ -1,0 +1,127 @@
+"""The quorum device, for real: two nodes and a qnetd host that is not a member, `runbook run` as a user runs it.
+
+One lab, the tests in order, each starting from where the one before left the cluster: a running
+two-node cluster gets the device by a reload (no Corosync restarted) and counts 3 votes on both nodes,
+with no private key in any output or record; with the two nodes cut off from each other (the qnetd
+host still reachable), the node ffsplit picks (the lowest node id) stays quorate and the other does
+not; and taking the device out of the cluster file puts two_node back and stops corosync-qdevice.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from runbook.conf.membership import View, parse_quorumtool
+from runbook.lab import state as lab_state
+from runbook.model.load import load_cluster
+from runbook.ssh.hosts import hosts_for
+from tests.lab.conftest import REPO, running_lab, wait_for
+
+NODES = [("n1", "10.0.171.11"), ("n2", "10.0.171.12")]
+QNETD = ("qn", "10.0.171.20")
+P12 = "/etc/corosync/qdevice/net/nssdb/qdevice-net-node.p12"
+CUT = ("nft add table inet cut; nft add chain inet cut in '{ type filter hook input priority -10; }'; "
+       "nft add chain inet cut out '{ type filter hook output priority -10; }'; "
+       "nft add rule inet cut in ip saddr 10.0.171.11 drop; nft add rule inet cut out ip daddr 10.0.171.11 drop")
+
+
+class Lab:
+    def __init__(self, state: lab_state.LabState, tmp: Path) -> None:
+        self.state = state
+        self.tmp = tmp
+        self.out = tmp / "runs"
+
+    def cluster_file(self, device: bool) -> Path:
+        data: dict[str, object] = {
+            "cluster_name": "qdlab", "nodes": [{"name": n, "address": a, "nodeid": i} for i, (n, a) in enumerate(NODES, 1)],
+            "ssh": {"config": str(self.state.ssh_config)},
+        }
+        data["nodes"][0]["role"] = "primary"  # type: ignore[index]
+        if device:
+            data["quorum"] = {"device": {"model": "net", "net": {"host": QNETD[1], "name": QNETD[0], "algorithm": "ffsplit"}}}
+        path = self.tmp / f"qdlab-{'device' if device else 'plain'}.yaml"
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    def run(self, device: bool) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "runbook", "run", str(self.cluster_file(device)), "--out", str(self.out)],
+                              capture_output=True, text=True, cwd=REPO, timeout=900)
+
+    def sh(self, host: str, command: str) -> str:
+        """Run a command on a node or on the qnetd host (listed as a node only for this SSH connection)."""
+        data = yaml.safe_load(self.cluster_file(False).read_text())
+        data["nodes"].append({"name": QNETD[0], "address": QNETD[1], "nodeid": 9})
+        every = self.tmp / "every-host.yaml"
+        every.write_text(yaml.safe_dump(data, sort_keys=False))
+        with hosts_for(load_cluster(every)) as hosts:
+            return hosts[host].run(command, check=False).text
+
+    def view(self, node: str) -> View:
+        return parse_quorumtool(node, self.sh(node, "corosync-quorumtool -s 2>/dev/null"))
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    with running_lab("qdev", [*NODES, QNETD]) as state:
+        yield Lab(state, tmp_path_factory.mktemp("qdevice"))
+
+
+def test_a_device_added_to_a_running_two_node_cluster_counts_without_a_restart_and_no_key_is_shown(lab: Lab) -> None:
+    first = lab.run(device=False)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "two_node: 1" in lab.sh("n1", "cat /etc/corosync/corosync.conf")
+    pids = {n: lab.sh(n, "pidof corosync").strip() for n, _ in NODES}
+
+    added = lab.run(device=True)
+    assert added.returncode == 0, added.stderr[-3000:]
+    assert {n: lab.sh(n, "pidof corosync").strip() for n, _ in NODES} == pids  # reloaded, not restarted
+    said = added.stdout + added.stderr  # the progress lines are on stderr
+    assert "reloaded Corosync" in said and "restarted Corosync" not in said
+    for node, _ in NODES:
+        view = wait_for(lambda node=node: (v := lab.view(node)).qdevice_counts and v, 30, f"{node} counting the device's vote")
+        assert (view.total_votes, view.expected_votes, view.quorate) == (3, 3, True), view.raw
+        assert "two_node" not in lab.sh(node, "cat /etc/corosync/corosync.conf")
+        assert lab.sh(node, f"ls {P12} 2>/dev/null; stat -c %a /etc/corosync/qdevice/net/nssdb").split() == ["770"]
+    record = json.loads(sorted(lab.out.glob("qdlab/*/07-quorum-device.json"))[-1].read_text())
+    summaries = {o["node"]: o["summary"] for o in record["outcomes"]}
+    assert all(summaries[n].endswith("the quorum device's vote counts: 3 of 3 votes, quorate") for n, _ in NODES), summaries
+
+    # The cluster's private key (held in each node's database) is in no output and no file of the run.
+    key = lab.sh("n1", "d=$(mktemp -d); pk12util -d /etc/corosync/qdevice/net/nssdb -o $d/k.p12 -W '' -n 'Cluster Cert' >/dev/null "
+                       "&& openssl pkcs12 -in $d/k.p12 -nocerts -nodes -passin pass: 2>/dev/null; rm -rf $d")
+    body = [line for line in key.splitlines() if line and not line.startswith(("-----", "Bag", "    ", "Key Attributes"))]
+    assert "PRIVATE KEY" in key and len(body) > 10, key[:200]
+    seen = said + "".join(p.read_text(errors="replace") for p in lab.out.rglob("*") if p.is_file())
+    assert "PRIVATE KEY" not in seen and not [line for line in body if line in seen]
+
+    again = lab.run(device=True)
+    assert again.returncode == 0 and "everything was already in place" in again.stdout + again.stderr, again.stderr[-2000:]
+
+
+def test_cut_off_from_each_other_the_lowest_node_id_keeps_quorum_with_the_device(lab: Lab) -> None:
+    lab.sh("n2", CUT)
+    try:
+        n1 = wait_for(lambda: (v := lab.view("n1")).quorate and len(v.members) == 1 and v.qdevice_counts and v, 60, "n1 alone and quorate")
+        n2 = wait_for(lambda: (v := lab.view("n2")).quorate is False and len(v.members) == 1 and v, 60, "n2 alone and not quorate")
+        assert n1.total_votes == 2 and not n2.qdevice_counts and n2.total_votes == 1, (n1.raw, n2.raw)
+    finally:
+        lab.sh("n2", "nft delete table inet cut")
+    wait_for(lambda: all(lab.view(n).qdevice_counts and lab.view(n).total_votes == 3 for n, _ in NODES), 60, "both nodes back with 3 votes")
+
+
+def test_taking_the_device_out_puts_two_node_back_and_stops_qdevice(lab: Lab) -> None:
+    removed = lab.run(device=False)
+    assert removed.returncode == 0, removed.stderr[-3000:]
+    for node, _ in NODES:
+        assert "two_node: 1" in lab.sh(node, "cat /etc/corosync/corosync.conf")
+        assert lab.sh(node, "pidof corosync-qdevice || echo none").strip() == "none"
+        view = lab.view(node)
+        assert view.quorate and view.qdevice_votes is None and view.expected_votes == 2, view.raw
+    assert "stopped and disabled corosync-qdevice" in removed.stdout + removed.stderr
