@@ -66,12 +66,13 @@ def guard_address(address: str, labs: Labs | None = None) -> None:
 
 def prepare_packages(progress: Progress = no_progress) -> None:
     """Fill the machine's apt cache so `apt-get install corosync` inside a host needs no network."""
-    installed = run_local(["dpkg-query", "-W", "-f=${Status}", "corosync"], check=False).stdout
-    if "install ok installed" in installed:
-        progress("corosync is installed on this machine itself; lab hosts inherit it")
+    missing = [p for p in LAB_PACKAGES
+               if "install ok installed" not in run_local(["dpkg-query", "-W", "-f=${Status}", p], check=False).stdout]
+    if not missing:
+        progress("corosync and its quorum device daemons are installed on this machine itself; lab hosts inherit them")
         return
-    progress("downloading corosync packages into the apt cache (for offline installs in hosts)")
-    result = _download_corosync(progress)
+    progress(f"downloading {', '.join(missing)} into the apt cache (for offline installs in hosts)")
+    result = _download_corosync(progress, missing)
     if result.returncode != 0 and os.environ.get("RUNBOOK_WORLD"):
         tail = " / ".join(result.stderr.strip().splitlines()[-2:])
         raise LabError(
@@ -81,7 +82,7 @@ def prepare_packages(progress: Progress = no_progress) -> None:
     if result.returncode != 0:
         progress("apt lists may be missing; running apt-get update once")
         run_local(["apt-get", "update", "-q"], timeout=600)
-        result = _download_corosync(progress)
+        result = _download_corosync(progress, missing)
         if result.returncode != 0:
             raise LabError(f"cannot download corosync's packages: {result.stderr.strip()[-300:]}")
 
@@ -91,12 +92,12 @@ _APT_LOCK_WAIT = 300.0
 LAB_PACKAGES = ("corosync", "corosync-qdevice", "corosync-qnetd")
 
 
-def _download_corosync(progress: Progress) -> subprocess.CompletedProcess[str]:
+def _download_corosync(progress: Progress, packages: Sequence[str] = LAB_PACKAGES) -> subprocess.CompletedProcess[str]:
     """apt-get --download-only, waiting while another apt or dpkg on this machine holds its lock."""
     deadline = time.monotonic() + _APT_LOCK_WAIT
     while True:
         result = run_local(
-            ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *LAB_PACKAGES],
+            ["apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *packages],
             check=False,
             timeout=600,
         )

@@ -312,6 +312,12 @@ def _cluster_problems(cluster: Cluster) -> list[str]:
     if device is not None and cluster.quorum.two_node:
         problems.append("quorum.two_node: true with a quorum device: votequorum refuses both; "
                         "remove two_node (the device breaks the tie)")
+    net = device.net if device is not None else None
+    if net is not None:
+        for node in cluster.nodes:
+            if net.host in node.addresses or (net.name or net.host) == node.name:
+                problems.append(f"quorum.device.net.host: {net.host} is node {node.name}; the tie-breaking vote must "
+                                "come from a host outside the cluster (corosync-qnetd on a third machine)")
     return problems
 
 

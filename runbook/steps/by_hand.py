@@ -205,8 +205,10 @@ def qdevice_markdown(cluster: Cluster) -> str:
     phases = plan_phases(withd, {n.name: QFacts(n.name, dict(fresh)) for n in withd.nodes}, QFacts(qname, dict(fresh)))
     lines = [line for phase in phases for line in phase.by_hand()]
     return "\n\n".join([
-        "**By hand.** The same work at a shell, in the order it must happen, for the chapter's two nodes and a qnetd "
-        f"host `{qname}` at {withd.quorum.device.net.host} on fresh Debian 12 hosts (Corosync 3.x), "  # type: ignore[union-attr]
-        "generated from the plans this step applies. On the chapter's Corosync 1.x there is no quorum device.",
+        "**By hand.** What this step amounts to at a shell, in the order it must happen, generated from the plans "
+        "this step applies, for the chapter's two nodes with a quorum device (`clusters/chapter-qdevice.yaml`).",
+        f"On {ERA[1]}:",
+        "nothing to type: Corosync 1.x has no quorum device",
+        f"On {ERA[3]}, with corosync-qnetd on a host `{qname}` at {withd.quorum.device.net.host}:",  # type: ignore[union-attr]
         "```sh\n" + "\n".join(lines) + "\n```",
     ])

@@ -71,10 +71,7 @@ def setup_quorum_device(cluster: Cluster, hosts: Hosts, *, check: bool = False, 
         report = execute(plan_removal(cluster, facts), hosts, check=check, keep=cluster.backups.keep)
         report.notes.append("The cluster file has no quorum.device: nothing to set up. Step 06 wrote two_node for a two-node cluster.")
         return report
-    qnode = qnetd_node(device.net)
-    if qnode.name in hosts or qnode.address in {a for n in cluster.nodes for a in n.addresses}:
-        raise StepFailed(STEP, {}, problems=[f"quorum.device.net: the qnetd host {qnode.name} ({qnode.address}) is a cluster node; "
-                                             "the tie-breaking vote must come from a host outside the cluster (nothing was changed)"])
+    qnode = qnetd_node(device.net)  # not a cluster node: the cluster file's rules refuse that (model.rules)
     for node_facts in gather_facts(STEP, cluster, hosts, ("corosync_version", "corosync_candidate")).values():
         if generation_of(cluster, node_facts, STEP, check) == 1:
             raise StepFailed(STEP, {node_facts.node: "Corosync 1.x has no quorum device (votequorum and corosync-qdevice came with 2.x); "

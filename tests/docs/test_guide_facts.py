@@ -189,3 +189,20 @@ def test_the_security_page_names_the_backups_of_the_key(texts: dict[str, str]) -
 def test_step_5_says_rhel_leaves_corosync_disabled(texts: dict[str, str]) -> None:
     step = texts["generated/05-enable-at-boot/"]
     assert re.search(r"RHEL[^.]*dnf install corosync[^.]*disabled", step), "step 5 does not say RHEL's package leaves the unit disabled"
+
+
+def test_the_quorum_device_page_shows_the_votes_before_after_and_the_split_from_a_real_run(texts: dict[str, str]) -> None:
+    page = texts["quorum-device/"]
+    assert re.search(r"Lab hosts on 20\d\d-\d\d-\d\d, Corosync Cluster Engine, version '3\.", page), "no dated real run"
+    assert re.search(r"Flags:\s+2Node Quorate", page), "the votes before the device are not shown"
+    assert re.search(r"Total votes:\s+3", page) and re.search(r"1\s+1\s+A,V,NMW node1 \(local\)", page), "the votes after"
+    assert re.search(r"2\s+1\s+A,NV,NMW node2 \(local\)", page) and re.search(r"0\s+0\s+Qdevice \(votes 1\)", page), "the split"
+    assert "PRIVATE KEY" not in page and "BEGIN CERTIFICATE" not in page
+
+
+def test_step_7_by_hand_gives_the_certificate_order(texts: dict[str, str]) -> None:
+    step = texts["generated/07-quorum-device/"]
+    order = ["corosync-qnetd-certutil -i", "corosync-qdevice-net-certutil -i -c", "corosync-qdevice-net-certutil -r -n chapter",
+             "corosync-qnetd-certutil -s -c", "corosync-qdevice-net-certutil -M -c", "corosync-qdevice-net-certutil -m -c"]
+    where = [step.find(command) for command in order]
+    assert -1 not in where and where == sorted(where), dict(zip(order, where))

@@ -105,6 +105,7 @@ def test_facts_are_read_from_key_value_lines():
 @pytest.mark.parametrize(("change", "field"), [
     (lambda d: d.update(votes=2), "quorum.device.votes"),
     (lambda d: d["net"].update(name="bad name"), "quorum.device.net.name"),
+    (lambda d: d["net"].update(host="10.0.66.202"), "quorum.device.net.host: 10.0.66.202 is node node2"),
 ])
 def test_bad_device_settings_name_the_field(change, field):  # type: ignore[no-untyped-def]
     params = to_parameters(CLUSTER)
