@@ -203,9 +203,11 @@ With the rule deleted, the two find each other again and both count 3 votes (nod
   node's log is a hand-written file without `votes: 1`; the runbook writes it.
 - A node whose certificate database trusts another qnetd's CA is made again by the next run (the old
   database kept as `nssdb.runbook-<time>.bak`), and imports the cluster's certificate from the primary.
-- Taking `quorum.device` out of the cluster file and running again puts `two_node` back (by reload)
-  and stops and disables `corosync-qdevice` on the nodes; the qnetd host is left as it is, since it
-  may serve other clusters.
+- Taking `quorum.device` out of the cluster file and running again stops and disables
+  `corosync-qdevice` on the nodes first (step 02, before the file without the device goes in, as pcs
+  does it: a qdevice still running at the reload exits without unregistering, and votequorum then
+  lists a dead `Qdevice (votes 0)` until Corosync restarts), then puts `two_node` back by reload. The
+  qnetd host is left as it is, since it may serve other clusters.
 """
 
 

@@ -28,6 +28,8 @@ MIRROR = "http://deb.debian.org/debian"
 # brings python3 (the link check's probe) and nftables (Priority: important; its service off by default).
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "python3", "nftables")
 HOST_OS = "host"
+# What the tree's apt cache holds for offline installs: Corosync, and the quorum device's two daemons (step 07).
+DOWNLOADS = ("corosync", "corosync-qdevice", "corosync-qnetd")
 
 
 @dataclass(frozen=True)
@@ -78,19 +80,20 @@ def _marker(os_: BootOS) -> Path:
 
 
 def is_ready(os_: BootOS) -> bool:
-    """The tree is made, and made with today's BASE_PACKAGES (a tree from an older list is made again)."""
+    """The tree is made, and made with today's BASE_PACKAGES and DOWNLOADS (a tree from older lists is made again)."""
     try:
         info = json.loads(_marker(os_).read_text())
     except (OSError, ValueError):
         return False
-    return info.get("packages") == list(BASE_PACKAGES) and (tree(os_) / "usr/lib/os-release").exists()
+    return (info.get("packages") == list(BASE_PACKAGES) and info.get("downloads") == list(DOWNLOADS)
+            and (tree(os_) / "usr/lib/os-release").exists())
 
 
 def require_ready(os_: BootOS) -> Path:
     """The cached tree for os_, or a LabError that says what to run (lab up never goes to the network)."""
     if not is_ready(os_):
         raise LabError(
-            f"no cached root file system for {os_.name} in {cache_root()} made with today's packages ({', '.join(BASE_PACKAGES)}); make it (needs Debian's mirror, "
+            f"no cached root file system for {os_.name} in {cache_root()} made with today's packages ({', '.join(BASE_PACKAGES)}; {', '.join(DOWNLOADS)} downloaded); make it (needs Debian's mirror, "
             f"about a minute): `runbook lab prepare --os {os_.name}`"
         )
     return tree(os_)
@@ -127,7 +130,7 @@ def prepare(os_: BootOS, progress=lambda _: None, force: bool = False) -> Path: 
         shutil.rmtree(final)
     os.replace(work, final)
     info = {"os": os_.name, "suite": os_.suite, "mirror": MIRROR, "made": time.time(), "corosync": corosync_debs(os_),
-            "packages": list(BASE_PACKAGES)}
+            "packages": list(BASE_PACKAGES), "downloads": list(DOWNLOADS)}
     _marker(os_).write_text(json.dumps(info, indent=2) + "\n")
     progress(f"{os_.name}: ready in {time.monotonic() - started:.0f}s at {final} ({', '.join(info['corosync'])})")
     return final
@@ -161,9 +164,10 @@ def _download_corosync(work: Path) -> None:
     shutil.copy2("/etc/resolv.conf", work / "etc/resolv.conf")
     apt = ["chroot", str(work), "env", "DEBIAN_FRONTEND=noninteractive", "LC_ALL=C"]
     run_local([*apt, "apt-get", "update", "-q"], timeout=600)
-    run_local([*apt, "apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", "corosync"], timeout=600)
-    if not list((work / "var/cache/apt/archives").glob("corosync_*.deb")):
-        raise LabError(f"apt-get --download-only corosync left no corosync package in {work}/var/cache/apt/archives")
+    run_local([*apt, "apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *DOWNLOADS], timeout=600)
+    for package in DOWNLOADS:
+        if not list((work / "var/cache/apt/archives").glob(f"{package}_*.deb")):
+            raise LabError(f"apt-get --download-only {' '.join(DOWNLOADS)} left no {package} package in {work}/var/cache/apt/archives")
 
 
 def _make_generic(work: Path) -> None:

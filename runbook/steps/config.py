@@ -18,10 +18,12 @@ from runbook.model.types import Cluster, Node
 from runbook.report.outcome import StepReport, unified_diff
 from runbook.ssh.hosts import Hosts
 from runbook.steps._common import apply, gather_facts, generation_of
+from runbook.steps.qdevice_plan import stop_command
 
 STEP = "02-corosync-conf"
 TITLE = "Write corosync.conf"
-SECTIONS = ("corosync_version", "corosync_candidate", f"file:{CONF_PATH}")
+SECTIONS = ("corosync_version", "corosync_candidate", "init", f"file:{CONF_PATH}")
+QDEVICE = {"qdevice_pids": "pidof corosync-qdevice 2>/dev/null || true"}
 
 MISSING_KEY = "Could not open /etc/corosync/authkey"
 # Corosync 3's own check of the staged file ("$f"), on the node it is meant for. corosync reads the
@@ -57,11 +59,21 @@ def plan_node(cluster: Cluster, node: Node, facts: NodeFacts, check: bool) -> No
         return plan
     reason = "no file yet" if current is None else "its settings differ from the cluster file's"
     validate = VALIDATE if generation == 3 else None
+    device = cluster.quorum.device if cluster.quorum else None
+    if device is None and facts.extra.get("qdevice_pids", "").strip():
+        # The new file has no quorum device, but corosync-qdevice runs: stopped before the file changes (as pcs does). Stopped after
+        # the reload, it leaves without unregistering, and votequorum keeps listing a dead `Qdevice (votes 0)` (seen in the lab).
+        stop = stop_command(facts.init_system, "corosync-qdevice")
+        plan.operations.append(operations.run("remove", stop, "the new file has no quorum device: its daemon stops before the file "
+                                              "changes, so that it unregisters its vote", by_hand=(stop,)))
     plan.operations.append(operations.write_file(CONF_PATH, wanted.encode(), reason, mode=0o644, validate=validate, validate_shown="corosync -t -c <new file>"))
     plan.diff = unified_diff(current or "", wanted, CONF_PATH)
     plan.would = f"{'would create' if current is None else 'would replace'} {CONF_PATH} (Corosync {generation}.x)"
     tested = ", accepted by corosync -t" if validate else ""
     plan.change = f"wrote {CONF_PATH} (Corosync {generation}.x{tested})"
+    if len(plan.operations) > 1:
+        plan.change += "; stopped corosync-qdevice first (the file has no quorum device)"
+        plan.would += "; would stop corosync-qdevice first (the file has no quorum device)"
     return plan
 
 
@@ -70,7 +82,7 @@ def plan(cluster: Cluster, facts: dict[str, NodeFacts], check: bool = False) -> 
 
 
 def write_config(cluster: Cluster, hosts: Hosts, *, check: bool = False) -> StepReport:
-    return apply(plan(cluster, gather_facts(STEP, cluster, hosts, SECTIONS), check), cluster, hosts, check=check)
+    return apply(plan(cluster, gather_facts(STEP, cluster, hosts, SECTIONS, QDEVICE), check), cluster, hosts, check=check)
 
 
 __all__ = ["write_config"]

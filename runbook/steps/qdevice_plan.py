@@ -152,13 +152,17 @@ def start_op(f: QFacts, service: str, *, restart: bool, why: str) -> operations.
     return operations.run("restart" if restart else "enable", command, why, script=f"{command}\n{check}", by_hand=(command,))
 
 
+def stop_command(init: str, service: str) -> str:
+    """Stop a daemon and disable it at boot, with this host's init system."""
+    if init == "systemd":
+        return f"systemctl disable --now {service}"
+    if init in ("sysv", "upstart"):
+        return f"/etc/init.d/{service} stop; update-rc.d {service} remove >/dev/null"
+    return f"kill $(pidof {service}) 2>/dev/null || true"
+
+
 def stop_op(f: QFacts, service: str, why: str) -> operations.Operation:
-    if f.init == "systemd":
-        command = f"systemctl disable --now {service}"
-    elif f.init == "sysv":
-        command = f"/etc/init.d/{service} stop; update-rc.d {service} remove >/dev/null"
-    else:
-        command = f"kill $(pidof {service}) 2>/dev/null || true"
+    command = stop_command(f.init, service)
     return operations.run("remove", command, why, by_hand=(command,))
 
 

@@ -35,6 +35,8 @@ def test_a_half_made_tree_is_not_ready(tmp_path, monkeypatch):
     (tmp_path / "debian12.ready").write_text('{"packages": ["systemd"]}')
     assert not lab_rootfs.is_ready(os12)  # made with an older package list: made again
     (tmp_path / "debian12.ready").write_text(json.dumps({"packages": list(lab_rootfs.BASE_PACKAGES)}))
+    assert not lab_rootfs.is_ready(os12)  # made before its apt cache held the quorum device's packages: made again
+    (tmp_path / "debian12.ready").write_text(json.dumps({"packages": list(lab_rootfs.BASE_PACKAGES), "downloads": list(lab_rootfs.DOWNLOADS)}))
     assert lab_rootfs.is_ready(os12)
 
 

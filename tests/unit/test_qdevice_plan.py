@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from pathlib import Path
 
@@ -113,3 +114,21 @@ def test_bad_device_settings_name_the_field(change, field):  # type: ignore[no-u
     with pytest.raises(ClusterFileError) as exc:
         cluster_from_mapping(params)
     assert field in str(exc.value)
+
+
+def test_a_file_that_drops_the_device_stops_qdevice_before_the_file_changes():
+    from runbook.engine.facts import parse_facts as node_facts
+    from runbook.steps import config
+
+    chapter = load_cluster(ROOT / "clusters" / "chapter.yaml")
+    text = ("@@runbook-section corosync_version\nCorosync Cluster Engine, version '3.1.7'\n"
+            "@@runbook-section init\npid1=systemd run_systemd=1 upstart=0 initd=1\n"
+            "@@runbook-section file:/etc/corosync/corosync.conf\n644 root root\n" + base64.b64encode(b"totem {\n}\n").decode() + "\n"
+            "@@runbook-section qdevice_pids\n{pids}\n")
+    running = config.plan_node(chapter, chapter.nodes[0], node_facts("node1", text.replace("{pids}", "812")), check=False)
+    assert [(op.kind, op.command) for op in running.operations][0] == ("remove", "systemctl disable --now corosync-qdevice")
+    assert running.operations[1].kind == "write"
+    stopped = config.plan_node(chapter, chapter.nodes[0], node_facts("node1", text.replace("{pids}", "")), check=False)
+    assert [op.kind for op in stopped.operations] == ["write"]
+    keeps = config.plan_node(CLUSTER, CLUSTER.nodes[0], node_facts("node1", text.replace("{pids}", "812")), check=False)
+    assert [op.kind for op in keeps.operations] == ["write"]  # the new file still has a device: qdevice follows it
