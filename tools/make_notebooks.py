@@ -287,7 +287,17 @@ it enables the service through the init system (`systemctl enable corosync` unde
 `update-rc.d` or `chkconfig` for SysV init scripts), so the node starts Corosync at its next boot.
 Debian's package enables the unit when it is installed, so on Debian this step usually finds
 nothing to do (and the by-hand box below has nothing to type for 3.x). On RHEL, `dnf install corosync`
-leaves the unit disabled: there the step runs `systemctl enable corosync`, and by hand you type it.""",
+leaves the unit disabled: there the step runs `systemctl enable corosync`, and by hand you type it.
+
+**Whether to start at boot at all.** The chapter wants it, and so does a cluster that should come
+back by itself after a power cut: with `two_node` Corosync also turns on `wait_for_all`, so nodes
+that boot together wait for each other before they are quorate. Many HA guides (the RHEL HA guide,
+Clusters from Scratch) advise the other way for clusters with fencing: a node that was fenced
+(rebooted by the others) after a fault should stay out until someone has looked at it, instead of
+rejoining on its own, perhaps into the same fault, and being fenced again. The runbook does what the
+chapter does and enables Corosync on every node; a node you want to keep out after its next boot
+takes `systemctl disable corosync` by hand, and the next `runbook run` enables it again (this step
+says so as a change).""",
         look="""\
 **What to look for.** The method used on each node (defaults file, systemd or SysV), and
 `unchanged` where Corosync was already enabled.""",

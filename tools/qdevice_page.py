@@ -8,7 +8,8 @@ Brings up a lab (`qdpage`, 10.0.125.0/24) from a cluster file with a quorum devi
 makes the qnetd host beside the two nodes. Sets up the two-node cluster without the device, then adds
 it with `runbook run` (reading every node's Corosync pid before and after), then cuts the two nodes
 off from each other with nftables on one of them while both still reach the qnetd host, and shows
-what each node says. Needs root, like the lab; takes about a minute.
+what each node says; the same cut is made once before the device, to show the split `two_node`
+allows. Needs root, like the lab; takes about a minute.
 """
 
 from __future__ import annotations
@@ -92,6 +93,13 @@ def collect(work: Path) -> dict[str, str]:
     withd.write_text(yaml.safe_dump(cluster_data(str(state.ssh_config), True), sort_keys=False))
     sh("run", str(plain), "--out", str(work / "runs"))
     seen = {"before": votes("node1")}
+    on("node2", CUT)  # the split without a device: two_node lets each half go on alone
+    try:
+        wait(lambda: all("Nodes:            1" in on(n, "corosync-quorumtool -s") for n, _ in NODES), 60)
+        seen.update(split1=votes("node1"), split2=votes("node2"))
+    finally:
+        on("node2", "nft delete table inet cut")
+    wait(lambda: all("Nodes:            2" in on(n, "corosync-quorumtool -s") for n, _ in NODES), 60)
     pids = {n: on(n, "pidof corosync").strip() for n, _ in NODES}
     added = sh("run", str(withd), "--out", str(work / "runs"), check=False)
     if added.returncode != 0:
@@ -162,6 +170,17 @@ Lab hosts on {s['date']}, {s['version']}, corosync-qdevice {s['qdevice']}; the c
 **Before**: two nodes, `two_node`, node1's view:
 
 {block(s['before'])}
+
+**The split without a device.** nftables on node2 drops everything from and to node1. With
+`two_node`, each half keeps quorum with its one vote: both nodes go on, and if both run the same
+resources, they run twice (split brain). Only fencing, which lets one node switch the other off
+before taking over, makes this safe. node1's view:
+
+{block(s['split1'])}
+
+and node2's, at the same time:
+
+{block(s['split2'])}
 
 **The device added** to the running cluster with `runbook run`. Step 06 reloads, so Corosync keeps
 running (pids {s['pids']}):

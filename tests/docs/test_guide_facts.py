@@ -206,3 +206,15 @@ def test_step_7_by_hand_gives_the_certificate_order(texts: dict[str, str]) -> No
              "corosync-qnetd-certutil -s -c", "corosync-qdevice-net-certutil -M -c", "corosync-qdevice-net-certutil -m -c"]
     where = [step.find(command) for command in order]
     assert -1 not in where and where == sorted(where), dict(zip(order, where))
+
+
+def test_step_5_says_why_one_might_not_start_at_boot(texts: dict[str, str]) -> None:
+    step = texts["generated/05-enable-at-boot/"]
+    assert "Whether to start at boot at all." in step and re.search(r"fenced[^.]*stay out", step), "no start-at-boot policy on step 5"
+
+
+def test_the_two_node_split_is_drawn_and_shown_from_a_real_run(texts: dict[str, str]) -> None:
+    assert "both halves keep quorum" in texts["assets/diagrams/split.svg"], "the split picture is not drawn"
+    page = texts["quorum-device/"]
+    split = page[page.index("The split without a device."):page.index("The device added")]
+    assert len(re.findall(r"Nodes:\s+1", split)) == 2 and len(re.findall(r"Quorate:\s+Yes", split)) == 2, split[:1500]
