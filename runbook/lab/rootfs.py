@@ -28,8 +28,9 @@ MIRROR = "http://deb.debian.org/debian"
 # brings python3 (the link check's probe) and nftables (Priority: important; its service off by default).
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "python3", "nftables")
 HOST_OS = "host"
-# What the tree's apt cache holds for offline installs: Corosync, and the quorum device's two daemons (step 07).
-DOWNLOADS = ("corosync", "corosync-qdevice", "corosync-qnetd")
+# What the tree's apt cache holds for offline installs: Corosync, the quorum device's two daemons (step 07), and
+# Pacemaker, which the guide's "After Corosync" page starts on the runbook's cluster (tools/pacemaker_page.py).
+DOWNLOADS = ("corosync", "corosync-qdevice", "corosync-qnetd", "pacemaker", "pacemaker-cli-utils")
 
 
 @dataclass(frozen=True)

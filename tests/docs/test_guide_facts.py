@@ -218,3 +218,12 @@ def test_the_two_node_split_is_drawn_and_shown_from_a_real_run(texts: dict[str, 
     page = texts["quorum-device/"]
     split = page[page.index("The split without a device."):page.index("The device added")]
     assert len(re.findall(r"Nodes:\s+1", split)) == 2 and len(re.findall(r"Quorate:\s+Yes", split)) == 2, split[:1500]
+
+
+def test_after_corosync_shows_crm_mon_from_a_real_run_and_fencing_first(texts: dict[str, str]) -> None:
+    page = texts["after-corosync/"]
+    assert re.search(r"Lab hosts on 20\d\d-\d\d-\d\d: two booting Debian 12 hosts", page), "no dated real run"
+    assert "Online: [ node1 node2 ]" in page, "crm_mon does not show both nodes online"
+    assert page.index("Fencing first") < page.index("crm_mon -1"), "fencing does not come first"
+    assert "Clusters from Scratch" in page and "RHEL HA guide" in page
+    assert re.search(r"would replace /etc/corosync/corosync\.conf", page), "the next run's effect on a hand edit is not shown"

@@ -132,3 +132,4 @@ def test_a_file_that_drops_the_device_stops_qdevice_before_the_file_changes():
     assert [op.kind for op in stopped.operations] == ["write"]
     keeps = config.plan_node(CLUSTER, CLUSTER.nodes[0], node_facts("node1", text.replace("{pids}", "812")), check=False)
     assert [op.kind for op in keeps.operations] == ["write"]  # the new file still has a device: qdevice follows it
+
