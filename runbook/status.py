@@ -1,6 +1,6 @@
 """`runbook status`: does the running cluster agree with its cluster file? Read only, per node.
 
-Six questions per node, each answered from what the node says, never from what a run last did:
+Six questions per node (seven with a quorum device), each answered from what the node says, never from what a run last did:
 
 - `file`: is /etc/corosync/corosync.conf the file the runbook renders from the cluster file?
 - `running`: does the running Corosync run that file? Its map (`corosync-cmapctl`) is compared with
@@ -10,6 +10,7 @@ Six questions per node, each answered from what the node says, never from what a
 - `membership`: every node a member, quorate, as this node sees it.
 - `links`: every link connects this node to every other node.
 - `boot`: Corosync starts at boot (what step 05 would change, if anything).
+- `qdevice` (only with a quorum device in the cluster file): this node counts the device's vote.
 
 Exit 0 when every answer is yes, 1 when something drifted (each drift names what to run), and the
 same facts as JSON with `--json`, for monitoring. A node that cannot be reached is a drift too.
@@ -75,7 +76,7 @@ def read_node(host: Host) -> NodeReading:
 
 
 def assess(cluster: Cluster, readings: Mapping[str, NodeReading | Exception]) -> list[NodeStatus]:
-    """Pure: every node's six answers from what the nodes said."""
+    """Pure: every node's answers (six, seven with a quorum device) from what the nodes said."""
     file_cmd = f"runbook run {cluster.source or 'FILE'}"
     reached = {n: r for n, r in readings.items() if isinstance(r, NodeReading)}
     generation = cluster.generation or next((r.facts.generation for r in reached.values() if r.facts.generation), 3)
@@ -116,11 +117,23 @@ def assess(cluster: Cluster, readings: Mapping[str, NodeReading | Exception]) ->
         else:
             ok = reading.links.complete(cluster.link_count, expected - 1)
             status.checks["links"] = Check(ok, links_line(reading.links.links), "" if ok else "check the network between the nodes (runbook membership FILE)")
+        if cluster.quorum is not None and cluster.quorum.device is not None:
+            status.checks["qdevice"] = qdevice_check(view, cluster.source or "FILE")
         boot_plan = boot.plan_node(f)
         status.checks["boot"] = (Check(True, boot_plan.summary or "enabled at boot") if not boot_plan.changes
                                  else Check(False, boot_plan.would or "not enabled at boot", file_cmd))
         result.append(status)
     return result
+
+
+def qdevice_check(view: View, source: str) -> Check:
+    """Pure: with a quorum device in the cluster file, does this node count its vote (Alive and Voting)?"""
+    if not view.running:
+        return Check(False, "Corosync is not running", f"runbook run {source}")
+    if view.qdevice_counts:
+        return Check(True, f"the quorum device's vote counts: {view.total_votes} of {view.expected_votes} votes")
+    return Check(False, f"the quorum device's vote does not count (device {view.qdevice_flags or 'not listed'})",
+                 f"corosync-qdevice-tool -sv on the node; runbook run {source}")
 
 
 def _running(name: str, reading: NodeReading, running: Mapping[str, change.Running | None], decided, cluster: Cluster,  # type: ignore[no-untyped-def]

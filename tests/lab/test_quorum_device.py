@@ -119,6 +119,10 @@ def test_a_device_added_to_a_running_two_node_cluster_counts_without_a_restart_a
 
     again = lab.run(device=True)
     assert again.returncode == 0 and "everything was already in place" in again.stdout + again.stderr, again.stderr[-2000:]
+    status = subprocess.run([sys.executable, "-m", "runbook", "status", str(lab.cluster_file(True))],
+                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert status.stdout.count("ok    qdevice    the quorum device's vote counts: 3 of 3 votes") == 2, status.stdout
 
 
 def whole(view: View) -> bool:

@@ -30,3 +30,15 @@ def test_the_text_and_the_json_say_the_same_with_the_fix_for_each_drift() -> Non
     assert data["ok"] is False and data["nodes"]["node1"]["ok"] is True
     assert data["nodes"]["node2"]["checks"]["boot"] == {"ok": False, "detail": "not enabled at boot", "fix": "runbook run c.yaml"}
     assert lines(CLUSTER, found[:1])[-1] == "cluster 'c': every node agrees with the cluster file"
+
+
+def test_with_a_quorum_device_each_node_says_whether_it_counts_the_devices_vote() -> None:
+    from runbook.conf.membership import parse_quorumtool
+    from runbook.status import qdevice_check
+    from tests.unit.test_membership import CUT_OFF_NODE, WITH_QDEVICE
+
+    counted = qdevice_check(parse_quorumtool("node1", "Quorate:          Yes\n" + WITH_QDEVICE), "c.yaml")
+    assert counted == Check(True, "the quorum device's vote counts: 3 of 3 votes")
+    lost = qdevice_check(parse_quorumtool("node2", CUT_OFF_NODE), "c.yaml")
+    assert not lost.ok and "A,NV,NMW" in lost.detail and "corosync-qdevice-tool -sv" in lost.fix
+    assert not qdevice_check(parse_quorumtool("node2", ""), "c.yaml").ok
