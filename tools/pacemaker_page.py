@@ -13,24 +13,24 @@ do to that edit. Needs root, like the lab; takes about two minutes.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import re
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: the repository's tools/ and runbook/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.lab_page import ROOT, main, sh, step_lines, wait  # noqa: E402
+from tools.lab_page import on as on_lab  # noqa: E402
+
 PAGE = ROOT / "docs" / "after-corosync.md"
 LAB = "pcmk"
 NODES = [("node1", "10.0.126.11"), ("node2", "10.0.126.12")]
-RUNBOOK = [sys.executable, "-m", "runbook"]
 INSTALL = ("DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "
            "pacemaker pacemaker-cli-utils >/dev/null && dpkg-query -W -f='${Version}' pacemaker")
 FENCING_CFS = "https://clusterlabs.org/pacemaker/doc/2.1/Clusters_from_Scratch/html/fencing.html"
@@ -38,30 +38,8 @@ FENCING_RHEL = ("https://docs.redhat.com/en/documentation/red_hat_enterprise_lin
                 "configuring_and_managing_high_availability_clusters/assembly_configuring-fencing-configuring-and-managing-high-availability-clusters")
 
 
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RUNBOOK, *args], capture_output=True, text=True, cwd=ROOT, check=check, timeout=900)
-
-
 def on(host: str, command: str) -> str:
-    return sh("lab", "ssh", "--lab", LAB, host, "--", command, check=False).stdout
-
-
-def wait(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(2)
-    return False
-
-
-def step_lines(stderr: str, step: str) -> str:
-    lines = stderr.splitlines()
-    start = next((i for i, line in enumerate(lines) if f"{step} ..." in line), None)
-    if start is None:
-        return stderr[-2000:]
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^\[\d+/\d+\]|^record:|^runbook", lines[i])), len(lines))
-    return re.sub(r"/tmp/\S+", "FILE", "\n".join(lines[start:end]))
+    return on_lab(LAB, host, command)
 
 
 def collect(work: Path) -> dict[str, str]:
@@ -182,24 +160,5 @@ Choose one owner:
 """
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--print", action="store_true", help="print the page instead of writing docs/after-corosync.md")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="runbook-pacemaker-") as tmp:
-        try:
-            seen = collect(Path(tmp))
-        finally:
-            sh("lab", "down", "--lab", LAB, check=False)
-    text = page(seen)
-    if args.print:
-        print(text)
-    else:
-        PAGE.write_text(text)
-        print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(__doc__ or "", PAGE, LAB, collect, page))

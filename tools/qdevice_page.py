@@ -14,34 +14,26 @@ allows. Needs root, like the lab; takes about a minute.
 
 from __future__ import annotations
 
-import argparse
 import re
-import subprocess
 import sys
-import tempfile
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+if str(Path(__file__).resolve().parents[1]) not in sys.path:  # run as a script: the repository's tools/ and runbook/
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.lab_page import ROOT, main, sh, step_lines, wait  # noqa: E402
+from tools.lab_page import on as on_lab  # noqa: E402
+
 PAGE = ROOT / "docs" / "quorum-device.md"
 LAB = "qdpage"
 NODES = [("node1", "10.0.125.11"), ("node2", "10.0.125.12")]
 QNETD = ("qnetd", "10.0.125.20")
-RUNBOOK = [sys.executable, "-m", "runbook"]
 CUT = ("nft add table inet cut; nft add chain inet cut in '{ type filter hook input priority -10; }'; "
        "nft add chain inet cut out '{ type filter hook output priority -10; }'; "
        "nft add rule inet cut in ip saddr 10.0.125.11 drop; nft add rule inet cut out ip daddr 10.0.125.11 drop")
-
-
-def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*RUNBOOK, *args], capture_output=True, text=True, cwd=ROOT, check=check, timeout=900)
-
-
-def on(host: str, command: str) -> str:
-    return sh("lab", "ssh", "--lab", LAB, host, "--", command, check=False).stdout
 
 
 def votes(host: str) -> str:
@@ -49,15 +41,6 @@ def votes(host: str) -> str:
     text = on(host, "corosync-quorumtool -s")
     keep = [line.rstrip() for line in text.splitlines() if not line.startswith(("Date:", "Ring ID:", "Node ID:"))]
     return "\n".join(keep).strip()
-
-
-def step_lines(stderr: str, step: str) -> str:
-    lines = stderr.splitlines()
-    start = next((i for i, line in enumerate(lines) if f"{step} ..." in line), None)
-    if start is None:
-        return stderr[-2000:]
-    end = next((i for i in range(start + 1, len(lines)) if re.match(r"^\[\d+/\d+\]|^record:|^runbook", lines[i])), len(lines))
-    return re.sub(r"/tmp/\S+", "FILE", "\n".join(lines[start:end]))
 
 
 def cluster_data(ssh_config: str | None, device: bool) -> dict[str, object]:
@@ -72,13 +55,8 @@ def cluster_data(ssh_config: str | None, device: bool) -> dict[str, object]:
     return data
 
 
-def wait(predicate, seconds: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(1)
-    return False
+def on(host: str, command: str) -> str:
+    return on_lab(LAB, host, command)
 
 
 def collect(work: Path) -> dict[str, str]:
@@ -230,24 +208,5 @@ With the rule deleted, the two find each other again and both count 3 votes (nod
 """
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--print", action="store_true", help="print the page instead of writing docs/quorum-device.md")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="runbook-qdevice-") as tmp:
-        try:
-            seen = collect(Path(tmp))
-        finally:
-            sh("lab", "down", "--lab", LAB, check=False)
-    text = page(seen)
-    if args.print:
-        print(text)
-    else:
-        PAGE.write_text(text)
-        print(f"wrote {PAGE.relative_to(ROOT)}", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(__doc__ or "", PAGE, LAB, collect, page))

@@ -17,6 +17,8 @@ a command line, so `ps` on the node does not show them either. Pure module: no S
 
 from __future__ import annotations
 
+import dataclasses
+
 import shlex
 from dataclasses import dataclass, field
 from typing import Literal
@@ -99,16 +101,8 @@ def write_file(
 
 def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ...], sha256: str | None = None) -> Operation:
     """The primary's key, byte for byte, root:root 0400; the bytes are read from `source_node` at run time."""
-    return Operation(
-        kind="copy-key",
-        command=f"install -m 0400 -o root -g root /dev/stdin {path}   # the bytes of {source_node}:{path}",
-        reason=reason,
-        by_hand=by_hand,
-        path=path,
-        mode=0o400,
-        copy_from=source_node,
-        copy_sha256=sha256,
-    )
+    op = copy_file(path, source_node, path, reason, mode=0o400, by_hand=by_hand, secret=False)
+    return dataclasses.replace(op, copy_path=None, copy_sha256=sha256)
 
 
 def copy_file(
@@ -116,8 +110,8 @@ def copy_file(
 ) -> Operation:
     """`source_host`'s file, byte for byte, at `path` here (root:root, `mode`); read at run time.
 
-    The bytes pass through the controller's memory only, inside the staging script on SSH stdin, as a
-    key copy's do; `secret` (a private key) keeps them off every page too."""
+    The bytes pass through the controller's memory only, inside the staging script on SSH stdin, and
+    no copy's bytes are ever shown or recorded; `secret` (a private key) only says so in the command."""
     what = "the secret bytes" if secret else "the bytes"
     return Operation(
         kind="copy-key",
