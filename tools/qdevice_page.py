@@ -139,6 +139,8 @@ With `ffsplit` the runbook also writes `votes: 1`: corosync-qdevice refuses ffsp
 (PKCS#12, no password) is copied from the primary to the other nodes only inside the runbook's own
 staging script, kept 0600, and deleted once imported. `runbook lab up` on such a file makes the
 qnetd host too. The qnetd host listens on TCP 5403: open it to the nodes if it has a firewall.
+Preflight tries it from every node before anything changes: a refused connection is fine before the
+first run (nothing listens yet), silence fails the run, naming the node, the qnetd host and the port.
 
 ## What a real run showed
 

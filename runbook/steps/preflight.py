@@ -16,7 +16,7 @@ from runbook.model.types import Cluster, Node
 from runbook.report.outcome import NodeOutcome, StepReport
 from runbook.ssh.fanout import each
 from runbook.ssh.hosts import Hosts
-from runbook.steps import change, firewall, foreign_cluster, leftovers, link_check, removal
+from runbook.steps import change, firewall, foreign_cluster, leftovers, link_check, qnetd_reach, removal
 from runbook.steps._common import gather_facts
 
 Resolved = Mapping[str, tuple[str, ...]]  # name -> addresses, as one node resolves them
@@ -263,6 +263,9 @@ def run_preflight(cluster: Cluster, hosts: Hosts, *, check: bool = False, take_o
     removed = removed_of(cluster, facts, hosts)
     if not report.problems and not report.failed:
         report.problems += check_links(cluster, hosts, facts, resolved, report)
+        qnetd_problems, qnetd_notes = qnetd_reach.check(cluster, hosts)
+        report.problems += qnetd_problems
+        report.notes += qnetd_notes
     if not report.problems and not report.failed:
         refusal = (change_refusal(cluster, facts, restart_all) or membership_refusal(cluster, facts, hosts, removed)
                    or (rotation_mix_refusal(cluster, facts, removed) or rotation_refusal(cluster, facts, restart_all) if rotate_key else None))

@@ -1,6 +1,7 @@
 """The quorum device, for real: two nodes and a qnetd host that is not a member, `runbook run` as a user runs it.
 
-The hosts boot Debian 12 with systemd, as real nodes do: the packages' own scripts run as on a
+Preflight first: a qnetd host whose firewall drops one node's TCP 5403 fails the run before anything
+changes, naming that node, the host and the port. The hosts boot Debian 12 with systemd, as real nodes do: the packages' own scripts run as on a
 server (Debian's qnetd package makes its CA and starts the daemon at install), and a reboot shows
 what starts at boot. One lab, the tests in order, each starting from where the one before left the
 cluster: a running two-node cluster gets the device by a reload (no Corosync restarted) and counts 3
@@ -84,6 +85,21 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         pytest.fail(f"no cached root file system for {OS}: run `runbook lab prepare --os {OS}` before the tests (needs the network)")
     with running_lab("qdev", [*NODES, QNETD], os_name=OS) as state:
         yield Lab(state, tmp_path_factory.mktemp("qdevice"))
+
+
+def test_a_qnetd_host_whose_firewall_drops_a_node_fails_preflight_naming_both_and_the_port(lab: Lab) -> None:
+    drop = ("nft add table inet filter; nft add chain inet filter input '{ type filter hook input priority 0; policy accept; }'; "
+            f"nft add rule inet filter input ip saddr {NODES[0][1]} tcp dport 5403 drop")
+    lab.sh(QNETD[0], drop)
+    try:
+        refused = lab.run(device=True)
+    finally:
+        lab.sh(QNETD[0], "nft delete table inet filter")
+    assert refused.returncode == 1, refused.stderr[-3000:]
+    assert f"n1 -> qn ({QNETD[1]}) TCP 5403: no answer within 3s: a firewall drops it" in refused.stderr, refused.stderr[-3000:]
+    assert "n2 -> qn" not in refused.stderr.split("runbook: error:")[-1]  # only the dropped node is named
+    assert all(lab.sh(n, "dpkg -s corosync >/dev/null 2>&1 && echo installed; ls -A /etc/corosync 2>/dev/null").strip() == ""
+               for n, _ in NODES), "a node was changed"
 
 
 def test_a_device_added_to_a_running_two_node_cluster_counts_without_a_restart_and_no_key_is_shown(lab: Lab) -> None:
