@@ -117,7 +117,7 @@ def assess(cluster: Cluster, readings: Mapping[str, NodeReading | Exception]) ->
         else:
             ok = reading.links.complete(cluster.link_count, expected - 1)
             status.checks["links"] = Check(ok, links_line(reading.links.links), "" if ok else "check the network between the nodes (runbook membership FILE)")
-        if cluster.quorum is not None and cluster.quorum.device is not None:
+        if cluster.quorum.device is not None:
             status.checks["qdevice"] = qdevice_check(view, cluster.source or "FILE")
         boot_plan = boot.plan_node(f)
         status.checks["boot"] = (Check(True, boot_plan.summary or "enabled at boot") if not boot_plan.changes

@@ -243,7 +243,7 @@ def _stage(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str, 
     try:
         for name in staging:
             for op in runs[name].plan.operations:
-                source = (op.copy_from or "", op.copy_path or op.path or "")
+                source = op.copy_source
                 if op.copy_from and source not in sources:
                     data = hosts[op.copy_from].read_file(source[1])
                     if not data:
@@ -254,7 +254,7 @@ def _stage(names: list[str], runs: dict[str, _NodeRun], hosts: Hosts, tag: str, 
             bodies = []
             for index, op in enumerate(runs[name].plan.operations):
                 if op.stages:
-                    data = op.data if op.data is not None else sources[(op.copy_from or "", op.copy_path or op.path or "")]
+                    data = op.data if op.data is not None else sources[op.copy_source]
                     bodies.append((index, stage_body(op, data, tag, index, keep, stamp)))
                     runs[name].staged.append(staged_path(op.path or "", tag, index))
             result = hosts[name].run("sh -s", input=node_script(bodies).encode(), display="stage the new files (sh -s)", timeout=120)

@@ -17,10 +17,8 @@ a command line, so `ps` on the node does not show them either. Pure module: no S
 
 from __future__ import annotations
 
-import dataclasses
-
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 STAGED = '"$f"'  # how a write's `validate` command names the staged file
@@ -56,6 +54,11 @@ class Operation:
     def stages(self) -> bool:
         """Whether this operation puts a file in place (staged on every node first, then renamed)."""
         return self.kind in ("write", "copy-key")
+
+    @property
+    def copy_source(self) -> tuple[str, str]:
+        """A copy's (host, path) that supplies its bytes."""
+        return (self.copy_from or "", self.copy_path or self.path or "")
 
     def key(self) -> tuple[str, str]:
         """What `plan` and `run` compare: the kind and the command."""
@@ -102,7 +105,7 @@ def write_file(
 def copy_key(path: str, source_node: str, reason: str, *, by_hand: tuple[str, ...], sha256: str | None = None) -> Operation:
     """The primary's key, byte for byte, root:root 0400; the bytes are read from `source_node` at run time."""
     op = copy_file(path, source_node, path, reason, mode=0o400, by_hand=by_hand, secret=False)
-    return dataclasses.replace(op, copy_path=None, copy_sha256=sha256)
+    return replace(op, copy_path=None, copy_sha256=sha256)
 
 
 def copy_file(

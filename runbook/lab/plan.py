@@ -9,10 +9,10 @@ import re
 from collections.abc import Sequence
 
 from runbook.errors import LabError
-from runbook.model.types import Cluster
 from runbook.lab.netns import netns_prefix
 from runbook.lab.sshd import sh_quote, sshd_command
 from runbook.lab.state import LabHost, LabLink, LabState, check_lab_name
+from runbook.model.types import Cluster
 
 GENERATED_SUBNET = ipaddress.ip_network("10.0.77.0/24")
 
@@ -108,7 +108,7 @@ def qnetd_spec(cluster: Cluster, given: Sequence[tuple[str, list[str]]]) -> list
     """The lab host for the cluster's corosync-qnetd (none without a quorum device): at `net.host` on
     link 0, named `net.name` (else `qnetd`), with a free address on every further link, since the lab
     gives every host one address per link."""
-    device = cluster.quorum.device if cluster.quorum else None
+    device = cluster.quorum.device
     if device is None or device.net is None:
         return []
     net = device.net

@@ -28,9 +28,12 @@ MIRROR = "http://deb.debian.org/debian"
 # brings python3 (the link check's probe) and nftables (Priority: important; its service off by default).
 BASE_PACKAGES = ("systemd", "systemd-sysv", "dbus", "openssh-server", "iproute2", "procps", "python3", "nftables")
 HOST_OS = "host"
-# What the tree's apt cache holds for offline installs: Corosync, the quorum device's two daemons (step 07), and
-# Pacemaker, which the guide's "After Corosync" page starts on the runbook's cluster (tools/pacemaker_page.py).
-DOWNLOADS = ("corosync", "corosync-qdevice", "corosync-qnetd", "pacemaker", "pacemaker-cli-utils")
+# What every lab host may install offline: Corosync, and the quorum device's two daemons (step 07). Host labs
+# take them from this machine's apt cache (runbook.lab.up.prepare_packages), booting hosts from their tree's.
+CLUSTER_PACKAGES = ("corosync", "corosync-qdevice", "corosync-qnetd")
+# A tree's apt cache also holds Pacemaker, which the guide's "After Corosync" page starts on booting hosts
+# (tools/pacemaker_page.py).
+DOWNLOADS = (*CLUSTER_PACKAGES, "pacemaker", "pacemaker-cli-utils")
 
 
 @dataclass(frozen=True)

@@ -88,8 +88,7 @@ def prepare_packages(progress: Progress = no_progress) -> None:
 
 
 _APT_LOCK_WAIT = 300.0
-# What lab hosts may install offline: Corosync, and the quorum device's two daemons (step 07).
-LAB_PACKAGES = ("corosync", "corosync-qdevice", "corosync-qnetd")
+LAB_PACKAGES = lab_rootfs.CLUSTER_PACKAGES
 
 
 def _download_corosync(progress: Progress, packages: Sequence[str] = LAB_PACKAGES) -> subprocess.CompletedProcess[str]:

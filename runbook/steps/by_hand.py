@@ -12,12 +12,14 @@ runbook does; forced to generation 1, the chapter's cluster reads as the chapter
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from runbook.engine.facts import AUTHKEY_PATH, CONF_PATH, DEFAULTS_PATH, RC_LOCAL_PATH, FileFact, NodeFacts
 from runbook.engine.plan import StepPlan
 from runbook.model.rules import with_generation
-from runbook.model.types import Cluster
+from runbook.model.types import Cluster, NetDevice, QuorumDevice
 from runbook.steps import authkey, boot, cfgtool, config, install, start
+from runbook.steps.qdevice_plan import QFacts, plan_phases, qnetd_node
 
 PACKAGE_VERSION = {1: "1.4.2", 2: "2.4.2", 3: "3.1.7"}
 UBUNTU_RC_LOCAL = (
@@ -175,30 +177,15 @@ def page(cluster: Cluster, generations: tuple[int, ...] = (1, 3)) -> str:
     return "\n\n".join(body) + "\n"
 
 
-if __name__ == "__main__":  # python -m runbook.steps.by_hand docs/by-hand.md
-    import sys
-    from pathlib import Path
-
-    from runbook.model.load import load_cluster
-
-    root = Path(__file__).resolve().parent.parent
-    Path(sys.argv[1]).write_text(page(load_cluster(root / "clusters" / "chapter.yaml")), encoding="utf-8")
-
 
 def with_device(cluster: Cluster, host: str = "10.0.66.203", name: str = "qnetd") -> Cluster:
     """The cluster with a quorum device (model net, ffsplit, TLS on) on `host`: the guide's example."""
-    import dataclasses
-
-    from runbook.model.types import NetDevice, Quorum, QuorumDevice
-
     device = QuorumDevice(model="net", net=NetDevice(host=host, name=name, algorithm="ffsplit"))
-    return dataclasses.replace(cluster, quorum=dataclasses.replace(cluster.quorum or Quorum(), device=device, two_node=None))
+    return replace(cluster, quorum=replace(cluster.quorum, device=device, two_node=None))
 
 
 def qdevice_markdown(cluster: Cluster) -> str:
     """Markdown for step 07's "by hand" box: the quorum device on fresh Debian hosts, from the same plans."""
-    from runbook.steps.qdevice_plan import QFacts, plan_phases, qnetd_node
-
     withd = with_device(cluster)
     fresh = {"pm": "apt-get", "init": "systemd"}
     qname = qnetd_node(withd.quorum.device.net).name  # type: ignore[union-attr]
@@ -212,3 +199,14 @@ def qdevice_markdown(cluster: Cluster) -> str:
         f"On {ERA[3]}, with corosync-qnetd on a host `{qname}` at {withd.quorum.device.net.host}:",  # type: ignore[union-attr]
         "```sh\n" + "\n".join(lines) + "\n```",
     ])
+
+
+if __name__ == "__main__":  # python -m runbook.steps.by_hand docs/by-hand.md
+    import sys
+    from pathlib import Path
+
+    from runbook.model.load import load_cluster
+
+    root = Path(__file__).resolve().parent.parent
+    Path(sys.argv[1]).write_text(page(load_cluster(root / "clusters" / "chapter.yaml")), encoding="utf-8")
+

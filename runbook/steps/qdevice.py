@@ -64,7 +64,7 @@ def merge(reports: list[StepReport], order: list[str], quiet: Mapping[str, str],
 
 
 def setup_quorum_device(cluster: Cluster, hosts: Hosts, *, check: bool = False, wait: float = VOTE_WAIT) -> StepReport:
-    device = cluster.quorum.device if cluster.quorum else None
+    device = cluster.quorum.device
     names = [n.name for n in cluster.nodes]
     if device is None or device.net is None:
         facts = read_facts(names, hosts)
@@ -72,15 +72,17 @@ def setup_quorum_device(cluster: Cluster, hosts: Hosts, *, check: bool = False, 
         report.notes.append("The cluster file has no quorum.device: nothing to set up. Step 06 wrote two_node for a two-node cluster.")
         return report
     qnode = qnetd_node(device.net)  # not a cluster node: the cluster file's rules refuse that (model.rules)
-    for node_facts in gather_facts(STEP, cluster, hosts, ("corosync_version", "corosync_candidate")).values():
-        if generation_of(cluster, node_facts, STEP, check) == 1:
-            raise StepFailed(STEP, {node_facts.node: "Corosync 1.x has no quorum device (votequorum and corosync-qdevice came with 2.x); "
+    # One round trip per node: the generation and this step's own facts in one facts script.
+    node_facts = gather_facts(STEP, cluster, hosts, ("corosync_version", "corosync_candidate"), extra={"qdevice": FACTS_SCRIPT})
+    for f in node_facts.values():
+        if generation_of(cluster, f, STEP, check) == 1:
+            raise StepFailed(STEP, {f.node: "Corosync 1.x has no quorum device (votequorum and corosync-qdevice came with 2.x); "
                                     "remove quorum.device from the cluster file or upgrade (nothing was changed)"})
     qhost = Host(resolve_endpoint(qnode, cluster.ssh))
     try:
         every = Hosts([*(hosts[n] for n in names), qhost])
-        facts = read_facts([*names, qnode.name], every)
-        phases = plan_phases(cluster, {n: facts[n] for n in names}, facts[qnode.name])
+        qnetd = read_facts([qnode.name], every)[qnode.name]
+        phases = plan_phases(cluster, {n: parse_facts(n, f.extra.get("qdevice", "")) for n, f in node_facts.items()}, qnetd)
         reports = _apply(phases, every, cluster, check)
         quiet = {qnode.name: f"corosync-qnetd runs (TCP {device.net.port or QNETD_PORT}), its CA made",
                  **{n: "corosync-qdevice runs with the cluster's certificate" for n in names}}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from runbook.engine import operations
 from runbook.engine.plan import NodePlan, StepPlan
 from runbook.model.types import Cluster, NetDevice, Node
+from runbook.steps.restart import parse_state
 
 STEP = "07-quorum-device"
 TITLE = "Add the quorum device"
@@ -119,12 +120,7 @@ class QFacts:
 
 
 def parse_facts(host: str, text: str) -> QFacts:
-    values = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip():
-            values[key.strip()] = value.strip()
-    return QFacts(host, values)
+    return QFacts(host, parse_state(text))
 
 
 def install_op(pm: str | None, package: str) -> operations.Operation | None:
@@ -198,7 +194,7 @@ def needs(cluster: Cluster, nodes: dict[str, QFacts], qnetd: QFacts, qnetd_ca_kn
 
 
 def _net(cluster: Cluster) -> NetDevice:
-    device = cluster.quorum.device if cluster.quorum else None
+    device = cluster.quorum.device
     assert device is not None and device.net is not None
     return device.net
 

@@ -53,7 +53,7 @@ def verdict(node: str, answer: str, host: str, name: str, port: int) -> tuple[st
 
 def check(cluster: Cluster, hosts: Hosts) -> tuple[list[str], list[str]]:
     """(problems, notes) from every node's probe of the qnetd port; none without a quorum device."""
-    device = cluster.quorum.device if cluster.quorum else None
+    device = cluster.quorum.device
     if device is None or device.net is None:
         return [], []
     net = device.net
